@@ -1,0 +1,66 @@
+#!/usr/bin/env python3
+"""Set-up and entry point for jaxotdm: creates or reuses ./.venv, installs the package, runs a command.
+
+    python3 .ci/dev.py verify [ARGS]   # the main job (jaxotdm verify) on the embedded default data
+    python3 .ci/dev.py test [ARGS]     # the test suite (pytest)
+    python3 .ci/dev.py bench [ARGS]    # every benchmark (benchmarks/run_all.py)
+    python3 .ci/dev.py jaxotdm ARGS    # any jaxotdm CLI command
+
+Needs only python3 >= 3.11. The virtual environment is re-installed when pyproject.toml changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = Path(os.environ.get("JAXOTDM_VENV", ROOT / ".venv"))
+EXTRAS = {"test": "test", "verify": "test", "jaxotdm": "test", "bench": "dev"}
+
+
+def _python() -> Path:
+    return VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def ensure_env(extra: str) -> Path:
+    if sys.version_info < (3, 11):
+        sys.exit(f"jaxotdm needs Python >= 3.11, this is {sys.version.split()[0]}")
+    py = _python()
+    if not py.exists():
+        print(f"[dev] creating virtual environment in {VENV}", flush=True)
+        venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + extra.encode()).hexdigest()
+    stamp = VENV / f".jaxotdm-installed-{extra}"
+    if not stamp.exists() or stamp.read_text() != digest:
+        print(f"[dev] installing jaxotdm[{extra}] into {VENV} (first run takes a few minutes)", flush=True)
+        subprocess.check_call([str(py), "-m", "pip", "install", "-q", "--upgrade", "pip"])
+        subprocess.check_call([str(py), "-m", "pip", "install", "-q", "-e", f"{ROOT}[{extra}]"])
+        stamp.write_text(digest)
+    return py
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in EXTRAS:
+        print(__doc__)
+        return 2
+    cmd, rest = argv[0], argv[1:]
+    py = ensure_env(EXTRAS[cmd])
+    env = dict(os.environ)
+    if cmd == "test":
+        args = [str(py), "-m", "pytest", *rest]
+    elif cmd == "bench":
+        args = [str(py), str(ROOT / "benchmarks" / "run_all.py"), *rest]
+    elif cmd == "verify":
+        args = [str(py), "-m", "jaxotdm", "verify", *rest]
+    else:
+        args = [str(py), "-m", "jaxotdm", *rest]
+    return subprocess.call(args, cwd=ROOT, env=env)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

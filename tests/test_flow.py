@@ -1,0 +1,174 @@
+"""Probability-flow maps: closed form for Gaussian data, landing on discrete data, exact NFE, transforms."""
+
+import math
+
+import diffrax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.linalg import sqrtm
+
+import jaxotdm as jo
+
+MEAN = np.array([0.5, -1.0, 2.0])
+COV = np.array([[1.5, 0.4, 0.0], [0.4, 0.8, -0.2], [0.0, -0.2, 0.3]])
+
+
+def gaussian_pf_map(schedule, x, t0, t1):
+    """Closed form: p_t = N(a_t m, C_t), C_t = a_t^2 S + s_t^2 I all commute, so M = C1^1/2 C0^-1/2."""
+    c = [float(schedule.alpha(t)) ** 2 * COV + float(schedule.sigma2(t)) * np.eye(3) for t in (t0, t1)]
+    a = np.real(sqrtm(c[1])) @ np.linalg.inv(np.real(sqrtm(c[0])))
+    a0, a1 = float(schedule.alpha(t0)), float(schedule.alpha(t1))
+    return a1 * MEAN + (np.asarray(x) - a0 * MEAN) @ a.T, a
+
+
+@pytest.mark.parametrize(
+    ("schedule", "t0", "t1"),
+    [
+        (jo.OU(), 6.0, 1e-3),
+        (jo.OU(), 1e-3, 6.0),
+        (jo.VPLinear(), 1.0, 1e-3),
+        (jo.SubVP(), 1e-3, 1.0),
+        (jo.Cosine(), 0.95, 1e-3),
+        (jo.VE(), 1.0, 1e-2),
+        (jo.EDM(), 1e-2, 20.0),
+    ],
+    ids=lambda v: type(v).__name__ if not isinstance(v, float) else str(v),
+)
+def test_gaussian_flow_is_the_affine_closed_form(schedule, t0, t1):
+    g = jo.GaussianMeasure(MEAN, COV)
+    x = g.sample_marginal(jax.random.key(0), t0, schedule, 64)
+    out = jo.flow_map(jo.exact_score(g, schedule), schedule, x, t0, t1, rtol=1e-10, atol=1e-10, solver="dopri8")
+    ref, _ = gaussian_pf_map(schedule, x, t0, t1)
+    assert bool(out.success)
+    np.testing.assert_allclose(out.points, ref, atol=1e-6 * max(1.0, np.abs(ref).max()))
+
+
+def test_flow_is_differentiable_jacobian_matches_closed_form():
+    s = jo.OU()
+    g = jo.GaussianMeasure(MEAN, COV)
+    score = jo.exact_score(g, s)
+    x0 = jnp.asarray(np.array([0.1, 0.2, -0.3]))
+    jac = jax.jacrev(lambda x: jo.flow_map(score, s, x, 2.0, 0.1, rtol=1e-10, atol=1e-10).points)(x0)
+    _, a = gaussian_pf_map(s, x0, 2.0, 0.1)
+    np.testing.assert_allclose(jac, a, atol=1e-6)
+    fwd = jax.jacfwd(
+        lambda x: jo.flow_map(score, s, x, 2.0, 0.1, rtol=1e-10, atol=1e-10, adjoint=diffrax.ForwardMode()).points
+    )(x0)
+    np.testing.assert_allclose(fwd, a, atol=1e-6)
+    grad = jax.grad(lambda x: jnp.sum(jo.flow_map(score, s, x, 2.0, 0.1, rtol=1e-10, atol=1e-10).points))(x0)
+    np.testing.assert_allclose(grad, a.sum(0), atol=1e-6)
+
+
+def test_discrete_data_flow_lands_on_points_with_right_masses():
+    pts = np.array([[-2.0, 0.0], [1.5, 1.0], [0.5, -2.5]])
+    w = np.array([0.5, 0.3, 0.2])
+    mu = jo.EmpiricalMeasure(pts, w)
+    s = jo.OU()
+    T, eps, n = 8.0, 1e-4, 4000
+    x_T = mu.sample_marginal(jax.random.key(3), T, s, n)
+    out = jo.flow_map(jo.exact_score(mu, s), s, x_T, T, eps, rtol=1e-7, atol=1e-7)
+    assert bool(out.success)
+    y = np.asarray(out.points)
+    target = float(s.alpha(eps)) * pts
+    dist = np.linalg.norm(y[:, None, :] - target[None], axis=-1)
+    nearest = dist.argmin(1)
+    # p_eps is a mixture with component std sigma(eps) = 0.01: everything within 6 sigma of a point
+    assert float(dist.min(1).max()) < 6 * float(s.sigma(eps)) * math.sqrt(2)
+    freq = np.bincount(nearest, minlength=3) / n
+    se = np.sqrt(w * (1 - w) / n)
+    assert np.all(np.abs(freq - w) < 4 * se), (freq, w)
+
+
+class _CountingScore:
+    """Counts score evaluations at run time (not trace time) through a host callback."""
+
+    def __init__(self, score):
+        self.score, self.count = score, 0
+
+    def _inc(self):
+        self.count += 1
+
+    def __call__(self, x, t):
+        jax.debug.callback(self._inc)
+        return self.score(x, t)
+
+
+@pytest.mark.parametrize("solver", ["tsit5", "dopri5", "bosh3", "heun", "dopri8"])
+@pytest.mark.parametrize("num_steps", [None, 7])
+def test_nfe_is_exact(solver, num_steps):
+    mu = jo.EmpiricalMeasure(np.array([[-1.0], [1.0]]))
+    s = jo.OU()
+    counter = _CountingScore(jo.exact_score(mu, s))
+    x = jnp.linspace(-2, 2, 5)[:, None]
+    out = jo.flow_map(counter, s, x, 4.0, 0.05, solver=solver, num_steps=num_steps, rtol=1e-4, atol=1e-4)
+    jax.block_until_ready(out.points)
+    jax.effects_barrier()
+    assert int(out.nfe) == counter.count
+    if num_steps is not None:
+        assert int(out.num_steps) == num_steps
+
+
+def test_jit_vmap_and_retrace_guard():
+    mu = jo.EmpiricalMeasure(np.array([[-1.0, 0.0], [1.0, 0.5], [0.0, 2.0]]))
+    s = jo.VPLinear()
+    score = jo.exact_score(mu, s)
+    x = jax.random.normal(jax.random.key(0), (6, 2))
+    eager = jo.flow_map(score, s, x, 1.0, 1e-2).points
+    jitted = jax.jit(lambda sc, x, t0: jo.flow_map(sc, s, x, t0, 1e-2).points)(score, x, 1.0)
+    np.testing.assert_allclose(jitted, eager, rtol=1e-10, atol=1e-12)
+    per_point = jax.vmap(lambda xi: jo.flow_map(score, s, xi, 1.0, 1e-2, rtol=1e-9, atol=1e-9).points)(x)
+    batch = jo.flow_map(score, s, x, 1.0, 1e-2, rtol=1e-9, atol=1e-9).points
+    np.testing.assert_allclose(per_point, batch, atol=1e-6)
+
+    calls = []
+
+    def traced_score(y, t):
+        calls.append(1)  # runs only while tracing
+        return score(y, t)
+
+    jo.flow_map(traced_score, s, x, 1.0, 1e-2)
+    n_first = len(calls)
+    jo.flow_map(traced_score, s, x + 0.5, 0.9, 2e-2)  # new values, same shapes: no retrace
+    jo.flow_map(traced_score, s, x - 0.5, 0.3, 5e-2)
+    assert n_first > 0 and len(calls) == n_first
+
+
+def test_accepts_diffrax_solver_instances():
+    mu = jo.EmpiricalMeasure(np.array([[-1.0], [1.0]]))
+    s = jo.OU()
+    out = jo.flow_map(jo.exact_score(mu, s), s, jnp.ones((2, 1)), 3.0, 0.1, solver=diffrax.Dopri5())
+    assert bool(out.success) and int(out.nfe) > 0
+
+
+def test_max_steps_exhaustion_is_reported_not_raised():
+    mu = jo.EmpiricalMeasure(np.array([[-1.0], [1.0]]))
+    s = jo.OU()
+    out = jo.flow_map(jo.exact_score(mu, s), s, jnp.ones((2, 1)), 3.0, 1e-4, max_steps=3)
+    assert not bool(out.success)
+
+
+def test_bad_input():
+    mu = jo.EmpiricalMeasure(np.array([[-1.0], [1.0]]))
+    s = jo.OU()
+    sc = jo.exact_score(mu, s)
+    x = jnp.zeros((3, 1))
+    with pytest.raises(ValueError, match="t0"):
+        jo.flow_map(sc, s, x, 0.0, 1.0)
+    with pytest.raises(ValueError, match="t1"):
+        jo.flow_map(sc, s, x, 1.0, -0.5)
+    with pytest.raises(ValueError, match="differ"):
+        jo.flow_map(sc, s, x, 1.0, 1.0)
+    with pytest.raises(ValueError, match="solver"):
+        jo.flow_map(sc, s, x, 1.0, 0.1, solver="rk99")
+    with pytest.raises(ValueError, match="`x`"):
+        jo.flow_map(sc, s, jnp.array([[np.nan]]), 1.0, 0.1)
+    with pytest.raises(ValueError, match="num_steps"):
+        jo.flow_map(sc, s, x, 1.0, 0.1, num_steps=0)
+    with pytest.raises(ValueError, match="score"):
+        jo.flow_map(None, s, x, 1.0, 0.1)
+    with pytest.raises(ValueError, match="t1"):
+        jo.flow_map(sc, jo.Cosine(), x, 0.5, 1.0)
+    with pytest.raises(ValueError, match="num_steps"):
+        jo.flow_map(sc, s, x, 1.0, 0.1, solver="euler")

@@ -1,0 +1,127 @@
+"""Schedules: forward-SDE marginals, derived f and g^2, small-t accuracy, log-SNR inverse, PyTree use."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxotdm as jo
+
+ALL = [jo.OU(), jo.OU(beta=2.5), jo.VPLinear(), jo.SubVP(), jo.Cosine(), jo.VE(), jo.EDM()]
+IDS = [f"{type(s).__name__}-{i}" for i, s in enumerate(ALL)]
+
+
+def _times(s):
+    return jnp.array([1e-3, 0.1, 0.37, 0.8]) if s.t_max < math.inf else jnp.array([1e-3, 0.1, 0.8, 3.0])
+
+
+@pytest.mark.parametrize("s", ALL, ids=IDS)
+def test_drift_and_diffusion_match_finite_differences(s):
+    t = _times(s)
+    h = 1e-6 * jnp.maximum(t, 1.0)
+    f_fd = (jnp.log(s.alpha(t + h)) - jnp.log(s.alpha(t - h))) / (2 * h)
+    ds2 = (s.sigma(t + h) ** 2 - s.sigma(t - h) ** 2) / (2 * h)
+    g2_fd = ds2 - 2 * f_fd * s.sigma(t) ** 2
+    np.testing.assert_allclose(s.drift(t), f_fd, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(s.diffusion2(t), g2_fd, rtol=1e-6, atol=1e-8)
+    assert np.all(np.asarray(s.diffusion2(t)) > 0)
+
+
+def test_known_closed_forms():
+    t = jnp.array([0.01, 0.5, 2.0])
+    np.testing.assert_allclose(jo.OU(beta=2.0).diffusion2(t), 2.0, rtol=1e-14)
+    np.testing.assert_allclose(jo.OU(beta=2.0).drift(t), -1.0, rtol=1e-14)
+    v = jo.VPLinear()
+    np.testing.assert_allclose(v.diffusion2(t), 0.1 + t * 19.9, rtol=1e-12)
+    np.testing.assert_allclose(jo.EDM().diffusion2(t), 2 * t, rtol=1e-14)
+    ve = jo.VE()
+    np.testing.assert_allclose(ve.sigma(1.0), 50.0, rtol=1e-13)
+    np.testing.assert_allclose(ve.diffusion2(t), 2 * math.log(5000.0) * ve.sigma(t) ** 2, rtol=1e-12)
+
+
+def _sigma_expansion(s, t):
+    """Independent small-t expansions of sigma(t), accurate far beyond 1e-10 at t = 1e-8."""
+    if isinstance(s, jo.SubVP):
+        B = s.beta_min * t + 0.5 * (s.beta_max - s.beta_min) * t * t
+        return B - B * B / 2 + B**3 / 6
+    if isinstance(s, jo.VPLinear):
+        B = s.beta_min * t + 0.5 * (s.beta_max - s.beta_min) * t * t
+        return math.sqrt(B - B * B / 2 + B**3 / 6)
+    if isinstance(s, jo.OU):
+        b = s.beta * t
+        return math.sqrt(b - b * b / 2 + b**3 / 6)
+    if isinstance(s, jo.Cosine):
+        a0 = s.s / (1 + s.s) * math.pi / 2
+        d = t / (1 + s.s) * math.pi / 2
+        sin_d = d - d**3 / 6
+        sin_sum = math.sin(2 * a0) * (1 - d * d / 2) + math.cos(2 * a0) * sin_d
+        return math.sqrt(sin_d * sin_sum) / math.cos(a0)
+    if isinstance(s, jo.VE):
+        return s.sigma_min * math.exp(t * math.log(s.sigma_max / s.sigma_min))
+    return t  # EDM
+
+
+@pytest.mark.parametrize("s", ALL, ids=IDS)
+def test_sigma_accurate_at_tiny_t(s):
+    t = 1e-8
+    got = float(s.sigma(jnp.float64(t)))
+    ref = _sigma_expansion(s, t)
+    assert abs(got - ref) / ref <= 1e-10
+
+
+@pytest.mark.parametrize("s", ALL, ids=IDS)
+def test_log_snr_inverse_round_trip(s):
+    t = jnp.concatenate([jnp.array([1e-6]), _times(s)])
+    np.testing.assert_allclose(s.t_from_log_snr(s.log_snr(t)), t, rtol=1e-7)
+    lam = s.log_snr(t)
+    assert np.all(np.diff(np.asarray(lam)) < 0), "log-SNR must decrease"
+
+
+@pytest.mark.parametrize("s", ALL, ids=IDS)
+def test_marginals_match_euler_maruyama(s):
+    """Simulate dx = f x dt + g dW from the exact marginal at t_a to t_b; compare mean and variance."""
+    ta, tb = (0.05, 0.6) if s.t_max < math.inf else (0.05, 1.5)
+    x0 = 0.8
+    n_paths, n_steps = 40_000, 2_000
+    key = jax.random.key(1)
+    k0, key = jax.random.split(key)
+    x = s.alpha(ta) * x0 + s.sigma(ta) * jax.random.normal(k0, (n_paths,))
+    dt = (tb - ta) / n_steps
+
+    def step(x, inp):
+        i, k = inp
+        t = ta + i * dt
+        return x + s.drift(t) * x * dt + jnp.sqrt(s.diffusion2(t) * dt) * jax.random.normal(k, x.shape), None
+
+    x, _ = jax.lax.scan(step, x, (jnp.arange(n_steps), jax.random.split(key, n_steps)))
+    mean_ref, var_ref = float(s.alpha(tb)) * x0, float(s.sigma2(tb))
+    se_mean = math.sqrt(var_ref / n_paths)
+    se_var = var_ref * math.sqrt(2.0 / n_paths)
+    assert abs(float(x.mean()) - mean_ref) < 4 * se_mean + 1e-3 * abs(mean_ref)
+    assert abs(float(x.var()) - var_ref) < 4 * se_var + 2e-3 * var_ref
+
+
+def test_schedules_are_pytrees_and_transformable():
+    s = jo.OU(beta=2.0)
+    assert jax.tree_util.tree_leaves(s) == [2.0]
+    f = jax.jit(lambda sched, t: sched.sigma(t))
+    np.testing.assert_allclose(f(s, 0.3), s.sigma(0.3), rtol=1e-14)
+    np.testing.assert_allclose(f(jo.OU(beta=3.0), 0.3), jo.OU(beta=3.0).sigma(0.3), rtol=1e-14)
+    # grad with respect to the schedule parameter and to time
+    dbeta = jax.grad(lambda b: jo.OU(beta=b).sigma2(0.5))(2.0)
+    np.testing.assert_allclose(dbeta, 0.5 * math.exp(-1.0), rtol=1e-12)
+    dt = jax.grad(lambda t: jo.VPLinear().log_alpha(t))(0.5)
+    np.testing.assert_allclose(dt, jo.VPLinear().drift(0.5), rtol=1e-14)
+    np.testing.assert_allclose(jax.vmap(jo.Cosine().sigma)(jnp.array([0.1, 0.2])), jo.Cosine().sigma(jnp.array([0.1, 0.2])))
+
+
+def test_priors():
+    assert float(jo.OU().prior_std(5.0)) == 1.0
+    assert float(jo.Cosine().prior_std(0.9)) == 1.0
+    np.testing.assert_allclose(jo.VE().prior_std(1.0), 50.0, rtol=1e-13)
+    np.testing.assert_allclose(jo.EDM().prior_std(80.0), 80.0)
+    z = jo.VE().sample_prior(jax.random.key(0), 1.0, (20_000, 2))
+    assert abs(float(z.std()) - 50.0) < 1.0
+    assert jo.Cosine().t_max == 1.0 and jo.OU().t_max == math.inf
