@@ -122,6 +122,37 @@ def _mixture_stats(measure: EmpiricalMeasure, x, t, schedule: Schedule, chunk_si
     return log_p.reshape(batch), (mean_c + center).reshape(batch + (d,))
 
 
+def _mixture_argmax(measure: EmpiricalMeasure, x, t, schedule: Schedule, chunk_size=None):
+    """Index of the largest posterior weight ``argmax_i log w_i - |x - alpha_t y_i|^2 / (2 sigma_t^2)``.
+
+    Streams over point chunks with a running (max, argmax); x of shape (..., d), t a scalar.
+    """
+    chunk = min(DEFAULT_POINT_CHUNK if chunk_size is None else chunk_size, measure.num_points)
+    points, w = measure.points, measure.weights
+    dtype = jnp.result_type(x.dtype, points.dtype)
+    batch, d = x.shape[:-1], x.shape[-1]
+    xf = x.astype(dtype).reshape(-1, d)
+    center = w @ points
+    a = schedule.alpha(jnp.asarray(t, dtype))
+    s2 = schedule.sigma2(jnp.asarray(t, dtype))
+    xs = xf - a * center
+    y = _pad_to_multiple((points - center).astype(dtype), chunk, 0.0).reshape(-1, chunk, d)
+    lw = _pad_to_multiple(jnp.log(w).astype(dtype), chunk, -jnp.inf).reshape(-1, chunk)
+    offsets = jnp.arange(y.shape[0]) * chunk
+
+    def body(carry, blk):
+        best, arg = carry
+        yc, lwc, off = blk
+        logits = lwc[None, :] + (a * (xs @ yc.T) - 0.5 * a * a * jnp.sum(yc * yc, -1)[None, :]) / s2
+        m, i = jnp.max(logits, -1), jnp.argmax(logits, -1)
+        better = m > best
+        return (jnp.where(better, m, best), jnp.where(better, (i + off).astype(arg.dtype), arg)), None
+
+    init = (jnp.full((xf.shape[0],), -jnp.inf, dtype), jnp.zeros((xf.shape[0],), jnp.int32))
+    (_, arg), _ = jax.lax.scan(body, init, (y, lw, offsets))
+    return arg.reshape(batch)
+
+
 @pytree_dataclass
 class ExactScore:
     """The exact score ``grad_x log p_t(x)`` of a known initial measure under a schedule.
@@ -169,6 +200,14 @@ class ExactScore:
         """The posterior mean ``E[X_0 | X_t = x]``."""
         x = self._check(x, t)
         return self._stats(x, t)[1]
+
+    def posterior_mode(self, x: Float[ArrayLike, "... d"], t: ArrayLike):
+        """Index of the data point with the largest posterior weight given ``X_t = x`` (empirical
+        measures only; ``t`` a scalar). At small ``t`` this is the point a sample has landed on."""
+        x = self._check(x, t)
+        if not isinstance(self.measure, EmpiricalMeasure):
+            raise ValueError("`measure` must be an EmpiricalMeasure for posterior_mode.")
+        return _mixture_argmax(self.measure, x, t, self.schedule, self.chunk_size)
 
     def __call__(self, x: Float[ArrayLike, "... d"], t: ArrayLike) -> Float[Array, "... d"]:
         """The score ``(alpha_t E[X_0 | X_t = x] - x) / sigma_t^2``."""

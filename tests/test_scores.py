@@ -184,3 +184,16 @@ def test_bad_input():
         jo.exact_score(np.zeros((3, 3)), jo.OU())
     with pytest.raises(ValueError, match="schedule"):
         jo.exact_score(mu, "ou")
+
+
+def test_posterior_mode_matches_numpy_argmax():
+    mu, rng = _data(n=41, d=3)
+    x = rng.normal(size=(50, 3)) * 2
+    s = jo.OU()
+    for t in [1e-3, 0.4]:
+        got = jo.exact_score(mu, s, chunk_size=8).posterior_mode(x, t)
+        a, s2 = float(s.alpha(t)), float(s.sigma2(t))
+        logits = np.log(np.asarray(mu.weights))[None] - ((x[:, None] - a * np.asarray(mu.points)[None]) ** 2).sum(-1) / (2 * s2)
+        np.testing.assert_array_equal(got, logits.argmax(1))
+    with pytest.raises(ValueError, match="measure"):
+        jo.exact_score(jo.GaussianMeasure(np.zeros(3), np.eye(3)), s).posterior_mode(x, 0.5)
