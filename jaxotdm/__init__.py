@@ -1,11 +1,32 @@
 """jaxotdm: optimal transport and diffusion models in JAX.
 
 Exact scores and probability-flow maps for diffusions started from a dataset, semi-discrete and
-entropic optimal transport, and the measurements that test the claims of arXiv 2410.13431.
+entropic optimal transport, samplers, and the measurements that test the claims of arXiv 2410.13431.
+
+Submodules: :mod:`~jaxotdm.schedules`, :mod:`~jaxotdm.measures`, :mod:`~jaxotdm.scores`,
+:mod:`~jaxotdm.flow`, :mod:`~jaxotdm.ot`, :mod:`~jaxotdm.samplers`, :mod:`~jaxotdm.metrics`,
+:mod:`~jaxotdm.verify`, :mod:`~jaxotdm.data`, :mod:`~jaxotdm.networks`, :mod:`~jaxotdm.training`.
 """
 
+from jaxotdm import data, metrics, ot, samplers, verify
 from jaxotdm.flow import SOLVERS, FlowResult, flow_map, probability_flow_velocity
 from jaxotdm.measures import EmpiricalMeasure, GaussianMeasure
+from jaxotdm.ot import (
+    AdamSolver,
+    NewtonSolver,
+    OTTSolver,
+    SemidiscreteCertificate,
+    SemidiscreteMap,
+    bures_w2,
+    gaussian_ot_map,
+    pushforward_w2,
+    semidiscrete_ot,
+    sinkhorn,
+    sinkhorn_divergence,
+    w2_exact,
+    w2_gaussian_to_discrete,
+)
+from jaxotdm.samplers import SampleResult, sample
 from jaxotdm.schedules import EDM, OU, VE, Cosine, Schedule, SubVP, VPLinear
 from jaxotdm.scores import ExactScore, exact_score
 
@@ -16,15 +37,35 @@ __all__ = [
     "OU",
     "SOLVERS",
     "VE",
+    "AdamSolver",
     "Cosine",
     "EmpiricalMeasure",
     "ExactScore",
     "FlowResult",
     "GaussianMeasure",
+    "NewtonSolver",
+    "OTTSolver",
+    "SampleResult",
     "Schedule",
+    "SemidiscreteCertificate",
+    "SemidiscreteMap",
     "SubVP",
     "VPLinear",
+    "bures_w2",
+    "data",
     "exact_score",
     "flow_map",
+    "gaussian_ot_map",
+    "metrics",
+    "ot",
     "probability_flow_velocity",
+    "pushforward_w2",
+    "sample",
+    "samplers",
+    "semidiscrete_ot",
+    "sinkhorn",
+    "sinkhorn_divergence",
+    "verify",
+    "w2_exact",
+    "w2_gaussian_to_discrete",
 ]

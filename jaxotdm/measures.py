@@ -136,9 +136,9 @@ class EmpiricalMeasure(_Frozen):
 
         The formulas live in :mod:`jaxotdm.scores` (never a (queries, points, dims) array).
         """
-        from jaxotdm.scores import _mixture_stats
+        from jaxotdm.scores import _mixture_stats_jit
 
-        return _mixture_stats(self, x, t, schedule, chunk_size, query_chunk_size)
+        return _mixture_stats_jit(self, x, t, schedule, chunk_size, query_chunk_size)
 
 
 class GaussianMeasure(_Frozen):

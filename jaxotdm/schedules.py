@@ -196,15 +196,15 @@ class Cosine(Schedule):
         return self.s / (1.0 + self.s) * (0.5 * math.pi)
 
     def log_alpha(self, t):
-        return jnp.log(jnp.cos(self._angle(t))) - math.log(math.cos(self._angle0()))
+        return jnp.log(jnp.cos(self._angle(t))) - jnp.log(jnp.cos(self._angle0()))
 
     def sigma2(self, t):
         a, a0 = self._angle(t), self._angle0()
-        return jnp.sin(a - a0) * jnp.sin(a + a0) / math.cos(a0) ** 2
+        return jnp.sin(a - a0) * jnp.sin(a + a0) / jnp.cos(a0) ** 2
 
     def t_from_log_snr(self, log_snr):
         alpha2 = jax.nn.sigmoid(_t(log_snr))
-        a = jnp.arccos(math.cos(self._angle0()) * jnp.sqrt(alpha2))
+        a = jnp.arccos(jnp.cos(self._angle0()) * jnp.sqrt(alpha2))
         return a / (0.5 * math.pi) * (1.0 + self.s) - self.s
 
     def prior_std(self, T):
@@ -223,11 +223,15 @@ class VE(Schedule):
         return jnp.zeros_like(_t(t))
 
     def sigma2(self, t):
-        return jnp.exp(2.0 * (math.log(self.sigma_min) + _t(t) * math.log(self.sigma_max / self.sigma_min)))
+        t = _t(t)
+        log_min = jnp.log(jnp.asarray(self.sigma_min, t.dtype))
+        log_ratio = jnp.log(jnp.asarray(self.sigma_max, t.dtype)) - log_min
+        return jnp.exp(2.0 * (log_min + t * log_ratio))
 
     def t_from_log_snr(self, log_snr):
         log_sigma = -0.5 * _t(log_snr)
-        return (log_sigma - math.log(self.sigma_min)) / math.log(self.sigma_max / self.sigma_min)
+        log_min = jnp.log(jnp.asarray(self.sigma_min, log_sigma.dtype))
+        return (log_sigma - log_min) / (jnp.log(jnp.asarray(self.sigma_max, log_sigma.dtype)) - log_min)
 
     def prior_std(self, T):
         return self.sigma(T)

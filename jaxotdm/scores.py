@@ -153,6 +153,12 @@ def _mixture_argmax(measure: EmpiricalMeasure, x, t, schedule: Schedule, chunk_s
     return arg.reshape(batch)
 
 
+# Jitted entry points (chunk sizes static): eager calls compile once per shape instead of retracing
+# the streaming scan on every call.
+_mixture_stats_jit = jax.jit(_mixture_stats, static_argnums=(4, 5))
+_mixture_argmax_jit = jax.jit(_mixture_argmax, static_argnums=(4,))
+
+
 @pytree_dataclass
 class ExactScore:
     """The exact score ``grad_x log p_t(x)`` of a known initial measure under a schedule.
@@ -207,7 +213,7 @@ class ExactScore:
         x = self._check(x, t)
         if not isinstance(self.measure, EmpiricalMeasure):
             raise ValueError("`measure` must be an EmpiricalMeasure for posterior_mode.")
-        return _mixture_argmax(self.measure, x, t, self.schedule, self.chunk_size)
+        return _mixture_argmax_jit(self.measure, x, t, self.schedule, self.chunk_size)
 
     def __call__(self, x: Float[ArrayLike, "... d"], t: ArrayLike) -> Float[Array, "... d"]:
         """The score ``(alpha_t E[X_0 | X_t = x] - x) / sigma_t^2``."""

@@ -125,3 +125,12 @@ def test_priors():
     z = jo.VE().sample_prior(jax.random.key(0), 1.0, (20_000, 2))
     assert abs(float(z.std()) - 50.0) < 1.0
     assert jo.Cosine().t_max == 1.0 and jo.OU().t_max == math.inf
+
+
+@pytest.mark.parametrize("s", ALL, ids=IDS)
+def test_schedule_parameters_can_be_traced(s):
+    """Schedules passed through jit as PyTrees (parameters become tracers) give the eager values."""
+    t = _times(s)
+    f = jax.jit(lambda sched, t: (sched.sigma(t), sched.diffusion2(t), sched.t_from_log_snr(sched.log_snr(t))))
+    for got, ref in zip(f(s, t), (s.sigma(t), s.diffusion2(t), s.t_from_log_snr(s.log_snr(t))), strict=True):
+        np.testing.assert_allclose(got, ref, rtol=1e-12)

@@ -1,0 +1,46 @@
+"""Optimal transport: semi-discrete (the Monge-Ampere map), entropic (Sinkhorn) and W2 estimators."""
+
+from jaxotdm.ot.entropic import EntropicResult, sinkhorn, sinkhorn_divergence
+from jaxotdm.ot.semidiscrete import (
+    AdamSolver,
+    NewtonSolver,
+    OTTSolver,
+    SemidiscreteCertificate,
+    SemidiscreteDiagnostics,
+    SemidiscreteMap,
+    SemidiscreteProblem,
+    cell_masses,
+    semidiscrete_ot,
+)
+from jaxotdm.ot.w2 import (
+    W2Estimate,
+    bures_w2,
+    gaussian_ot_map,
+    pushforward_w2,
+    w2_exact,
+    w2_gaussian_to_discrete,
+)
+
+entropic_ot = sinkhorn
+
+__all__ = [
+    "AdamSolver",
+    "EntropicResult",
+    "NewtonSolver",
+    "OTTSolver",
+    "SemidiscreteCertificate",
+    "SemidiscreteDiagnostics",
+    "SemidiscreteMap",
+    "SemidiscreteProblem",
+    "W2Estimate",
+    "bures_w2",
+    "cell_masses",
+    "entropic_ot",
+    "gaussian_ot_map",
+    "pushforward_w2",
+    "semidiscrete_ot",
+    "sinkhorn",
+    "sinkhorn_divergence",
+    "w2_exact",
+    "w2_gaussian_to_discrete",
+]

@@ -1,0 +1,209 @@
+"""The fixed-step driver shared by every sampler: validation, the prior draw and one ``lax.scan``.
+
+A sampler *method* is an immutable PyTree with an init/step pair::
+
+    state = method.init(x)                                  # x at t_0 = t_start
+    state = method.step(score, schedule, state, t, s, noise)  # one step t -> s (s < t)
+    x     = method.points(state)
+
+``noise(i)`` returns the ``i``-th standard normal draw of the step, shaped like ``x`` (``None`` for
+deterministic methods). :func:`sample` runs the steps over a time grid in one ``lax.scan``. The NFE is
+exact by construction: inside the scan body the score is wrapped in a counter, so the count added per
+step is the number of score calls the traced step actually makes, not a declared constant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from jaxotdm import _validation as V
+from jaxotdm._types import Array, ArrayLike, Float, Int
+from jaxotdm.samplers._grid import time_grid
+from jaxotdm.schedules import Schedule
+
+__all__ = ["SampleResult", "sample"]
+
+
+class SampleResult(NamedTuple):
+    """Result of a sampler run.
+
+    Attributes:
+        points: the samples at ``t_end``, same shape as the initial points.
+        nfe: exact number of score evaluations (each evaluation is on the whole batch).
+        num_steps: number of steps taken.
+        times: the time grid ``t_start = t_0 > ... > t_K = t_end`` (for the adaptive flow: the two
+            endpoints).
+    """
+
+    points: Float[Array, "... d"]
+    nfe: Int[Array, ""]
+    num_steps: Int[Array, ""]
+    times: Float[Array, " k"]
+
+
+class _Counted:
+    """Counts the score calls made while a step is traced (each traced call runs once per step)."""
+
+    def __init__(self, score):
+        self.score = score
+        self.calls = 0
+
+    def __call__(self, x, t):
+        self.calls += 1
+        return self.score(x, t)
+
+
+@eqx.filter_jit
+def _drive(method_type, method, score, schedule, x, times, noise_key, noises):
+    # ``method_type`` is static: empty flax dataclasses of different classes have equal treedefs, so
+    # the class must be part of the cache key.
+    del method_type
+    num_steps = times.shape[0] - 1
+
+    def body(carry, inputs):
+        state, nfe = carry
+        k, t, s, noise_k = inputs
+        if noises is not None:
+            noise = lambda i: noise_k[i]
+        elif noise_key is not None:
+            key_k = jax.random.fold_in(noise_key, k)
+            noise = lambda i: jax.random.normal(jax.random.fold_in(key_k, i), x.shape, x.dtype)
+        else:
+            noise = None
+        counted = _Counted(score)
+        new = method.step(counted, schedule, state, t, s, noise)
+        # Keep the carry's dtypes (a float64 score must not promote a float32 run).
+        new = jax.tree.map(lambda a, b: jnp.asarray(a).astype(b.dtype), new, state)
+        return (new, nfe + counted.calls), None
+
+    init = (method.init(x), jnp.zeros((), jnp.int32))
+    ks = jnp.arange(num_steps)
+    (state, nfe), _ = jax.lax.scan(body, init, (ks, times[:-1], times[1:], noises))
+    return SampleResult(method.points(state), nfe, jnp.asarray(num_steps, jnp.int32), times)
+
+
+def _check_score_schedule(score, schedule):
+    if not callable(score):
+        raise ValueError(f"`score` must be callable as score(x, t), got {type(score).__name__}.")
+    if not isinstance(schedule, Schedule):
+        raise ValueError(f"`schedule` must be a jaxotdm Schedule, got {type(schedule).__name__}.")
+
+
+def _check_times(schedule, t_start, t_end):
+    for name, t in (("t_start", t_start), ("t_end", t_end)):
+        if jnp.ndim(t) != 0:
+            raise ValueError(f"`{name}` must be a scalar, got shape {jnp.shape(t)}.")
+        V.check_time(t, name, t_max=schedule.t_max)
+    if V.is_concrete(t_start) and V.is_concrete(t_end) and not float(t_end) < float(t_start):
+        raise ValueError(
+            f"`t_end` must be < `t_start` (samplers run backward in time), got t_start={float(t_start)}, "
+            f"t_end={float(t_end)}."
+        )
+
+
+def _initial_points(score, schedule, x, t_start, key, shape, dtype):
+    """The starting points and the key left for the noise."""
+    if x is None:
+        if shape is None:
+            raise ValueError("pass the initial points `x`, or `shape` (and `key`) to draw them from the prior.")
+        shape = tuple(shape)
+        if len(shape) < 1 or not all(isinstance(n, int) and n >= 1 for n in shape):
+            raise ValueError(f"`shape` must be a tuple of positive ints (..., d), got {shape!r}.")
+        V.check_key(key)
+        key, k_prior = jax.random.split(key)
+        dtype = jnp.result_type(float) if dtype is None else dtype
+        x = schedule.sample_prior(k_prior, jnp.asarray(t_start, dtype), shape).astype(dtype)
+    else:
+        if shape is not None:
+            raise ValueError("pass either the initial points `x` or a prior `shape`, not both.")
+        x = V.as_float_array(x, "x", dtype=dtype)
+        if x.ndim < 1:
+            raise ValueError(f"`x` must have shape (..., d), got {tuple(x.shape)}.")
+        V.check_finite(x, "x")
+    dim = getattr(score, "dim", None)
+    if isinstance(dim, int) and x.shape[-1] != dim:
+        raise ValueError(f"`x` (or `shape`) must have last dimension {dim} to match `score`, got {tuple(x.shape)}.")
+    return x, key
+
+
+def _num_steps(method, num_steps, nfe) -> int:
+    per = method.evals_per_step
+    if (num_steps is None) == (nfe is None):
+        raise ValueError("pass exactly one of `num_steps` and `nfe`.")
+    if nfe is not None:
+        nfe = V.check_positive_int(nfe, "nfe")
+        if nfe % per:
+            raise ValueError(
+                f"`nfe` must be a multiple of {per} for {type(method).__name__} ({per} score evaluations per "
+                f"step), got {nfe}."
+            )
+        return nfe // per
+    return V.check_positive_int(num_steps, "num_steps")
+
+
+def sample(
+    method,
+    score: Callable[[Array, Array], Array],
+    schedule: Schedule,
+    x: Float[ArrayLike, "... d"] | None = None,
+    *,
+    t_start: ArrayLike,
+    t_end: ArrayLike,
+    num_steps: int | None = None,
+    nfe: int | None = None,
+    grid="uniform",
+    key=None,
+    shape: tuple[int, ...] | None = None,
+    dtype=None,
+) -> SampleResult:
+    """Runs a fixed-step sampler ``method`` from ``t_start`` down to ``t_end`` in one ``lax.scan``.
+
+    Args:
+        method: a sampler method object (:class:`~jaxotdm.samplers.Euler`, ``Heun``, ``DDIM``, ...).
+        score: ``score(x, t)`` for ``x`` of shape ``(..., d)`` and scalar ``t`` (exact or learned).
+        schedule: the forward schedule the score belongs to.
+        x: initial points at ``t_start``, shape ``(..., d)``; or ``None`` to draw ``shape`` points from
+            the schedule's prior ``q_{t_start}`` (needs ``key``).
+        t_start, t_end: ``0 < t_end < t_start < schedule.t_max``.
+        num_steps, nfe: exactly one: the number of steps, or the score-evaluation budget (a multiple of
+            ``method.evals_per_step``).
+        grid: a name in :data:`~jaxotdm.samplers.GRIDS`, a grid object or an explicit array of times.
+        key: PRNG key; required for the prior draw and for stochastic methods.
+        shape: shape of the prior draw when ``x`` is ``None``.
+        dtype: floating dtype (default: that of ``x``, or the default float).
+
+    Returns:
+        A :class:`SampleResult` (points at ``t_end``, exact ``nfe``, ``num_steps``, ``times``).
+
+    Example:
+        >>> import jax, jax.numpy as jnp, jaxotdm as jo
+        >>> from jaxotdm.samplers import Heun, sample
+        >>> mu = jo.EmpiricalMeasure(jnp.array([[-1.0], [1.0]]))
+        >>> sched = jo.OU()
+        >>> out = sample(Heun(), jo.exact_score(mu, sched), sched, t_start=6.0, t_end=1e-2, nfe=20,
+        ...              key=jax.random.key(0), shape=(8, 1))
+        >>> int(out.nfe), out.points.shape
+        (20, (8, 1))
+    """
+    _check_score_schedule(score, schedule)
+    _check_times(schedule, t_start, t_end)
+    k = _num_steps(method, num_steps, nfe)
+    if method.stochastic or x is None:
+        V.check_key(key)
+    x, key = _initial_points(score, schedule, x, t_start, key, shape, dtype)
+    times = time_grid(schedule, t_start, t_end, k, grid, dtype=x.dtype)
+    noise_key = key if method.stochastic else None
+    return _drive(type(method), method, score, schedule, x, times, noise_key, None)
+
+
+def _sample_with_noise(method, score, schedule, x, times, noises) -> SampleResult:
+    """Runs ``method`` with given standard-normal draws ``noises`` of shape ``(K, draws_per_step, *x.shape)``.
+
+    Used for exact (affine-Gaussian) moment computations and common-random-number designs.
+    """
+    return _drive(type(method), method, score, schedule, x, times, None, noises)

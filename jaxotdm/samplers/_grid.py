@@ -1,0 +1,140 @@
+"""Time grids ``t_start = t_0 > t_1 > ... > t_K = t_end`` for fixed-step samplers.
+
+A grid is an immutable PyTree with one method, ``times(schedule, t_start, t_end, num_steps)``,
+returning the ``num_steps + 1`` decreasing times (endpoints exact). The four standard choices:
+
+* :class:`UniformTime`: equal steps in ``t``.
+* :class:`UniformLogSNR`: equal steps in the log-SNR ``lambda(t) = log(alpha^2 / sigma^2)`` (the
+  natural variable of DDIM and DPM-Solver).
+* :class:`EDMGrid`: Karras et al. (2022), eq. 5: ``s_i = (s_max^(1/rho) + i/K (s_min^(1/rho) -
+  s_max^(1/rho)))^rho`` in the noise-to-signal ratio ``s = sigma / alpha = exp(-lambda / 2)``
+  (``s = sigma = t`` for EDM), mapped back to ``t`` with the schedule's inverse log-SNR.
+* :class:`DDPMGrid`: the discrete DDPM timesteps ``t_i = i t_max / N`` (``N = 1000``: for
+  :class:`~jaxotdm.VPLinear` with ``beta_min = 0.1``, ``beta_max = 20`` these are exactly the 1000
+  training steps of Ho et al. 2020, ``beta_i = 1e-4 ... 0.02``), sub-sampled evenly in index as in
+  DDIM; the interior times are snapped to the discrete grid.
+
+``GRIDS`` maps short names (``"uniform"``, ``"log_snr"``, ``"edm"``, ``"ddpm"``) to default instances,
+as a convenience; an explicit array of times is accepted by every sampler too.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+
+from jaxotdm._pytree import pytree_dataclass, static_field
+from jaxotdm import _validation as V
+from jaxotdm._types import Array, ArrayLike, Float
+from jaxotdm.schedules import Schedule
+
+__all__ = ["UniformTime", "UniformLogSNR", "EDMGrid", "DDPMGrid", "GRIDS", "time_grid"]
+
+
+def _pin(times: Array, t_start, t_end) -> Array:
+    """Replaces the endpoints by the exact requested times (the inverse maps round)."""
+    return times.at[0].set(t_start).at[-1].set(t_end)
+
+
+@pytree_dataclass
+class UniformTime:
+    """Equal steps in ``t``."""
+
+    def times(self, schedule: Schedule, t_start, t_end, num_steps: int) -> Array:
+        return jnp.linspace(t_start, t_end, num_steps + 1)
+
+
+@pytree_dataclass
+class UniformLogSNR:
+    """Equal steps in the log-SNR ``lambda(t)``."""
+
+    def times(self, schedule: Schedule, t_start, t_end, num_steps: int) -> Array:
+        lam = jnp.linspace(schedule.log_snr(t_start), schedule.log_snr(t_end), num_steps + 1)
+        return _pin(schedule.t_from_log_snr(lam), t_start, t_end)
+
+
+@pytree_dataclass
+class EDMGrid:
+    """Karras et al. (2022) polynomial grid in the noise-to-signal ratio, exponent ``rho`` (7)."""
+
+    rho: float = 7.0
+
+    def times(self, schedule: Schedule, t_start, t_end, num_steps: int) -> Array:
+        s_max = jnp.exp(-0.5 * schedule.log_snr(t_start))
+        s_min = jnp.exp(-0.5 * schedule.log_snr(t_end))
+        u = jnp.linspace(0.0, 1.0, num_steps + 1, dtype=s_max.dtype)
+        inv = 1.0 / self.rho
+        s = (s_max**inv + u * (s_min**inv - s_max**inv)) ** self.rho
+        return _pin(schedule.t_from_log_snr(-2.0 * jnp.log(s)), t_start, t_end)
+
+
+@pytree_dataclass
+class DDPMGrid:
+    """The discrete DDPM grid ``t_i = i t_max / num_train_steps``, evenly sub-sampled in index."""
+
+    num_train_steps: int = static_field(1000)
+    t_max: float = static_field(1.0)
+
+    def times(self, schedule: Schedule, t_start, t_end, num_steps: int) -> Array:
+        n = self.num_train_steps / self.t_max
+        idx = jnp.round(jnp.linspace(t_start * n, t_end * n, num_steps + 1))
+        return _pin(idx / n, t_start, t_end)
+
+
+GRIDS = {"uniform": UniformTime(), "log_snr": UniformLogSNR(), "edm": EDMGrid(), "ddpm": DDPMGrid()}
+"""Convenience names for the default grids; any object with a ``times`` method is accepted too."""
+
+
+def time_grid(
+    schedule: Schedule,
+    t_start: ArrayLike,
+    t_end: ArrayLike,
+    num_steps: int,
+    grid="uniform",
+    *,
+    dtype=None,
+) -> Float[Array, "num_steps+1"]:
+    """The ``num_steps + 1`` decreasing times of a sampler run, validated.
+
+    Args:
+        schedule: the forward schedule.
+        t_start, t_end: first and last time, ``0 < t_end < t_start < schedule.t_max``.
+        num_steps: number of steps ``K >= 1``.
+        grid: a name in :data:`GRIDS`, a grid object (``.times(schedule, t_start, t_end, K)``) or an
+            explicit array of ``K + 1`` strictly decreasing times from ``t_start`` to ``t_end``.
+        dtype: dtype of the returned times (default: float of ``t_start``).
+
+    Returns:
+        The times ``t_0 = t_start > ... > t_K = t_end``.
+
+    Example:
+        >>> import jaxotdm as jo
+        >>> from jaxotdm.samplers import time_grid
+        >>> time_grid(jo.EDM(), 80.0, 0.002, 4, "edm").shape
+        (5,)
+    """
+    num_steps = V.check_positive_int(num_steps, "num_steps")
+    if dtype is None:
+        dtype = jnp.result_type(float)
+    if isinstance(grid, str):
+        if grid not in GRIDS:
+            raise ValueError(f"`grid` must be one of {sorted(GRIDS)}, a grid object or an array, got {grid!r}.")
+        grid = GRIDS[grid]
+    if hasattr(grid, "times"):
+        times = jnp.asarray(grid.times(schedule, jnp.asarray(t_start, dtype), jnp.asarray(t_end, dtype), num_steps), dtype)
+    else:
+        times = V.as_float_array(grid, "grid", dtype=dtype)
+        if times.shape != (num_steps + 1,):
+            raise ValueError(f"`grid` as an array must have shape ({num_steps + 1},), got {tuple(times.shape)}.")
+        if V.is_concrete(times) and V.is_concrete(t_start) and V.is_concrete(t_end):
+            ends = np.asarray(times)[[0, -1]]
+            if not np.allclose(ends, [float(t_start), float(t_end)], rtol=1e-6, atol=0):
+                raise ValueError(f"`grid` must start at t_start={float(t_start)} and end at t_end={float(t_end)}, got {ends}.")
+    if V.is_concrete(times):
+        tn = np.asarray(times)
+        if not np.all(np.isfinite(tn)) or not np.all(np.diff(tn) < 0):
+            raise ValueError(
+                "`grid` produced times that are not finite and strictly decreasing "
+                f"(too many steps for a discrete grid?): {tn}."
+            )
+    return times

@@ -1,0 +1,281 @@
+"""Deterministic samplers of the probability-flow ODE ``dx/dt = f(t) x - g(t)^2 score(x, t) / 2``.
+
+Every method is an immutable PyTree with ``init``/``step``/``points`` (see :mod:`jaxotdm.samplers._core`)
+and a function of the same name runs it over a time grid with an exact NFE count.
+
+* :class:`Euler` (order 1, 1 NFE/step) and :class:`Heun` (order 2, 2 NFE/step, Karras et al. 2022,
+  Alg. 1 without the stochastic churn) integrate the ODE in ``t``.
+* :class:`DDIM` (order 1, 1 NFE/step; Song, Meng & Ermon 2021 with ``eta = 0``) is the first-order
+  exponential integrator: ``x_s = (sigma_s / sigma_t) x_t + alpha_s (1 - e^{-h}) D(x_t, t)`` with the
+  denoiser ``D = (x + sigma^2 score) / alpha`` and ``h = lambda_s - lambda_t``, where here
+  ``lambda = log(alpha / sigma)`` is *half* the schedule's log-SNR (DPM-Solver's convention).
+* :class:`DPMSolver2` and :class:`DPMSolver3` (orders 2 and 3, 2 and 3 NFE/step; Lu et al. 2022,
+  Algorithms 1 and 2 with ``r1 = 1/2`` and ``r1, r2 = 1/3, 2/3``): single-step, noise prediction
+  ``eps = -sigma score``. Intermediate times come from the schedule's inverse log-SNR.
+* :class:`DPMSolverPP2M` (order 2, 1 NFE/step; Lu et al. 2022b, DPM-Solver++(2M)): multistep, data
+  prediction; the first step is first order (DDIM).
+
+All act on a batch ``x`` of shape ``(..., d)``; the score is called on the whole batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax.numpy as jnp
+
+from jaxotdm._pytree import pytree_dataclass
+from jaxotdm._types import Array, ArrayLike, Float
+from jaxotdm.flow import flow_map, probability_flow_velocity
+from jaxotdm.samplers._core import SampleResult, sample
+from jaxotdm.schedules import Schedule
+
+__all__ = [
+    "Euler",
+    "Heun",
+    "DDIM",
+    "DPMSolver2",
+    "DPMSolver3",
+    "DPMSolverPP2M",
+    "euler",
+    "heun",
+    "ddim",
+    "dpm_solver_2",
+    "dpm_solver_3",
+    "dpm_solver_pp_2m",
+    "adaptive_flow",
+]
+
+
+def _lam(schedule, t):
+    """DPM-Solver's ``lambda = log(alpha / sigma)`` (half the log-SNR)."""
+    return 0.5 * schedule.log_snr(t)
+
+
+def _t_of_lam(schedule, lam):
+    return schedule.t_from_log_snr(2.0 * lam)
+
+
+def _denoise(score, schedule, x, t):
+    """``E[X_0 | X_t = x] = (x + sigma_t^2 score) / alpha_t`` (Tweedie)."""
+    return (x + schedule.sigma2(t) * score(x, t)) / schedule.alpha(t)
+
+
+def _eps(score, schedule, x, t):
+    """Noise prediction ``-sigma_t score``."""
+    return -schedule.sigma(t) * score(x, t)
+
+
+def _alpha_ratio(schedule, s, t):
+    return jnp.exp(schedule.log_alpha(s) - schedule.log_alpha(t))
+
+
+def _sigma_ratio(schedule, s, t):
+    return jnp.sqrt(schedule.sigma2(s) / schedule.sigma2(t))
+
+
+class _Deterministic:
+    evals_per_step = 1
+    stochastic = False
+
+    def init(self, x):
+        return x
+
+    def points(self, state):
+        return state
+
+
+@pytree_dataclass
+class Euler(_Deterministic):
+    """Explicit Euler on the probability-flow ODE in ``t`` (order 1, 1 NFE per step)."""
+
+    order = 1
+
+    def step(self, score, schedule, x, t, s, noise=None):
+        return x + (s - t) * probability_flow_velocity(score, schedule, x, t)
+
+
+@pytree_dataclass
+class Heun(_Deterministic):
+    """Heun's method (explicit trapezoid) on the probability-flow ODE in ``t`` (order 2, 2 NFE per step)."""
+
+    order = 2
+    evals_per_step = 2
+
+    def step(self, score, schedule, x, t, s, noise=None):
+        dt = s - t
+        d1 = probability_flow_velocity(score, schedule, x, t)
+        d2 = probability_flow_velocity(score, schedule, x + dt * d1, s)
+        return x + 0.5 * dt * (d1 + d2)
+
+
+@pytree_dataclass
+class DDIM(_Deterministic):
+    """Deterministic DDIM (``eta = 0``) = first-order exponential integrator (order 1, 1 NFE per step)."""
+
+    order = 1
+
+    def step(self, score, schedule, x, t, s, noise=None):
+        h = _lam(schedule, s) - _lam(schedule, t)
+        x0 = _denoise(score, schedule, x, t)
+        return _sigma_ratio(schedule, s, t) * x - schedule.alpha(s) * jnp.expm1(-h) * x0
+
+
+@pytree_dataclass
+class DPMSolver2(_Deterministic):
+    """Single-step DPM-Solver-2 (Lu et al. 2022, Alg. 1, ``r1 = 1/2``): order 2, 2 NFE per step."""
+
+    order = 2
+    evals_per_step = 2
+
+    def step(self, score, schedule, x, t, s, noise=None):
+        r1 = 0.5
+        lam_t = _lam(schedule, t)
+        h = _lam(schedule, s) - lam_t
+        s1 = _t_of_lam(schedule, lam_t + r1 * h)
+        e0 = _eps(score, schedule, x, t)
+        u = _alpha_ratio(schedule, s1, t) * x - schedule.sigma(s1) * jnp.expm1(r1 * h) * e0
+        e1 = _eps(score, schedule, u, s1)
+        sig_s, em = schedule.sigma(s), jnp.expm1(h)
+        return _alpha_ratio(schedule, s, t) * x - sig_s * em * e0 - sig_s / (2.0 * r1) * em * (e1 - e0)
+
+
+@pytree_dataclass
+class DPMSolver3(_Deterministic):
+    """Single-step DPM-Solver-3 (Lu et al. 2022, Alg. 2, ``r1 = 1/3``, ``r2 = 2/3``): order 3, 3 NFE per step."""
+
+    order = 3
+    evals_per_step = 3
+
+    def step(self, score, schedule, x, t, s, noise=None):
+        r1, r2 = 1.0 / 3.0, 2.0 / 3.0
+        lam_t = _lam(schedule, t)
+        h = _lam(schedule, s) - lam_t
+        s1 = _t_of_lam(schedule, lam_t + r1 * h)
+        s2 = _t_of_lam(schedule, lam_t + r2 * h)
+        e0 = _eps(score, schedule, x, t)
+        u1 = _alpha_ratio(schedule, s1, t) * x - schedule.sigma(s1) * jnp.expm1(r1 * h) * e0
+        d1 = _eps(score, schedule, u1, s1) - e0
+        em2 = jnp.expm1(r2 * h)
+        u2 = (
+            _alpha_ratio(schedule, s2, t) * x
+            - schedule.sigma(s2) * em2 * e0
+            - schedule.sigma(s2) * (r2 / r1) * (em2 / (r2 * h) - 1.0) * d1
+        )
+        d2 = _eps(score, schedule, u2, s2) - e0
+        em = jnp.expm1(h)
+        sig_s = schedule.sigma(s)
+        return _alpha_ratio(schedule, s, t) * x - sig_s * em * e0 - sig_s / r2 * (em / h - 1.0) * d2
+
+
+@pytree_dataclass
+class DPMSolverPP2M:
+    """Multistep DPM-Solver++(2M) (Lu et al. 2022b, Alg. 2): order 2, 1 NFE per step.
+
+    State: ``(x, previous denoised, previous step in lambda, is-first-step flag)``; the first step is DDIM.
+    """
+
+    order = 2
+    evals_per_step = 1
+    stochastic = False
+
+    def init(self, x):
+        return (x, jnp.zeros_like(x), jnp.ones((), x.dtype), jnp.ones((), bool))
+
+    def points(self, state):
+        return state[0]
+
+    def step(self, score, schedule, state, t, s, noise=None):
+        x, x0_prev, h_prev, first = state
+        h = _lam(schedule, s) - _lam(schedule, t)
+        x0 = _denoise(score, schedule, x, t)
+        c = jnp.where(first, 0.0, h / (2.0 * h_prev))  # 1 / (2 r), r = h_prev / h
+        d = x0 + c * (x0 - x0_prev)
+        x_new = _sigma_ratio(schedule, s, t) * x - schedule.alpha(s) * jnp.expm1(-h) * d
+        return (x_new, x0, h, jnp.zeros((), bool))
+
+
+def _make(method_cls, name: str, order_doc: str):
+    def sampler(
+        score: Callable[[Array, Array], Array],
+        schedule: Schedule,
+        x: Float[ArrayLike, "... d"] | None = None,
+        *,
+        t_start: ArrayLike,
+        t_end: ArrayLike,
+        num_steps: int | None = None,
+        nfe: int | None = None,
+        grid="uniform",
+        key=None,
+        shape: tuple[int, ...] | None = None,
+        dtype=None,
+    ) -> SampleResult:
+        return sample(
+            method_cls(), score, schedule, x, t_start=t_start, t_end=t_end, num_steps=num_steps, nfe=nfe,
+            grid=grid, key=key, shape=shape, dtype=dtype,
+        )
+
+    sampler.__name__ = sampler.__qualname__ = name
+    sampler.__doc__ = f"""{order_doc}
+
+    Runs :class:`{method_cls.__name__}` with :func:`~jaxotdm.samplers.sample`; see there for the arguments.
+    Starts from ``x`` at ``t_start``, or from ``shape`` prior draws (``key``), and stops at ``t_end``.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, jaxotdm as jo
+        >>> from jaxotdm.samplers import {name}
+        >>> mu = jo.GaussianMeasure(jnp.zeros(2), jnp.eye(2))
+        >>> sched = jo.VPLinear()
+        >>> out = {name}(jo.exact_score(mu, sched), sched, t_start=1.0, t_end=1e-3, num_steps=10,
+        ...              key=jax.random.key(0), shape=(4, 2))
+        >>> int(out.nfe) == 10 * {method_cls.evals_per_step}
+        True
+    """
+    return sampler
+
+
+euler = _make(Euler, "euler", "Euler on the probability-flow ODE (order 1, 1 NFE per step).")
+heun = _make(Heun, "heun", "Heun on the probability-flow ODE (order 2, 2 NFE per step; use ``grid='edm'`` for EDM).")
+ddim = _make(DDIM, "ddim", "Deterministic DDIM, ``eta = 0`` (order 1, 1 NFE per step).")
+dpm_solver_2 = _make(DPMSolver2, "dpm_solver_2", "Single-step DPM-Solver-2 (order 2, 2 NFE per step).")
+dpm_solver_3 = _make(DPMSolver3, "dpm_solver_3", "Single-step DPM-Solver-3 (order 3, 3 NFE per step).")
+dpm_solver_pp_2m = _make(DPMSolverPP2M, "dpm_solver_pp_2m", "Multistep DPM-Solver++(2M) (order 2, 1 NFE per step).")
+
+
+def adaptive_flow(
+    score: Callable[[Array, Array], Array],
+    schedule: Schedule,
+    x: Float[ArrayLike, "... d"] | None = None,
+    *,
+    t_start: ArrayLike,
+    t_end: ArrayLike,
+    key=None,
+    shape: tuple[int, ...] | None = None,
+    dtype=None,
+    solver="tsit5",
+    rtol: float = 1e-5,
+    atol: float = 1e-5,
+    max_steps: int = 16_384,
+) -> SampleResult:
+    """The adaptive diffrax probability flow (:func:`jaxotdm.flow_map`) as a sampler.
+
+    Same starting conventions as the fixed-step samplers; ``nfe`` and ``num_steps`` are diffrax's exact
+    counts (attempted steps, including rejected ones) and ``times`` holds the two endpoints.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, jaxotdm as jo
+        >>> from jaxotdm.samplers import adaptive_flow
+        >>> mu = jo.GaussianMeasure(jnp.zeros(2), jnp.eye(2))
+        >>> sched = jo.VPLinear()
+        >>> adaptive_flow(jo.exact_score(mu, sched), sched, t_start=1.0, t_end=1e-3,
+        ...               key=jax.random.key(0), shape=(4, 2)).points.shape
+        (4, 2)
+    """
+    from jaxotdm.samplers._core import _check_score_schedule, _check_times, _initial_points
+
+    _check_score_schedule(score, schedule)
+    _check_times(schedule, t_start, t_end)
+    x, _ = _initial_points(score, schedule, x, t_start, key, shape, dtype)
+    out = flow_map(score, schedule, x, t_start, t_end, solver=solver, rtol=rtol, atol=atol, max_steps=max_steps)
+    times = jnp.asarray([t_start, t_end], x.dtype)
+    return SampleResult(out.points, out.nfe, out.num_steps, times)

@@ -1,0 +1,327 @@
+"""Fixed-NFE samplers: convergence orders on Gaussian data with the exact score, exact NFE counts,
+grids, validation, jit-vs-eager and retracing."""
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxotdm as jo
+from jaxotdm import samplers as S
+from jaxotdm.samplers._core import _sample_with_noise
+
+MEAN = np.array([0.5, -1.0])
+_A = np.array([[1.0, 0.6], [0.0, 0.3]])
+COV = _A @ _A.T  # eigenvalues ~0.06 and ~1.4: DDIM is not exact on this
+T0, T1 = 1.0, 1e-2
+
+
+@pytest.fixture(scope="module")
+def gauss():
+    sched = jo.VPLinear()
+    mu = jo.GaussianMeasure(MEAN, COV)
+    return mu, sched, jo.exact_score(mu, sched)
+
+
+def exact_pf_map(x, sched, t0, t1):
+    """Closed-form PF map for N(m, S) data: per eigen-direction lam of S, scale by
+    sqrt((a1^2 lam + s1^2) / (a0^2 lam + s0^2)) around alpha_t m."""
+    lam, v = np.linalg.eigh(COV)
+    a0, a1 = float(sched.alpha(t0)), float(sched.alpha(t1))
+    s0, s1 = float(sched.sigma2(t0)), float(sched.sigma2(t1))
+    f = np.sqrt((a1**2 * lam + s1) / (a0**2 * lam + s0))
+    return a1 * MEAN + (np.asarray(x) - a0 * MEAN) @ v @ np.diag(f) @ v.T
+
+
+def fitted_slope(ks, errs):
+    return float(np.polyfit(np.log(ks), np.log(errs), 1)[0])
+
+
+# --------------------------------------------------------------------------- ODE convergence orders
+ODE_CASES = [
+    ("euler", S.euler, "log_snr", [16, 32, 64], 1),
+    ("heun", S.heun, "edm", [16, 32, 64], 2),
+    ("ddim", S.ddim, "log_snr", [16, 32, 64], 1),
+    ("dpm_solver_2", S.dpm_solver_2, "log_snr", [16, 32, 64], 2),
+    ("dpm_solver_3", S.dpm_solver_3, "log_snr", [16, 32, 64], 3),
+    ("dpm_solver_pp_2m", S.dpm_solver_pp_2m, "log_snr", [32, 64, 128], 2),
+]
+
+
+@pytest.mark.parametrize("name,fn,grid,ks,order", ODE_CASES, ids=[c[0] for c in ODE_CASES])
+def test_ode_sampler_converges_at_its_order(gauss, name, fn, grid, ks, order):
+    _, sched, score = gauss
+    x = np.asarray(jax.random.normal(jax.random.key(0), (16, 2)))
+    ref = exact_pf_map(x, sched, T0, T1)
+    errs = []
+    for k in ks:
+        out = fn(score, sched, x, t_start=T0, t_end=T1, num_steps=k, grid=grid)
+        errs.append(float(np.max(np.abs(np.asarray(out.points) - ref))))
+    slope = fitted_slope(ks, errs)
+    print(f"{name}: errors {errs}, fitted order {-slope:.2f}")
+    assert abs(-slope - order) <= 0.3, (name, errs, slope)
+    assert errs[-1] < errs[0] / 2 ** (order * (len(ks) - 1) - 1)
+
+
+@pytest.mark.slow
+def test_heun_on_edm_schedule_with_edm_grid():
+    sched = jo.EDM()
+    mu = jo.GaussianMeasure(MEAN, COV)
+    score = jo.exact_score(mu, sched)
+    t0, t1 = 20.0, 0.05
+    x = np.asarray(jax.random.normal(jax.random.key(1), (8, 2))) * t0
+    lam, v = np.linalg.eigh(COV)
+    ref = MEAN + (x - MEAN) @ v @ np.diag(np.sqrt((lam + t1**2) / (lam + t0**2))) @ v.T
+    ks = [16, 32, 64]
+    errs = [float(np.max(np.abs(S.heun(score, sched, x, t_start=t0, t_end=t1, num_steps=k, grid="edm").points - ref))) for k in ks]
+    assert abs(-fitted_slope(ks, errs) - 2) <= 0.3, errs
+
+
+def test_adaptive_flow_matches_exact_map_and_flow_map(gauss):
+    _, sched, score = gauss
+    x = np.asarray(jax.random.normal(jax.random.key(2), (8, 2)))
+    out = S.adaptive_flow(score, sched, x, t_start=T0, t_end=T1, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(out.points, exact_pf_map(x, sched, T0, T1), atol=1e-8)
+    ref = jo.flow_map(score, sched, x, T0, T1, rtol=1e-10, atol=1e-10)
+    assert int(out.nfe) == int(ref.nfe) > 0
+    np.testing.assert_array_equal(out.times, [T0, T1])
+
+
+# ------------------------------------------------------------------ SDE weak orders (exact moments)
+def exact_output_moments(method, score, sched, times, pad_to=None):
+    """Mean and covariance of the sampler's output when its input is the exact p_{t0}.
+
+    With the Gaussian exact score every step is affine in (x, noise), so the output is
+    A x + sum_k B_k xi_k + c: mean = run(mean_0, noise = 0), cov = A C0 A^T + sum B_k B_k^T, with
+    A and B from autodiff of the run. No Monte Carlo error.
+
+    ``pad_to``: repeat t_end so every grid has the same length (one compilation for all step
+    counts). For these SDE steps a step of length 0 is exactly the identity (its noise has scale
+    sqrt(0)), which the test of the unpadded grid below also checks.
+    """
+    mu = score.measure
+    times = np.asarray(times)
+    if pad_to is not None:
+        times = np.concatenate([times, np.full(pad_to + 1 - times.shape[0], times[-1])])
+    k = times.shape[0] - 1
+    m0 = sched.alpha(times[0]) * mu.mean
+    c0 = mu.marginal_cov(times[0], sched)
+    return _moments(method, score, sched, jnp.asarray(times), m0, c0, jnp.zeros((k, method.evals_per_step, 1, 2)))
+
+
+@jax.jit
+def _moments(method, score, sched, times, mean0, cov0, noise0):
+    f = lambda x, n: _sample_with_noise(method, score, sched, x[None], times, n).points[0]
+    mo = f(mean0, noise0)
+    jx = jax.jacfwd(f, 0)(mean0, noise0)
+    jn = jax.jacrev(f, 1)(mean0, noise0).reshape(2, -1)
+    return mo, jx @ cov0 @ jx.T + jn @ jn.T
+
+
+SDE_CASES = [
+    ("ddpm", S.AncestralDDPM(), "log_snr"),
+    ("euler_maruyama", S.EulerMaruyama(), "uniform"),
+    ("predictor_corrector", S.PredictorCorrector(), "uniform"),
+]
+
+
+@pytest.mark.parametrize("name,method,grid", SDE_CASES, ids=[c[0] for c in SDE_CASES])
+def test_sde_sampler_weak_order_one(gauss, name, method, grid):
+    """Weak order 1: error in (mean, covariance) of the output law, computed exactly."""
+    mu, sched, score = gauss
+    ks = [32, 64, 128]
+    errs = []
+    for k in ks:
+        times = S.time_grid(sched, T0, T1, k, grid)
+        m, c = exact_output_moments(method, score, sched, times, pad_to=max(ks))
+        if k == ks[0]:  # padding with zero-length steps changes nothing
+            m_unpadded, c_unpadded = exact_output_moments(method, score, sched, times)
+            np.testing.assert_allclose(m, m_unpadded, rtol=1e-12, atol=1e-14)
+            np.testing.assert_allclose(c, c_unpadded, rtol=1e-12, atol=1e-14)
+        err = np.linalg.norm(m - sched.alpha(T1) * MEAN) + np.linalg.norm(c - mu.marginal_cov(T1, sched))
+        errs.append(float(err))
+    slope = fitted_slope(ks, errs)
+    print(f"{name}: errors {errs}, fitted weak order {-slope:.2f}")
+    assert abs(-slope - 1) <= 0.3, (name, errs, slope)
+
+
+@pytest.mark.slow
+def test_sde_sampler_with_key_has_the_computed_law(gauss):
+    """The public (keyed) path draws the noise the exact-moment path assumes: Monte Carlo agrees."""
+    mu, sched, score = gauss
+    k, n = 16, 40_000
+    times = S.time_grid(sched, T0, T1, k, "uniform")
+    m_exact, c_exact = exact_output_moments(S.EulerMaruyama(), score, sched, times)
+    x0 = mu.sample_marginal(jax.random.key(3), T0, sched, n)
+    out = S.euler_maruyama(score, sched, x0, t_start=T0, t_end=T1, num_steps=k, key=jax.random.key(4))
+    pts = np.asarray(out.points)
+    se = np.sqrt(np.diag(c_exact) / n)
+    np.testing.assert_array_less(np.abs(pts.mean(0) - m_exact), 5 * se)
+    np.testing.assert_allclose(np.cov(pts.T), c_exact, atol=5 * float(np.max(np.diag(c_exact))) * np.sqrt(2 / n))
+
+
+def test_predictor_corrector_snr_rule_runs_and_counts(gauss):
+    _, sched, score = gauss
+    out = S.predictor_corrector(
+        score, sched, t_start=T0, t_end=T1, num_steps=10, key=jax.random.key(0), shape=(32, 2),
+        num_corrector_steps=2, snr=0.16,
+    )
+    assert int(out.nfe) == 30 and bool(jnp.all(jnp.isfinite(out.points)))
+
+
+# ------------------------------------------------------------------------------------ exact NFE
+ALL = [
+    (S.euler, 1, {}), (S.heun, 2, {}), (S.ddim, 1, {}), (S.dpm_solver_2, 2, {}), (S.dpm_solver_3, 3, {}),
+    (S.dpm_solver_pp_2m, 1, {}), (S.ddpm, 1, {}), (S.euler_maruyama, 1, {}),
+    (S.predictor_corrector, 3, {"num_corrector_steps": 2}),
+]
+
+
+@pytest.mark.parametrize("fn,per,kw", ALL, ids=[f[0].__name__ for f in ALL])
+def test_nfe_is_exact(gauss, fn, per, kw):
+    _, sched, score = gauss
+    calls = []
+
+    def counting(x, t):
+        jax.debug.callback(lambda _: calls.append(1), t)  # runs once per executed score call
+        return score(x, t)
+
+    k = 7
+    out = fn(counting, sched, t_start=T0, t_end=T1, num_steps=k, key=jax.random.key(0), shape=(5, 2), **kw)
+    jax.block_until_ready(out)
+    assert int(out.nfe) == len(calls) == per * k
+    assert int(out.num_steps) == k and out.times.shape == (k + 1,)
+    by_nfe = fn(counting, sched, t_start=T0, t_end=T1, nfe=per * k, key=jax.random.key(0), shape=(5, 2), **kw)
+    jax.block_until_ready(by_nfe)
+    assert int(by_nfe.num_steps) == k and int(by_nfe.nfe) == per * k and len(calls) == 2 * per * k
+
+
+def test_nfe_not_a_multiple_is_rejected(gauss):
+    _, sched, score = gauss
+    with pytest.raises(ValueError, match="`nfe`"):
+        S.heun(score, sched, np.zeros((2, 2)), t_start=T0, t_end=T1, nfe=9)
+
+
+# ------------------------------------------------------------------------------------ grids
+def test_grids():
+    sched = jo.VPLinear()
+    t = S.time_grid(sched, 1.0, 1e-3, 10, "uniform")
+    np.testing.assert_allclose(t, np.linspace(1.0, 1e-3, 11))
+    t = S.time_grid(sched, 1.0, 1e-3, 10, "log_snr")
+    lam = np.asarray(sched.log_snr(t))
+    np.testing.assert_allclose(np.diff(lam), np.full(10, (lam[-1] - lam[0]) / 10), rtol=1e-8)
+    assert float(t[0]) == 1.0 and float(t[-1]) == 1e-3
+    t = S.time_grid(jo.EDM(), 80.0, 0.002, 18, S.EDMGrid(rho=7.0))
+    i = np.arange(19) / 18
+    np.testing.assert_allclose(t, (80.0 ** (1 / 7) + i * (0.002 ** (1 / 7) - 80.0 ** (1 / 7))) ** 7, rtol=1e-10)
+    t = np.asarray(S.time_grid(sched, 1.0, 1e-3, 999, "ddpm"))
+    np.testing.assert_allclose(t, np.arange(1000, 0, -1) / 1000, rtol=1e-12)
+    # On the 1000-step grid VPLinear's per-step betas are DDPM's linear betas 1e-4 ... 0.02.
+    betas = 1 - np.exp(2 * (np.asarray(sched.log_alpha(t[:-1])) - np.asarray(sched.log_alpha(t[1:]))))
+    np.testing.assert_allclose(betas[::-1], np.linspace(1e-4, 0.02, 1000)[1:], rtol=2e-2, atol=1e-5)  # O(beta^2) apart
+    t = np.asarray(S.time_grid(sched, 1.0, 1e-3, 50, "ddpm"))
+    np.testing.assert_allclose(t * 1000, np.round(t * 1000), atol=1e-9)
+    t = np.asarray(S.time_grid(sched, 1.0, 0.1, 3, np.array([1.0, 0.7, 0.2, 0.1])))
+    np.testing.assert_array_equal(t, [1.0, 0.7, 0.2, 0.1])
+
+
+# ------------------------------------------------------------------------------------ start points
+def test_prior_start_is_the_documented_draw(gauss):
+    _, sched, score = gauss
+    key = jax.random.key(5)
+    out = S.ddim(score, sched, t_start=T0, t_end=T1, num_steps=8, key=key, shape=(6, 2))
+    x0 = sched.sample_prior(jax.random.split(key)[1], T0, (6, 2))
+    ref = S.ddim(score, sched, x0, t_start=T0, t_end=T1, num_steps=8)
+    np.testing.assert_allclose(out.points, ref.points, rtol=1e-12)
+
+
+def test_start_from_given_points_at_given_time_composes(gauss):
+    """Running t0 -> tm -> t1 on the same grid points equals one run t0 -> t1 (deterministic)."""
+    _, sched, score = gauss
+    x = np.asarray(jax.random.normal(jax.random.key(6), (4, 2)))
+    times = np.asarray(S.time_grid(sched, T0, T1, 10, "log_snr"))
+    full = S.heun(score, sched, x, t_start=T0, t_end=T1, num_steps=10, grid=times)
+    half = S.heun(score, sched, x, t_start=T0, t_end=float(times[5]), num_steps=5, grid=times[:6])
+    rest = S.heun(score, sched, half.points, t_start=float(times[5]), t_end=T1, num_steps=5, grid=times[5:])
+    np.testing.assert_allclose(rest.points, full.points, rtol=1e-12, atol=1e-12)
+
+
+def test_float32_path(gauss):
+    _, sched, score = gauss
+    x = np.asarray(jax.random.normal(jax.random.key(7), (4, 2)))
+    ref = S.dpm_solver_3(score, sched, x, t_start=T0, t_end=T1, num_steps=10, grid="log_snr").points
+    out = S.dpm_solver_3(score, sched, x.astype(np.float32), t_start=T0, t_end=T1, num_steps=10, grid="log_snr")
+    assert out.points.dtype == jnp.float32
+    np.testing.assert_allclose(out.points, ref, atol=1e-4)
+
+
+# ------------------------------------------------------------------------------------ validation
+def test_bad_input_names_the_argument(gauss):
+    _, sched, score = gauss
+    x = np.zeros((3, 2))
+    kw = dict(t_start=T0, t_end=T1, num_steps=4)
+    cases = [
+        (dict(kw, num_steps=0), "num_steps"),
+        (dict(t_start=T0, t_end=T1, nfe=0), "nfe"),
+        (dict(t_start=T0, t_end=T1, nfe=4, num_steps=4), "num_steps"),
+        (dict(t_start=T0, t_end=T1), "num_steps"),
+        (dict(kw, t_end=T0), "t_end"),
+        (dict(kw, t_end=2.0), "t_end"),
+        (dict(kw, t_end=0.0), "t_end"),
+        (dict(kw, t_start=-1.0), "t_start"),
+        (dict(kw, grid="cosine"), "grid"),
+        (dict(kw, grid=np.array([1.0, 0.5, 0.01])), "grid"),
+        (dict(kw, grid=np.array([1.0, 0.5, 0.6, 0.3, 0.01])), "grid"),
+        (dict(kw, grid=np.array([0.9, 0.5, 0.4, 0.3, 0.01])), "grid"),
+    ]
+    for bad, name in cases:
+        with pytest.raises(ValueError, match=f"`{name}`"):
+            S.euler(score, sched, x, **bad)
+    with pytest.raises(ValueError, match="`x`"):
+        S.euler(score, sched, np.zeros((3, 5)), **kw)
+    with pytest.raises(ValueError, match="`x`"):
+        S.euler(score, sched, np.zeros(()), **kw)
+    with pytest.raises(ValueError, match="`shape`"):
+        S.euler(score, sched, x, shape=(3, 2), key=jax.random.key(0), **kw)
+    with pytest.raises(ValueError, match="`shape`"):
+        S.euler(score, sched, shape=(3, 0), key=jax.random.key(0), **kw)
+    with pytest.raises(ValueError, match="`key`"):
+        S.euler(score, sched, shape=(3, 2), **kw)
+    with pytest.raises(ValueError, match="`key`"):
+        S.euler_maruyama(score, sched, x, **kw)
+    with pytest.raises(ValueError, match="`schedule`"):
+        S.euler(score, "vp", x, **kw)
+    with pytest.raises(ValueError, match="`score`"):
+        S.euler(None, sched, x, **kw)
+    with pytest.raises(ValueError, match="`grid`"):  # more steps than discrete DDPM steps in range
+        S.ddpm(score, sched, x, t_start=0.01, t_end=0.005, num_steps=20, grid="ddpm", key=jax.random.key(0))
+    with pytest.raises(ValueError, match="`t_start`"):  # outside the cosine schedule's domain
+        S.ddim(jo.exact_score(jo.GaussianMeasure(MEAN, COV), jo.Cosine()), jo.Cosine(), x, t_start=1.0, t_end=0.1, num_steps=3)
+    with pytest.raises(ValueError, match="`num_corrector_steps`"):
+        S.predictor_corrector(score, sched, x, key=jax.random.key(0), num_corrector_steps=0, **kw)
+    with pytest.raises(ValueError, match="`snr`"):
+        S.predictor_corrector(score, sched, x, key=jax.random.key(0), snr=-1.0, **kw)
+
+
+# ------------------------------------------------------------------------------ jit and retracing
+def test_jit_matches_eager(gauss):
+    _, sched, score = gauss
+    x = jax.random.normal(jax.random.key(8), (6, 2))
+    key = jax.random.key(9)
+    for fn in (S.euler_maruyama, S.dpm_solver_pp_2m):
+        eager = fn(score, sched, x, t_start=T0, t_end=T1, num_steps=12, key=key)
+        jitted = jax.jit(lambda x, key, fn=fn: fn(score, sched, x, t_start=T0, t_end=T1, num_steps=12, key=key))(x, key)
+        np.testing.assert_allclose(jitted.points, eager.points, rtol=1e-12, atol=1e-12)
+        assert int(jitted.nfe) == int(eager.nfe)
+
+
+def test_no_retrace_across_calls(gauss):
+    _, sched, score = gauss
+    traced = chex.assert_max_traces(lambda x, t: score(x, t), n=1)
+    for i in range(3):
+        x = jax.random.normal(jax.random.key(i), (6, 2))
+        S.euler(traced, sched, x, t_start=T0, t_end=T1, num_steps=5)
+    run = jax.jit(chex.assert_max_traces(lambda x: S.heun(score, sched, x, t_start=T0, t_end=T1, num_steps=5).points, n=1))
+    for i in range(3):
+        run(jax.random.normal(jax.random.key(10 + i), (6, 2)))
