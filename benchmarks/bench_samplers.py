@@ -49,7 +49,7 @@ def overhead_rows(n_points, dim, batch, num_steps, dtype, repeats):
              ("dpm_solver_pp_2m", S.dpm_solver_pp_2m, {}), ("ddpm", S.ddpm, {}),
              ("euler_maruyama", S.euler_maruyama, {}), ("predictor_corrector", S.predictor_corrector, {})]
     for name, fn, kw in cases:
-        f = lambda x, key, fn=fn: fn(score, sched, x, t_start=1.0, t_end=1e-3, num_steps=num_steps, key=key, **kw)
+        f = lambda x, key, fn=fn, kw=kw: fn(score, sched, x, t_start=1.0, t_end=1e-3, num_steps=num_steps, key=key, **kw)
         out = f(x, jax.random.key(2))
         nfe = int(out.nfe)
         r = time_jax(f, x, jax.random.key(2), repeats=repeats)

@@ -32,7 +32,7 @@ import numpy as np
 import optax
 
 from benchmarks._harness import block, matmul_ceiling, peak_rss_gib, write_results
-from jaxotdm.ot import AdamSolver, NewtonSolver, OTTSolver, semidiscrete_ot
+from jaxotdm.ot import AdamSolver, OTTSolver, semidiscrete_ot
 from jaxotdm.ot.semidiscrete import _jit_masses, _make_problem, _zscore
 
 TOL = 0.05
@@ -56,8 +56,6 @@ def timed(fn):
 
 
 def run_ours(x, key):
-    n = x.shape[0]
-
     def fn():
         return semidiscrete_ot(x, key=key, tol=TOL, certificate_samples=0).heights
 
@@ -71,7 +69,6 @@ def ott_defaults(x, key, iters):
         from ott.geometry import semidiscrete_pointcloud as sdpc
         from ott.problems.linear import semidiscrete_linear_problem as sdlp
         from ott.solvers.linear import semidiscrete as sd
-    n = x.shape[0]
     geom = sdpc.SemidiscretePointCloud(lambda k, s, dt: jax.random.normal(k, s, dt), x, epsilon=0.0)
     prob = sdlp.SemidiscreteLinearProblem(geom)
     solver = sd.SemidiscreteSolver(num_iterations=iters, batch_size=256, optimizer=optax.sgd(1.0),

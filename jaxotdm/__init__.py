@@ -8,9 +8,10 @@ Submodules: :mod:`~jaxotdm.schedules`, :mod:`~jaxotdm.measures`, :mod:`~jaxotdm.
 :mod:`~jaxotdm.verify`, :mod:`~jaxotdm.data`, :mod:`~jaxotdm.networks`, :mod:`~jaxotdm.training`.
 """
 
-from jaxotdm import data, metrics, ot, samplers, verify
+from jaxotdm import data, metrics, networks, ot, samplers, training, verify
 from jaxotdm.flow import SOLVERS, FlowResult, flow_map, probability_flow_velocity
 from jaxotdm.measures import EmpiricalMeasure, GaussianMeasure
+from jaxotdm.networks import MLP, LearnedScore, ScoreModel, UNet
 from jaxotdm.ot import (
     AdamSolver,
     NewtonSolver,
@@ -26,13 +27,26 @@ from jaxotdm.ot import (
     w2_exact,
     w2_gaussian_to_discrete,
 )
-from jaxotdm.samplers import SampleResult, sample
+from jaxotdm.samplers import SampleResult, ot_accelerated_sample, prepare_ot_prior, sample
 from jaxotdm.schedules import EDM, OU, VE, Cosine, Schedule, SubVP, VPLinear
 from jaxotdm.scores import ExactScore, exact_score
+from jaxotdm.training import TrainState, fit, init_train_state, train_step
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "training",
+    "networks",
+    "prepare_ot_prior",
+    "ot_accelerated_sample",
+    "train_step",
+    "init_train_state",
+    "fit",
+    "TrainState",
+    "UNet",
+    "ScoreModel",
+    "LearnedScore",
+    "MLP",
     "EDM",
     "OU",
     "SOLVERS",

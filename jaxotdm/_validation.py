@@ -6,9 +6,9 @@ value checks are skipped and only static shape checks apply; jitted code never r
 
 from __future__ import annotations
 
-import numpy as np
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 def is_concrete(x) -> bool:

@@ -16,7 +16,6 @@ from typing import NamedTuple
 
 import diffrax
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 
 from jaxotdm import _validation as V

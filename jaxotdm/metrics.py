@@ -35,8 +35,8 @@ with warnings.catch_warnings():
     from ott.geometry import pointcloud
     from ott.tools import sinkhorn_divergence as _sd
 
-from jaxotdm._pytree import pytree_dataclass
 from jaxotdm import _validation as V
+from jaxotdm._pytree import pytree_dataclass
 from jaxotdm._types import Array, ArrayLike, Bool, Float, Int
 
 __all__ = [

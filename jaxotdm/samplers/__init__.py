@@ -29,6 +29,20 @@ from jaxotdm.samplers.ode import (
     euler,
     heun,
 )
+from jaxotdm.samplers.ot_accelerated import (
+    ConditionalOTPrior,
+    ExactClassScores,
+    GuidedScore,
+    LearnedClassScores,
+    OTPrior,
+    OTSampleResult,
+    ot_accelerated_conditional_sample,
+    ot_accelerated_sample,
+    ot_accelerated_step,
+    ot_prior_points,
+    prepare_conditional_ot_prior,
+    prepare_ot_prior,
+)
 from jaxotdm.samplers.sde import (
     AncestralDDPM,
     EulerMaruyama,
@@ -39,6 +53,19 @@ from jaxotdm.samplers.sde import (
 )
 
 __all__ = [
+    "OTPrior",
+    "ConditionalOTPrior",
+    "OTSampleResult",
+    "ExactClassScores",
+    "LearnedClassScores",
+    "GuidedScore",
+    "prepare_ot_prior",
+    "prepare_conditional_ot_prior",
+    "ot_prior_points",
+    "ot_accelerated_step",
+    "ot_accelerated_sample",
+    "ot_accelerated_conditional_sample",
+
     "GRIDS",
     "DDIM",
     "AncestralDDPM",

@@ -23,8 +23,8 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from jaxotdm._pytree import pytree_dataclass, static_field
 from jaxotdm import _validation as V
+from jaxotdm._pytree import pytree_dataclass, static_field
 from jaxotdm._types import Array, ArrayLike, Float
 from jaxotdm.schedules import Schedule
 
@@ -93,7 +93,7 @@ def time_grid(
     grid="uniform",
     *,
     dtype=None,
-) -> Float[Array, "num_steps+1"]:
+) -> Float[Array, " steps"]:
     """The ``num_steps + 1`` decreasing times of a sampler run, validated.
 
     Args:

@@ -32,12 +32,12 @@ import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-import flax.struct
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jaxotdm import _validation as V
+from jaxotdm._pytree import pytree_dataclass, static_field
 from jaxotdm._types import Array, ArrayLike, Float, Int
 from jaxotdm.measures import EmpiricalMeasure
 from jaxotdm.ot import SemidiscreteCertificate, SemidiscreteMap, semidiscrete_ot
@@ -63,7 +63,10 @@ __all__ = [
 
 
 # ----------------------------------------------------------------------------------------------- state
-@flax.struct.dataclass
+_DEFAULT_SAMPLER = EulerMaruyama()  # immutable; the paper's Algorithm 2 uses Euler-Maruyama
+
+
+@pytree_dataclass
 class OTPrior:
     """Everything Algorithm 2 precomputes, as a PyTree (reuse it across sample calls and inside ``jit``).
 
@@ -88,7 +91,7 @@ class OTPrior:
         return self.diffused.shape[1]
 
 
-@flax.struct.dataclass
+@pytree_dataclass
 class ConditionalOTPrior:
     """One :class:`OTPrior` per class (classes have different sizes, so a tuple, not a stacked array).
 
@@ -98,7 +101,7 @@ class ConditionalOTPrior:
     """
 
     priors: tuple
-    classes: tuple = flax.struct.field(pytree_node=False, default=())
+    classes: tuple = static_field(())
 
     def for_class(self, label) -> OTPrior:
         """The prior of class ``label``; ValueError for a label absent from the data."""
@@ -132,13 +135,13 @@ class OTSampleResult(NamedTuple):
 
 
 # ------------------------------------------------------------------------------------ class scores
-@flax.struct.dataclass
+@pytree_dataclass
 class GuidedScore:
     """Classifier-free-guidance combination ``(1 + w) conditional - w unconditional`` of two scores."""
 
     conditional: Any
     unconditional: Any
-    guidance: float = flax.struct.field(pytree_node=False, default=0.0)
+    guidance: float = static_field(0.0)
 
     @property
     def dim(self):
@@ -149,7 +152,7 @@ class GuidedScore:
         return (1.0 + w) * self.conditional(x, t) - w * self.unconditional(x, t)
 
 
-@flax.struct.dataclass
+@pytree_dataclass
 class ExactClassScores:
     """Exact class-conditional scores of a labelled dataset under ``schedule``.
 
@@ -164,7 +167,7 @@ class ExactClassScores:
     points: Float[Array, "n d"]
     labels: Int[Array, " n"]
     schedule: Schedule
-    classes: tuple = flax.struct.field(pytree_node=False, default=())
+    classes: tuple = static_field(())
 
     @classmethod
     def from_data(cls, points: Float[ArrayLike, "n d"], labels: Int[ArrayLike, " n"], schedule: Schedule):
@@ -185,14 +188,14 @@ class ExactClassScores:
         return cond if guidance == 0.0 else GuidedScore(cond, self.unconditional(), guidance)
 
 
-@flax.struct.dataclass
+@pytree_dataclass
 class LearnedClassScores:
     """Class-conditional learned scores: ``model.bind(params, labels=c, guidance=w)`` (CFG with the
     network's null label as the unconditional branch). ``classes``: the labels the network knows."""
 
     model: Any
     params: Any
-    classes: tuple = flax.struct.field(pytree_node=False, default=())
+    classes: tuple = static_field(())
 
     def for_class(self, label, guidance: float = 0.0):
         _class_position(self.classes, label)
@@ -375,7 +378,7 @@ def ot_accelerated_step(
     key,
     *,
     num_samples: int,
-    sampler=EulerMaruyama(),
+    sampler=_DEFAULT_SAMPLER,
     num_steps: int,
     t_end: float,
     tau: float = 0.0,
@@ -415,7 +418,7 @@ def ot_accelerated_sample(
     key,
     t_prime: float,
     num_samples: int,
-    sampler=EulerMaruyama(),
+    sampler=_DEFAULT_SAMPLER,
     num_steps: int | None = None,
     nfe: int | None = None,
     t_end: float,
@@ -511,7 +514,7 @@ def ot_accelerated_conditional_sample(
     t_prime: float,
     num_samples: int,
     guidance: float = 0.0,
-    sampler=EulerMaruyama(),
+    sampler=_DEFAULT_SAMPLER,
     num_steps: int | None = None,
     nfe: int | None = None,
     t_end: float,

@@ -1,6 +1,11 @@
 """Theorem verification: measurements of the claims of arXiv 2410.13431 (reported as measured)."""
 
-from jaxotdm.verify.convergence import ConvergenceResult, ExponentialFit, convergence_to_brenier, fit_exponential
+from jaxotdm.verify.convergence import (
+    ConvergenceResult,
+    ExponentialFit,
+    convergence_to_brenier,
+    fit_exponential,
+)
 
 __all__ = ["ConvergenceResult", "ExponentialFit", "convergence_to_brenier", "fit_exponential"]
 

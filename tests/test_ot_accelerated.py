@@ -1,0 +1,170 @@
+"""OT-accelerated sampling (Algorithm 2 of arXiv 2410.13431): exactness at T' -> 0, conditional path,
+the memorisation caveat, validation and jit."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import stats
+
+import jaxotdm as jo
+from jaxotdm.metrics import memorisation
+from jaxotdm.samplers import DDIM, AncestralDDPM, Heun
+from jaxotdm.samplers.ot_accelerated import (
+    ExactClassScores,
+    OTPrior,
+    ot_accelerated_conditional_sample,
+    ot_accelerated_sample,
+    ot_accelerated_step,
+    prepare_conditional_ot_prior,
+    prepare_ot_prior,
+)
+
+SCHED = jo.VPLinear()
+# five distinct points in 2-D, uniform weights
+Y = jnp.array([[-1.0, 0.0], [1.0, 0.0], [0.0, 2.0], [0.5, 0.5], [-0.7, -1.2]])
+LAB = jnp.array([0, 0, 1, 1, 1])
+T_PRIME, T_END = 2e-3, 1e-3
+
+
+@pytest.fixture(scope="module")
+def prior():
+    return prepare_ot_prior(SCHED, Y, key=jax.random.key(0), t_prime=T_PRIME, ot_tol=0.02)
+
+
+@pytest.fixture(scope="module")
+def score():
+    return jo.exact_score(jo.EmpiricalMeasure(Y), SCHED)
+
+
+def test_prior_error_is_zero_to_solver_accuracy(prior):
+    """The OT pushforward of N(0, I) puts mass 1/n on each diffused point, within the certificate."""
+    cert = prior.certificate
+    assert float(cert.max_relative_error) <= 0.02 + 4 * float(cert.standard_error)
+    # independent check on fresh draws: chi-square of the Laguerre cell counts against uniform weights
+    m = 20_000
+    cells = np.asarray(prior.ot_map.assign(jax.random.normal(jax.random.key(11), (m, 2))))
+    counts = np.bincount(cells, minlength=len(Y))
+    assert stats.chisquare(counts).pvalue > 1e-3
+    # the targets are the diffused training points, one per point
+    assert prior.diffused.shape == Y.shape
+    np.testing.assert_array_equal(np.asarray(prior.source_index), np.arange(len(Y)))
+    np.testing.assert_allclose(prior.diffused, SCHED.alpha(T_PRIME) * Y, atol=6 * float(SCHED.sigma(T_PRIME)))
+
+
+def test_hard_map_small_t_prime_returns_data_with_right_frequencies(prior, score):
+    m = 4000
+    out = ot_accelerated_sample(score, SCHED, Y, key=jax.random.key(1), t_prime=T_PRIME, num_samples=m,
+                                sampler=DDIM(), num_steps=2, t_end=T_END, ot_map=prior)
+    assert int(out.nfe) == 2  # the OT step costs no score evaluation
+    d = np.linalg.norm(np.asarray(out.points)[:, None] - np.asarray(Y)[None], axis=-1)
+    assert d.min(1).max() < 0.1  # every sample lands on a data point
+    freq = np.bincount(d.argmin(1), minlength=len(Y)) / m
+    se = np.sqrt(0.2 * 0.8 / m)
+    assert np.all(np.abs(freq - 0.2) < 4 * se), freq
+    # each sample lands on the point its Laguerre cell came from
+    np.testing.assert_array_equal(d.argmin(1), np.asarray(prior.source_index)[np.asarray(out.assignment)])
+    assert set(out.timings) == {"diffuse_and_ot_solve", "sample"}
+
+
+def test_smoothed_map_moves_inside_the_hull(prior, score):
+    out0 = ot_accelerated_step(prior, score, SCHED, jax.random.key(2), num_samples=64, sampler=DDIM(),
+                               num_steps=1, t_end=T_END, tau=0.0)
+    out1 = ot_accelerated_step(prior, score, SCHED, jax.random.key(2), num_samples=64, sampler=DDIM(),
+                               num_steps=1, t_end=T_END, tau=1.0)
+    # same draws: the hard map hits targets exactly, the smoothed one averages them
+    d0 = np.linalg.norm(np.asarray(out0.initial_points)[:, None] - np.asarray(prior.diffused)[None], axis=-1)
+    d1 = np.linalg.norm(np.asarray(out1.initial_points)[:, None] - np.asarray(prior.diffused)[None], axis=-1)
+    assert d0.min(1).max() < 1e-12 and np.median(d1.min(1)) > 1e-2
+
+
+def test_memorisation_flags_the_hard_map_at_small_t_prime():
+    """science.md caveat: the hard map with T' -> 0 outputs training points, and the metric says so."""
+    from jaxotdm import data as D
+
+    x = jnp.asarray(D.load_digits()[:240])
+    train, held, fresh = x[:80], x[80:160], x[160:240]
+    sc = jo.exact_score(jo.EmpiricalMeasure(train), SCHED)
+    out = ot_accelerated_sample(sc, SCHED, train, key=jax.random.key(3), t_prime=T_PRIME, num_samples=80,
+                                sampler=AncestralDDPM(), num_steps=2, t_end=T_END, ot_tol=0.3)
+    flagged = memorisation(out.points, train, held)
+    baseline = memorisation(fresh, train, held)  # new digits from the same law: not copies
+    assert float(flagged.near_copy_fraction) > 0.95 and float(flagged.median_ratio) < 0.1
+    assert float(baseline.near_copy_fraction) < 0.2 and float(baseline.median_ratio) > 0.5
+
+
+def test_noise_draws_multiplies_targets():
+    p = prepare_ot_prior(SCHED, Y, key=jax.random.key(4), t_prime=0.3, noise_draws=3, ot_tol=0.3)
+    assert p.diffused.shape == (15, 2)
+    np.testing.assert_allclose(p.ot_map.weights, np.full(15, 1 / 15), rtol=1e-6)
+
+
+def test_jit_step_matches_eager(prior, score):
+    kw = dict(num_samples=16, sampler=Heun(), num_steps=2, t_end=T_END, tau=0.0)
+    eager = ot_accelerated_step(prior, score, SCHED, jax.random.key(5), **kw)
+    jitted = eqx.filter_jit(ot_accelerated_step)(prior, score, SCHED, jax.random.key(5), **kw)
+    np.testing.assert_allclose(jitted.points, eager.points, rtol=1e-10, atol=1e-10)
+    assert int(jitted.nfe) == 4 and isinstance(jitted.prior, OTPrior)
+
+
+def test_conditional_returns_requested_class():
+    cs = ExactClassScores.from_data(Y, LAB, SCHED)
+    cprior = prepare_conditional_ot_prior(SCHED, Y, LAB, key=jax.random.key(6), t_prime=T_PRIME, ot_tol=0.1)
+    for label in (0, 1):
+        out = ot_accelerated_conditional_sample(cs, SCHED, None, None, label=label, key=jax.random.key(7),
+                                                t_prime=T_PRIME, num_samples=200, sampler=DDIM(), num_steps=2,
+                                                t_end=T_END, ot_map=cprior, guidance=0.5)
+        nearest = np.linalg.norm(np.asarray(out.points)[:, None] - np.asarray(Y)[None], axis=-1).argmin(1)
+        assert np.all(np.asarray(LAB)[nearest] == label)
+    with pytest.raises(ValueError, match="label"):
+        cs.for_class(7)
+    with pytest.raises(ValueError, match="label"):
+        ot_accelerated_conditional_sample(cs, SCHED, Y, LAB, label=3, key=jax.random.key(0), t_prime=0.1,
+                                          num_samples=4, num_steps=2, t_end=T_END)
+    with pytest.raises(ValueError, match="label"):
+        cprior.for_class(2)
+
+
+def test_exact_class_score_is_the_class_measure_score():
+    cs = ExactClassScores.from_data(Y, LAB, SCHED)
+    ref = jo.exact_score(jo.EmpiricalMeasure(Y[2:]), SCHED)
+    x = jax.random.normal(jax.random.key(8), (7, 2))
+    np.testing.assert_allclose(cs.for_class(1)(x, 0.3), ref(x, 0.3), rtol=1e-9, atol=1e-9)
+    full = jo.exact_score(jo.EmpiricalMeasure(Y), SCHED)
+    g = cs.for_class(1, guidance=2.0)(x, 0.3)
+    np.testing.assert_allclose(g, 3.0 * ref(x, 0.3) - 2.0 * full(x, 0.3), rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(num_steps=0), "num_steps"),
+        (dict(num_steps=None, nfe=0), "nfe"),
+        (dict(num_steps=None, nfe=3, sampler=Heun()), "nfe"),
+        (dict(t_prime=0.0), "t_prime"),
+        (dict(t_prime=-1.0), "t_prime"),
+        (dict(t_prime=5e-4), "t_prime"),  # T' <= t_end
+        (dict(tau=-0.1), "tau"),
+        (dict(num_samples=0), "num_samples"),
+        (dict(key=None), "key"),
+    ],
+)
+def test_bad_input(kwargs, match, score):
+    base = dict(key=jax.random.key(0), t_prime=0.1, num_samples=4, sampler=DDIM(), num_steps=2, t_end=T_END)
+    with pytest.raises(ValueError, match=match):
+        ot_accelerated_sample(score, SCHED, Y, **(base | kwargs))
+
+
+def test_bad_input_schedule_range_and_shapes(score):
+    with pytest.raises(ValueError, match="t_prime"):
+        prepare_ot_prior(jo.Cosine(), Y, key=jax.random.key(0), t_prime=5.0)
+    with pytest.raises(ValueError, match="data_points"):
+        prepare_ot_prior(SCHED, Y[:, 0], key=jax.random.key(0), t_prime=0.1)
+    with pytest.raises(ValueError, match="dimension"):
+        ot_accelerated_sample(score, SCHED, jnp.zeros((5, 3)), key=jax.random.key(0), t_prime=0.1, num_samples=4,
+                              num_steps=2, t_end=T_END, ot_tol=0.3)
+    with pytest.raises(ValueError, match="labels"):
+        ExactClassScores.from_data(Y, LAB[:3], SCHED)
+    with pytest.raises(ValueError, match="weights"):
+        prepare_ot_prior(SCHED, Y, key=jax.random.key(0), t_prime=0.1, weights=jnp.ones(3) / 3)
