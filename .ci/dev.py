@@ -52,7 +52,9 @@ def main(argv: list[str]) -> int:
     py = ensure_env(EXTRAS[cmd])
     env = dict(os.environ)
     if cmd == "test":
-        args = [str(py), "-m", "pytest", *rest]
+        # Two xdist workers by default (CI has 2 cores; compilation is single-threaded); pass -n to override.
+        workers = [] if any(a == "-n" or a.startswith("-n") or a.startswith("--numprocesses") for a in rest) else ["-n", "2"]
+        args = [str(py), "-m", "pytest", *workers, *rest]
     elif cmd == "bench":
         args = [str(py), str(ROOT / "benchmarks" / "run_all.py"), *rest]
     elif cmd == "verify":
