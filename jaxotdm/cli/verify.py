@@ -58,13 +58,11 @@ class _Progress:
     def __init__(self, enabled: bool, total: int):
         from tqdm.auto import tqdm
 
-        self.bar = tqdm(total=total, disable=not enabled, unit="step", dynamic_ncols=True)
+        self.bar = tqdm(total=total, disable=not enabled, unit="task", dynamic_ncols=True)
 
     def task(self, label: str):
         def cb(i, n, msg):
-            self.bar.set_description(f"{label}: {msg}")
-            if i > 0:
-                self.bar.update(1)
+            self.bar.set_description(f"{label}: {msg} ({i + 1}/{n})")
 
         return cb
 

@@ -207,3 +207,43 @@ def _sample_with_noise(method, score, schedule, x, times, noises) -> SampleResul
     Used for exact (affine-Gaussian) moment computations and common-random-number designs.
     """
     return _drive(type(method), method, score, schedule, x, times, None, noises)
+
+
+def make_sampler_function(method_cls, name: str, order_doc: str):
+    """A convenience function ``name(score, schedule, x=None, *, t_start, t_end, ...)`` running ``method_cls()``."""
+    def sampler(
+        score: Callable[[Array, Array], Array],
+        schedule: Schedule,
+        x: Float[ArrayLike, "... d"] | None = None,
+        *,
+        t_start: ArrayLike,
+        t_end: ArrayLike,
+        num_steps: int | None = None,
+        nfe: int | None = None,
+        grid="uniform",
+        key=None,
+        shape: tuple[int, ...] | None = None,
+        dtype=None,
+    ) -> SampleResult:
+        return sample(
+            method_cls(), score, schedule, x, t_start=t_start, t_end=t_end, num_steps=num_steps, nfe=nfe,
+            grid=grid, key=key, shape=shape, dtype=dtype,
+        )
+
+    sampler.__name__ = sampler.__qualname__ = name
+    sampler.__doc__ = f"""{order_doc}
+
+    Runs :class:`{method_cls.__name__}` with :func:`~jaxotdm.samplers.sample`; see there for the arguments.
+    Starts from ``x`` at ``t_start``, or from ``shape`` prior draws (``key``), and stops at ``t_end``.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, jaxotdm as jo
+        >>> from jaxotdm.samplers import {name}
+        >>> mu = jo.GaussianMeasure(jnp.zeros(2), jnp.eye(2))
+        >>> sched = jo.VPLinear()
+        >>> out = {name}(jo.exact_score(mu, sched), sched, t_start=1.0, t_end=1e-3, num_steps=10,
+        ...              key=jax.random.key(0), shape=(4, 2))
+        >>> int(out.nfe) == 10 * {method_cls.evals_per_step}
+        True
+    """
+    return sampler

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 from jaxotdm._pytree import pytree_dataclass
 from jaxotdm._types import Array, ArrayLike, Float
 from jaxotdm.flow import flow_map, probability_flow_velocity
-from jaxotdm.samplers._core import SampleResult, sample
+from jaxotdm.samplers._core import SampleResult, make_sampler_function
 from jaxotdm.schedules import Schedule
 
 __all__ = [
@@ -195,51 +195,12 @@ class DPMSolverPP2M:
         return (x_new, x0, h, jnp.zeros((), bool))
 
 
-def _make(method_cls, name: str, order_doc: str):
-    def sampler(
-        score: Callable[[Array, Array], Array],
-        schedule: Schedule,
-        x: Float[ArrayLike, "... d"] | None = None,
-        *,
-        t_start: ArrayLike,
-        t_end: ArrayLike,
-        num_steps: int | None = None,
-        nfe: int | None = None,
-        grid="uniform",
-        key=None,
-        shape: tuple[int, ...] | None = None,
-        dtype=None,
-    ) -> SampleResult:
-        return sample(
-            method_cls(), score, schedule, x, t_start=t_start, t_end=t_end, num_steps=num_steps, nfe=nfe,
-            grid=grid, key=key, shape=shape, dtype=dtype,
-        )
-
-    sampler.__name__ = sampler.__qualname__ = name
-    sampler.__doc__ = f"""{order_doc}
-
-    Runs :class:`{method_cls.__name__}` with :func:`~jaxotdm.samplers.sample`; see there for the arguments.
-    Starts from ``x`` at ``t_start``, or from ``shape`` prior draws (``key``), and stops at ``t_end``.
-
-    Example:
-        >>> import jax, jax.numpy as jnp, jaxotdm as jo
-        >>> from jaxotdm.samplers import {name}
-        >>> mu = jo.GaussianMeasure(jnp.zeros(2), jnp.eye(2))
-        >>> sched = jo.VPLinear()
-        >>> out = {name}(jo.exact_score(mu, sched), sched, t_start=1.0, t_end=1e-3, num_steps=10,
-        ...              key=jax.random.key(0), shape=(4, 2))
-        >>> int(out.nfe) == 10 * {method_cls.evals_per_step}
-        True
-    """
-    return sampler
-
-
-euler = _make(Euler, "euler", "Euler on the probability-flow ODE (order 1, 1 NFE per step).")
-heun = _make(Heun, "heun", "Heun on the probability-flow ODE (order 2, 2 NFE per step; use ``grid='edm'`` for EDM).")
-ddim = _make(DDIM, "ddim", "Deterministic DDIM, ``eta = 0`` (order 1, 1 NFE per step).")
-dpm_solver_2 = _make(DPMSolver2, "dpm_solver_2", "Single-step DPM-Solver-2 (order 2, 2 NFE per step).")
-dpm_solver_3 = _make(DPMSolver3, "dpm_solver_3", "Single-step DPM-Solver-3 (order 3, 3 NFE per step).")
-dpm_solver_pp_2m = _make(DPMSolverPP2M, "dpm_solver_pp_2m", "Multistep DPM-Solver++(2M) (order 2, 1 NFE per step).")
+euler = make_sampler_function(Euler, "euler", "Euler on the probability-flow ODE (order 1, 1 NFE per step).")
+heun = make_sampler_function(Heun, "heun", "Heun on the probability-flow ODE (order 2, 2 NFE per step; use ``grid='edm'`` for EDM).")
+ddim = make_sampler_function(DDIM, "ddim", "Deterministic DDIM, ``eta = 0`` (order 1, 1 NFE per step).")
+dpm_solver_2 = make_sampler_function(DPMSolver2, "dpm_solver_2", "Single-step DPM-Solver-2 (order 2, 2 NFE per step).")
+dpm_solver_3 = make_sampler_function(DPMSolver3, "dpm_solver_3", "Single-step DPM-Solver-3 (order 3, 3 NFE per step).")
+dpm_solver_pp_2m = make_sampler_function(DPMSolverPP2M, "dpm_solver_pp_2m", "Multistep DPM-Solver++(2M) (order 2, 1 NFE per step).")
 
 
 def adaptive_flow(

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 
 from jaxotdm._pytree import pytree_dataclass, static_field
 from jaxotdm._types import Array, ArrayLike, Float
-from jaxotdm.samplers._core import SampleResult, sample
+from jaxotdm.samplers._core import SampleResult, make_sampler_function, sample
 from jaxotdm.samplers.ode import _denoise
 from jaxotdm.schedules import Schedule
 
@@ -136,38 +136,10 @@ def _common(method, score, schedule, x, t_start, t_end, num_steps, nfe, grid, ke
     )
 
 
-def ddpm(
-    score: Callable[[Array, Array], Array],
-    schedule: Schedule,
-    x: Float[ArrayLike, "... d"] | None = None,
-    *,
-    t_start: ArrayLike,
-    t_end: ArrayLike,
-    num_steps: int | None = None,
-    nfe: int | None = None,
-    grid="uniform",
-    key=None,
-    shape: tuple[int, ...] | None = None,
-    dtype=None,
-) -> SampleResult:
-    return _common(AncestralDDPM(), score, schedule, x, t_start, t_end, num_steps, nfe, grid, key, shape, dtype)
+ddpm = make_sampler_function(AncestralDDPM, "ddpm", "Ancestral DDPM sampling on the reverse SDE (weak order 1, 1 NFE per step).")
 
 
-def euler_maruyama(
-    score: Callable[[Array, Array], Array],
-    schedule: Schedule,
-    x: Float[ArrayLike, "... d"] | None = None,
-    *,
-    t_start: ArrayLike,
-    t_end: ArrayLike,
-    num_steps: int | None = None,
-    nfe: int | None = None,
-    grid="uniform",
-    key=None,
-    shape: tuple[int, ...] | None = None,
-    dtype=None,
-) -> SampleResult:
-    return _common(EulerMaruyama(), score, schedule, x, t_start, t_end, num_steps, nfe, grid, key, shape, dtype)
+euler_maruyama = make_sampler_function(EulerMaruyama, "euler_maruyama", "Euler-Maruyama on the reverse SDE (weak order 1, 1 NFE per step).")
 
 
 def predictor_corrector(
