@@ -98,7 +98,9 @@ class ConvergenceResult(NamedTuple):
         fit_to_ot: exponential fit of ``l2_to_ot - floor`` (or ``l2_to_ot`` if the floor is not
             distinguishable from zero) over its resolvable decaying range.
         floor, floor_se, floor_distinguishable: the non-decaying part and whether it exceeds zero by
-            more than 3 standard errors (with enough mismatches to be more than a solver artefact).
+            more than 3 standard errors and the OT map's own resolution (backward: more misrouted mass
+            than the OT map's measured mass error, and at least 5 samples; forward: more than 3x the
+            Brenier estimate's barycentre MC error and discretisation scale ``n^(-1/d)``).
         ot_resolution: accuracy of the OT map used (certificate or MC error), see ``settings``.
         nfe: score evaluations per flow solve.
         settings: everything that was used, including timings.
@@ -333,7 +335,9 @@ def convergence_to_brenier(
         mis_floor, mis_se = out["mis"][-1], out["misse"][-1]
         enough = bool(mis_floor * num_samples >= 5 and mis_floor - 3 * mis_se > ot_tv)
     elif direction == "forward" and not is_gauss:
-        enough = bool(floor > 3 * ot_res["barycentre_mc_se"])  # beyond the Brenier map's MC error
+        # beyond the Brenier estimate's resolution: its barycentre MC error and its discretisation scale
+        resolution = max(ot_res["barycentre_mc_se"], ot_res["discretisation_scale_n^(-1/d)"])
+        enough = bool(floor > 3 * resolution)
     else:
         enough = True
     distinguishable = bool(floor > 3 * floor_se and floor_se > 0 and enough)
