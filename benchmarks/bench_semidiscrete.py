@@ -31,21 +31,35 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from benchmarks._harness import block, matmul_ceiling, peak_rss_gib, write_results
+from benchmarks._harness import block, headline, matmul_ceiling, peak_rss_gib, write_results
 from jaxotdm.ot import AdamSolver, OTTSolver, semidiscrete_ot
 from jaxotdm.ot.semidiscrete import _jit_masses, _make_problem, _zscore
 
 TOL = 0.05
 
 
-def evaluator(x, h, key, n):
-    z = _zscore(n)
-    M = int(math.ceil((z / (0.4 * TOL)) ** 2 * n))
+def _masses_error(x, h, key, n, nb):
     prob = _make_problem(x, jnp.full((n,), 1.0 / n, x.dtype), None, 8192, 2048)
-    nb = max(1, math.ceil(M / 8192))
     m = np.asarray(_jit_masses(prob, jnp.asarray(h, x.dtype), key, nb))
     se = math.sqrt((1 - 1 / n) / (nb * 8192 * (1 / n)))
-    return float(np.max(np.abs(m * n - 1))), z * se, nb * 8192
+    return float(np.max(np.abs(m * n - 1))), _zscore(n) * se
+
+
+def evaluator(x, h, key, n):
+    """``(max relative error, noise floor, samples)`` on ``M`` fresh samples (noise floor ``0.4 TOL``).
+
+    Screening first: on ``M / 16`` samples (noise floor ``1.6 TOL``), an error above ``TOL`` plus that
+    floor already shows (at the ``z_n`` level) that the heights fail, and the full pass is skipped.
+    """
+    z = _zscore(n)
+    M = int(math.ceil((z / (0.4 * TOL)) ** 2 * n))
+    nb = max(1, math.ceil(M / 8192))
+    if nb >= 16:
+        err, floor = _masses_error(x, h, key, n, nb // 16)
+        if err - floor > TOL:
+            return err, floor, (nb // 16) * 8192
+    err, floor = _masses_error(x, h, key, n, nb)
+    return err, floor, nb * 8192
 
 
 def timed(fn):
@@ -120,7 +134,7 @@ def method_solver(method):
     return make
 
 
-def bench_row(n, d, budget_s, peers):
+def bench_row(n, d, budget_s, peers, pot_factor=12.0, peer_factor=3.0):
     key = jax.random.key(0)
     x = jax.random.normal(jax.random.key(n * 1000 + d), (n, d), jnp.float32)
     row = {"n": n, "d": d}
@@ -136,14 +150,25 @@ def bench_row(n, d, budget_s, peers):
     r = min(n, d)
     ceil = matmul_ceiling(65536, r, n)
     row["matmul_fraction"] = (samples_processed / 65536) * ceil["run_s"] / t
-    best_peer = math.inf
+    # each peer gets enough time to show the target ratio (or miss it): 12x ours for POT, 3x for the others
+    best_peer, best_bound = math.inf, math.inf
     for name, make, start in peers:
-        tp, errp, _, iters, ok = run_peer_doubling(make, budget_s, x, key, n, start)
-        row[f"{name}_s"] = tp if ok else f"did not reach 5% within {budget_s:.0f} s (err {errp:.3f} at {iters} it)"
+        b = max(budget_s, (pot_factor if name == "pot" else peer_factor) * t)
+        tp, errp, _, iters, ok = run_peer_doubling(make, b, x, key, n, start)
+        row[f"{name}_s"] = tp if ok else f"did not reach 5% within {b:.0f} s (err {errp:.3f} at {iters} it)"
+        row[f"ratio_{name}"] = tp / t if ok else f"> {b / t:.1f}"
+        row[f"_{name}_bound"] = (tp if ok else b) / t
+        row[f"_{name}_ok"] = ok
         if ok:
-            row[f"ratio_{name}"] = tp / t
             best_peer = min(best_peer, tp)
-    row["speedup_vs_best_peer"] = best_peer / t if math.isfinite(best_peer) else f"> {budget_s / t:.1f}"
+        else:
+            best_bound = min(best_bound, b)
+    if math.isfinite(best_peer) and best_peer <= best_bound:
+        row["speedup_vs_best_peer"] = best_peer / t
+    else:
+        row["speedup_vs_best_peer"] = f"> {best_bound / t:.1f}"
+    row["_best_bound"] = min(best_peer, best_bound) / t
+    row["_best_exact"] = math.isfinite(best_peer) and best_peer <= best_bound
     row["peak_rss_gib"] = peak_rss_gib()
     print(row, flush=True)
     return row
@@ -181,7 +206,33 @@ def main():
         "the passing run's.",
     ]
     name = "bench_semidiscrete" + ("_quick" if args.quick else "") + (f"_{args.only.replace(',', 'x')}" if args.only else "")
-    print(write_results(name, rows, notes=notes, columns=cols))
+    print(write_results(name, rows, notes=notes, columns=cols, headline=headlines(rows)))
+
+
+def headlines(rows):
+    """Headline entries: speed-up vs the best peer at n = 1000, d = 16 (target 2) and vs POT (target 10)."""
+    out = []
+    for r in rows:
+        where = f"n={r['n']}, d={r['d']}"
+        if not r["ours_ok"]:
+            out.append(headline(f"semi-discrete OT ({where}): speed-up vs best peer", ratio=None, target=">= 2",
+                                met=False, ours_s=r["ours_s"], note=f"ours failed the evaluator (err {r['ours_err']:.3f})"))
+            continue
+        bound = r["_best_bound"]
+        note = "" if r["_best_exact"] else "lower bound: no peer reached 5% within its time budget"
+        out.append(headline(f"semi-discrete OT ({where}): speed-up vs best peer", ratio=bound,
+                            target=">= 2" if (r["n"], r["d"]) == (1000, 16) else None, ours_s=r["ours_s"],
+                            peer="best of ott-jax defaults/tuned, Algorithm 1, POT", note=note))
+        if "_pot_bound" in r:
+            pb = r["_pot_bound"]
+            met = True if pb >= 10 else (False if r["_pot_ok"] else None)
+            note = "" if r["_pot_ok"] else "lower bound: POT did not reach 5% within its time budget"
+            if met is None:
+                note += " (too short to show 10x)"
+            out.append(headline(f"semi-discrete OT ({where}): speed-up vs POT", ratio=pb, target=">= 10",
+                                met=met, ours_s=r["ours_s"], peer="POT solve_semidiscrete",
+                                peer_s=r["pot_s"] if r["_pot_ok"] else None, note=note))
+    return out
 
 
 if __name__ == "__main__":

@@ -132,15 +132,15 @@ def _edge_weights(gap, bandwidth):
     return jax.nn.sigmoid(x) * jax.nn.sigmoid(-x) / bandwidth
 
 
-def _hard_pass(prob: SemidiscreteProblem, h, key, nb, hess: str | None = None, n_hess_batches: int = 1,
+def _hard_pass(prob: SemidiscreteProblem, h, key, nb, hess: str | None = None, n_hess_batches=1,
                bandwidth: float = 0.5) -> _Pass:
     """Hard cell masses of ``h`` on ``nb`` batches regenerated from ``key`` (same key -> same sample).
 
     With ``hess`` set, the first ``min(nb, n_hess_batches)`` batches also give the kernel estimate ``L`` of
     ``-Hess E`` (the weighted Laplacian of the cell-adjacency graph, built from each sample's top-2 cells
-    and score gap): ``hess="dense"`` returns the ``(n, n)`` matrix, ``hess="edges"`` the weighted edge list
-    (for matrix-free CG when ``n`` is large). The kernel bandwidth is ``bandwidth`` times the median
-    top-2 gap of the first batch.
+    and score gap): ``hess="dense"`` accumulates the ``(n, n)`` matrix batch by batch, ``hess="edges"``
+    returns the weighted edge list of those batches (for matrix-free CG when ``n`` is large). The kernel
+    bandwidth is ``bandwidth`` times the median top-2 gap of the first batch.
     """
     n = prob.num_targets
     B = prob.batch_size
@@ -155,20 +155,35 @@ def _hard_pass(prob: SemidiscreteProblem, h, key, nb, hess: str | None = None, n
     med = jnp.median(jnp.where(jnp.isfinite(gap0), gap0, jnp.inf))
     bw = bandwidth * jnp.maximum(med, 1e-30)
 
-    def weights(gap, live):
-        return jnp.where(jnp.isfinite(gap) & live, _edge_weights(gap, bw), 0.0)
+    def weights(gap):
+        return jnp.where(jnp.isfinite(gap), _edge_weights(gap, bw), 0.0)
 
     counts = jax.ops.segment_sum(ones, i1, n)
     esum = jnp.sum(v1)
     nh = jnp.minimum(nb, n_hess_batches)
     out = None
-    if hess is not None:
-        w0 = weights(gap0, True)
+    start = jnp.asarray(1)
+    if hess == "dense":
+
+        def add_edges(L, i, j, w):
+            return L.at[i, j].add(-w).at[j, i].add(-w).at[i, i].add(w).at[j, j].add(w)
+
+        def hess_body(b, carry):
+            counts, esum, L = carry
+            v1, i1, v2, i2 = K.top2(sample(b), prob.points, h, prob.chunk_size)
+            return counts + jax.ops.segment_sum(ones, i1, n), esum + jnp.sum(v1), add_edges(L, i1, i2, weights(v1 - v2))
+
+        L0 = add_edges(jnp.zeros((n, n), dtype), i1, i2, weights(gap0))
+        counts, esum, L = jax.lax.fori_loop(1, jnp.maximum(nh, 1), hess_body, (counts, esum, L0))
+        out = L / (jnp.maximum(nh, 1) * B).astype(dtype)
+        start = jnp.maximum(nh, 1)
+    elif hess == "edges":
+        n_edge_batches = int(n_hess_batches)
 
         def hess_batch(b):
             def live(_):
                 v1, i1, v2, i2 = K.top2(sample(b), prob.points, h, prob.chunk_size)
-                return jax.ops.segment_sum(ones, i1, n), jnp.sum(v1), i1, i2, weights(v1 - v2, True)
+                return jax.ops.segment_sum(ones, i1, n), jnp.sum(v1), i1, i2, weights(v1 - v2)
 
             def dead(_):
                 zi = jnp.zeros((B,), jnp.int32)
@@ -176,26 +191,16 @@ def _hard_pass(prob: SemidiscreteProblem, h, key, nb, hess: str | None = None, n
 
             return jax.lax.cond(b < nb, live, dead, None)
 
-        if n_hess_batches > 1:
-            c, e, hi, hj, hw = jax.lax.map(hess_batch, jnp.arange(1, n_hess_batches))
+        hi, hj, hw = i1, i2, weights(gap0)
+        if n_edge_batches > 1:
+            c, e, bi, bj, bw_ = jax.lax.map(hess_batch, jnp.arange(1, n_edge_batches))
             counts = counts + jnp.sum(c, axis=0)
             esum = esum + jnp.sum(e)
-            hi = jnp.concatenate([i1, hi.reshape(-1)])
-            hj = jnp.concatenate([i2, hj.reshape(-1)])
-            hw = jnp.concatenate([w0, hw.reshape(-1)])
-        else:
-            hi, hj, hw = i1, i2, w0
-        hw = hw / (nh * B).astype(dtype)
-        if hess == "dense":
-            L = jnp.zeros((n, n), dtype)
-            L = L.at[hi, hj].add(-hw).at[hj, hi].add(-hw)
-            diag = jax.ops.segment_sum(hw, hi, n) + jax.ops.segment_sum(hw, hj, n)
-            out = L + jnp.diag(diag)
-        else:
-            out = (hi, hj, hw)
-        start = jnp.asarray(n_hess_batches)
-    else:
-        start = jnp.asarray(1)
+            hi = jnp.concatenate([hi, bi.reshape(-1)])
+            hj = jnp.concatenate([hj, bj.reshape(-1)])
+            hw = jnp.concatenate([hw, bw_.reshape(-1)])
+        out = (hi, hj, hw / (nh * B).astype(dtype))
+        start = jnp.asarray(n_edge_batches)
 
     def body(b, carry):
         counts, esum = carry
@@ -249,6 +254,7 @@ def required_samples(weights_min: float, n: int, tol: float, noise_fraction: flo
 
 
 MAX_STAGES = 24
+MIN_RIDGE = 1e-3
 
 
 class NewtonSchedule(NamedTuple):
@@ -258,7 +264,8 @@ class NewtonSchedule(NamedTuple):
     tolerances: Array
     last: Array
     check: Array  # ``tol``: stop at a stage change whose fresh pass certifies it (see ``NewtonSolver``)
-    noise: Array  # per stage: ``z_n max_i sqrt(nu_i (1 - nu_i) / N_s) / nu_i``, the sample's resolution
+    noise: Array  # per stage: ``check_fraction z_n max_i sqrt(nu_i (1 - nu_i) / N_s) / nu_i``
+    single: Array  # per stage: fresh errors below this take one Newton step and move to the next stage
 
 
 class NewtonState(NamedTuple):
@@ -270,6 +277,7 @@ class NewtonState(NamedTuple):
     energy: Array
     hess: Any  # dense kernel Laplacian (n <= dense_max) or weighted edges, at the current heights
     error: Array  # in-sample max relative error of the current heights
+    ridge: Array  # Levenberg-Marquardt ridge, relative to the mean Hessian diagonal
     done: Array
     converged: Array
     history: dict
@@ -296,7 +304,8 @@ class NewtonSolver:
             check_fraction: see above.
         min_samples_per_cell: expected samples in the smallest cell at the first stage.
         final_samples: overrides ``N_final``. max_samples: cap on ``N_final``.
-        hessian_samples: samples whose top-2 gaps build the Hessian (``None``: ``max(256 n, 4 batches)``).
+        hessian_samples: samples whose top-2 gaps build the Hessian (``None``: ``max(1024 n, 4 batches)`` for
+            the dense solve, ``max(256 n, 4 batches)`` for the edge list).
         bandwidth: kernel bandwidth as a fraction of the median top-2 gap.
         dense_max: largest ``n`` for the dense solve; Jacobi-CG with edge matvecs above.
         max_iterations: total iterations (Newton steps plus stage changes). max_backtracks: per step.
@@ -307,6 +316,7 @@ class NewtonSolver:
     insample_fraction: float = static_field(0.3)
     stage_fraction: float = static_field(0.5)
     check_fraction: float = static_field(1.0)
+    single_step_ratio: float = static_field(2.5)
     min_samples_per_cell: int = static_field(32)
     final_samples: int | None = static_field(None)
     max_samples: int = static_field(2**27)
@@ -348,11 +358,14 @@ class NewtonSolver:
             jnp.asarray(tol, dtype),
             jnp.asarray([self.check_fraction * zn * math.sqrt((1 - wmin) / (nb * B * wmin))
                          for nb in nbs + [nb_final] * pad], dtype),
+            jnp.asarray([self.single_step_ratio * zn * math.sqrt((1 - wmin) / (nb * B * wmin))
+                         for nb in nbs + [nb_final] * pad], dtype),
         )
 
     def _n_hess_batches(self, prob):
         n, B = prob.num_targets, prob.batch_size
-        hs = self.hessian_samples if self.hessian_samples is not None else max(256 * n, 4 * B)
+        default = (1024 if n <= self.dense_max else 256) * n
+        hs = self.hessian_samples if self.hessian_samples is not None else max(default, 4 * B)
         return max(1, math.ceil(hs / B))
 
     def init(self, prob: SemidiscreteProblem, sched: NewtonSchedule, *, key, init_heights=None) -> NewtonState:
@@ -367,8 +380,8 @@ class NewtonSolver:
             hess = (jnp.zeros((e,), jnp.int32), jnp.zeros((e,), jnp.int32), jnp.zeros((e,), dtype))
         return NewtonState(
             h, key, jnp.asarray(-1, jnp.int32), jnp.asarray(0, jnp.int32), jnp.zeros((n,), dtype),
-            jnp.asarray(-jnp.inf, dtype), hess, jnp.asarray(jnp.inf, dtype), jnp.asarray(False),
-            jnp.asarray(False), _history(self.max_iterations, dtype),
+            jnp.asarray(-jnp.inf, dtype), hess, jnp.asarray(jnp.inf, dtype), jnp.asarray(MIN_RIDGE, dtype),
+            jnp.asarray(False), jnp.asarray(False), _history(self.max_iterations, dtype),
         )
 
     def _pass(self, prob, h, key, nb):
@@ -376,52 +389,73 @@ class NewtonSolver:
         return _hard_pass(prob, h, key, nb, mode, self._n_hess_batches(prob), self.bandwidth)
 
     def step(self, prob: SemidiscreteProblem, sched: NewtonSchedule, state: NewtonState) -> NewtonState:
-        """One iteration: a stage change (a pass on the next, larger sample) if the current stage's
-        tolerance is met, else a damped Newton step (passes at trial heights until the L1 residual
-        drops by ``alpha / 4`` or ``max_backtracks`` is reached)."""
+        """One iteration, one of:
+
+        * a stage change (a pass of the current heights on the next, larger sample) once the current
+          stage's tolerance is met;
+        * a single step: when the error is within ``single_step_ratio`` times the stage's noise level,
+          further iterations on this sample would mostly fit its noise, so one full Newton step is taken
+          and evaluated directly on the next stage's fresh sample (at the last stage the step ends the
+          solve, unevaluated: the certificate checks it on an independent sample);
+        * otherwise a damped Newton step on the current sample (passes at trial heights until the L1
+          residual drops by ``alpha / 4`` or ``max_backtracks`` is reached).
+        """
         s = state
         dtype = s.heights.dtype
-        stage_ok = (s.stage < 0) | (s.error <= sched.tolerances[jnp.maximum(s.stage, 0)])
-        finished = stage_ok & (s.stage >= sched.last)
-        advance = stage_ok & ~finished
+        cur = jnp.maximum(s.stage, 0)
+        stage_ok = (s.stage < 0) | (s.error <= sched.tolerances[cur])
+        single = (s.stage >= 0) & ~stage_ok & (s.error <= sched.single[cur])
+        at_last = s.stage >= sched.last
+        finished = stage_ok & at_last
+        last_single = single & at_last
+        advance = (stage_ok & ~at_last) | (single & ~at_last)
         stage = jnp.where(advance, s.stage + 1, s.stage)
         nb = sched.num_batches[jnp.maximum(stage, 0)]
         key = jax.random.fold_in(s.key, stage)
         r = prob.weights - s.masses
-        delta = jax.lax.cond(
-            advance | finished, lambda: jnp.zeros_like(s.heights), lambda: self._direction(prob, s, r)
-        )
+        delta = jax.lax.cond(stage_ok, lambda: jnp.zeros_like(s.heights), lambda: self._direction(prob, s, r))
         r1 = jnp.sum(jnp.abs(r))
+
+        slope = jnp.dot(r, delta)  # directional derivative of the sample energy along delta
 
         def cond(c):
             _, k, ok, _ = c
-            return ~ok
+            return ~ok & (k <= self.max_backtracks)
 
         def body(c):
             alpha, k, _, _ = c
             p = self._pass(prob, s.heights + alpha * delta, key, nb)
+            ascent = p.energy >= s.energy + 1e-4 * alpha * slope
             decrease = jnp.sum(jnp.abs(prob.weights - p.masses)) <= (1.0 - alpha / 4.0) * r1
-            ok = advance | decrease | (k >= self.max_backtracks)
+            ok = advance | ascent | decrease
             return jnp.where(ok, alpha, alpha / 2.0), k + 1, ok, p
 
         p0 = _Pass(s.masses, s.energy, s.hess, jnp.zeros((), dtype))
         one = jnp.ones((), dtype)
-        alpha, _, _, p = jax.lax.while_loop(cond, body, (one, jnp.asarray(0), finished, p0))
+        stop = finished | last_single
+        alpha, _, accepted, p = jax.lax.while_loop(cond, body, (one, jnp.asarray(0), stop, p0))
+        # no acceptable step: stay, keep the current sample's pass, and raise the ridge (towards a
+        # scaled gradient step); a full step lowers it again
+        rejected = ~accepted
+        alpha = jnp.where(rejected, 0.0, alpha)
+        p = jax.tree_util.tree_map(lambda a, b: jnp.where(rejected, a, b), p0, p)
+        ridge = jnp.where(rejected, s.ridge * 10.0,
+                          jnp.where(alpha >= 1.0, jnp.maximum(s.ridge / 4.0, MIN_RIDGE), s.ridge))
         h_new = s.heights + alpha * delta
         h_new = h_new - jnp.mean(h_new)
-        err = jnp.where(finished, s.error, _max_rel(p.masses, prob.weights))
-        # a stage change evaluates the current heights on a sample never used for them: a fresh check
+        err = jnp.where(stop, s.error, _max_rel(p.masses, prob.weights))
+        # a stage change evaluates the heights on a sample never used for them: a fresh check
         # (an upper confidence bound: the fresh error plus the sample's noise level)
         fresh_ok = advance & (s.stage >= 0) & (err + sched.noise[stage] <= sched.check)
         hist = jax.lax.cond(
             finished, lambda: s.history,
             lambda: _record(s.history, s.iteration, err, p.energy, nb * prob.batch_size,
-                            jnp.where(advance, 0.0, alpha)),
+                            jnp.where(advance & ~single, 0.0, alpha)),
         )
         it = jnp.where(finished, s.iteration, s.iteration + 1)
-        done = finished | fresh_ok
+        done = stop | fresh_ok
         return NewtonState(
-            h_new, s.key, stage, it, p.masses, p.energy, p.hess, err,
+            h_new, s.key, stage, it, p.masses, p.energy, p.hess, err, ridge,
             done | (it >= self.max_iterations), done, hist,
         )
 
@@ -436,7 +470,7 @@ class NewtonSolver:
             diag = jax.ops.segment_sum(w, i, n) + jax.ops.segment_sum(w, j, n)
         mean_diag = jnp.maximum(jnp.mean(diag), 1e-30)
         # ridge; cells with (almost) no boundary samples fall back to a scaled gradient step
-        lam = 1e-3 * mean_diag + jnp.where(diag < 0.05 * mean_diag, mean_diag, 0.0)
+        lam = s.ridge * mean_diag + jnp.where(diag < 0.05 * mean_diag, mean_diag, 0.0)
         if n <= self.dense_max:
             delta = jax.scipy.linalg.solve(L + jnp.diag(lam), r, assume_a="pos")
         else:
@@ -501,8 +535,8 @@ class AdamSolver:
     energy, and takes an Adam step (``beta1 = 0.9``, ``beta2 = 0.5``) on ``-E``; when the energy has not
     improved (by ``stall_rtol`` relative) for ``patience`` steps the sample size doubles. Our additions,
     both documented: the learning rate is scaled by the median top-2 gap of the first sample
-    (``learning_rate`` is relative), and it is multiplied by ``lr_decay`` at every doubling (set
-    ``lr_decay=1.0`` for the literal algorithm). Stops when the in-sample max relative error is below
+    (``learning_rate`` is relative), and it can be multiplied by ``lr_decay`` at every doubling (the default
+    ``lr_decay=1.0`` is the literal algorithm; ``0.5`` converges faster at tight tolerances). Stops when the in-sample max relative error is below
     ``insample_fraction * tol`` on a sample of at least ``(z_n/(noise_fraction tol))^2/min nu`` points,
     or after ``max_iterations``.
     """
@@ -513,7 +547,7 @@ class AdamSolver:
     initial_samples_per_cell: int = static_field(8)
     patience: int = static_field(10)
     stall_rtol: float = static_field(1e-4)
-    lr_decay: float = static_field(0.5)
+    lr_decay: float = static_field(1.0)
     noise_fraction: float = static_field(0.6)
     insample_fraction: float = static_field(0.5)
     max_samples: int = static_field(2**27)
