@@ -30,6 +30,7 @@ from jaxotdm.ot import (
 from jaxotdm.samplers import SampleResult, ot_accelerated_sample, prepare_ot_prior, sample
 from jaxotdm.schedules import EDM, OU, VE, Cosine, Schedule, SubVP, VPLinear
 from jaxotdm.scores import ExactScore, exact_score
+from jaxotdm.sharding import PointSharding
 from jaxotdm.training import TrainState, fit, init_train_state, train_step
 
 __version__ = "0.1.0"
@@ -59,6 +60,7 @@ __all__ = [
     "GaussianMeasure",
     "NewtonSolver",
     "OTTSolver",
+    "PointSharding",
     "SampleResult",
     "Schedule",
     "SemidiscreteCertificate",

@@ -1,6 +1,9 @@
 """The ``jaxotdm`` command line. Each command lives in its own module exposing ``register(subparsers)``.
 
-Progress bars and logging live here, never in the numerical modules.
+Progress bars and logging live here, never in the numerical modules. Run as a program (``jaxotdm ...``
+or ``python -m jaxotdm ...``), it turns on JAX's persistent compilation cache in ``~/.cache/jaxotdm/xla``
+(``$JAXOTDM_CACHE_DIR`` overrides the folder, an empty value disables it); see
+:func:`jaxotdm.cli._common.configure_compilation_cache`.
 """
 
 from __future__ import annotations
@@ -36,6 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Runs the CLI. With ``argv=None`` (the program's own command line) it also enables the persistent
+    compilation cache; called from Python with an explicit ``argv`` it leaves JAX's global config alone."""
+    if argv is None:
+        from jaxotdm.cli._common import configure_compilation_cache
+
+        configure_compilation_cache()
     parser = build_parser()
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if args.command is None:

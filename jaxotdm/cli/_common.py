@@ -1,12 +1,14 @@
-"""Shared pieces of the CLI: schedule and dataset options, output folders, figures."""
+"""Shared pieces of the CLI: schedule and dataset options, output folders, figures, compilation cache."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
+import jax
 import numpy as np
 
 from jaxotdm import data as D
@@ -20,6 +22,53 @@ SCHEDULE_CHOICES = {
     "ve": lambda: S.VE(),
     "edm": lambda: S.EDM(),
 }
+
+
+CACHE_ENV = "JAXOTDM_CACHE_DIR"
+"""Environment variable naming the CLI's persistent compilation cache folder; empty disables the cache."""
+
+DEFAULT_MIN_COMPILE_SECS = 0.5
+"""Only compilations at least this long are written to the persistent cache (small ones reload no faster)."""
+
+
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/jaxotdm/xla``, by default ``~/.cache/jaxotdm/xla``."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "jaxotdm" / "xla"
+
+
+def configure_compilation_cache(
+    path: str | os.PathLike | None = None, *, min_compile_time_secs: float = DEFAULT_MIN_COMPILE_SECS
+) -> Path | None:
+    """Turns on JAX's persistent compilation cache for this process, so a second CLI run of the same job
+    loads its compiled programs from disk instead of recompiling them.
+
+    Only the command-line program calls this (library import never changes JAX's global config).
+
+    Args:
+        path: the cache folder; ``None`` reads ``$JAXOTDM_CACHE_DIR``, and if that is unset uses
+            :func:`default_cache_dir`. An empty value (``""``) disables the cache.
+        min_compile_time_secs: only cache programs whose compilation took at least this long.
+
+    Returns:
+        The folder in use, or ``None`` when the cache is disabled or the folder cannot be created.
+    """
+    if not (isinstance(min_compile_time_secs, (int, float)) and min_compile_time_secs >= 0):
+        raise ValueError(f"`min_compile_time_secs` must be a number >= 0, got {min_compile_time_secs!r}.")
+    if path is None:
+        path = os.environ.get(CACHE_ENV)
+        if path is None:
+            path = default_cache_dir()
+    if not str(path).strip():
+        return None
+    folder = Path(path).expanduser()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    jax.config.update("jax_compilation_cache_dir", str(folder))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", float(min_compile_time_secs))
+    return folder
 
 
 def make_schedule(name: str) -> S.Schedule:

@@ -55,6 +55,7 @@ from jaxotdm._pytree import pytree_dataclass, static_field
 from jaxotdm._types import Array, ArrayLike, Float, Int
 from jaxotdm.measures import GaussianMeasure
 from jaxotdm.ot import _kernels as K
+from jaxotdm.sharding import PointSharding, check_sharding
 
 __all__ = [
     "AdamSolver",
@@ -88,6 +89,8 @@ class SemidiscreteProblem:
         sampler: ``None`` for the standard Gaussian in ``r`` dimensions, else a callable
             ``sampler(key, num) -> (num, r)``.
         batch_size: source samples per batch. chunk_size: targets per streamed chunk.
+        sharding: optional :class:`~jaxotdm.PointSharding`: the targets axis is split across its mesh axis
+            (every pass streams each device's block of targets; results equal the single-device ones).
         antithetic: standard Gaussian source only: each batch is ``[z, -z]`` for ``batch_size / 2`` draws
             ``z`` (unbiased, half the random numbers; the solvers use it, certificates do not, since the
             cell around the origin can hold both ``z`` and ``-z`` and its variance is then not ``m(1-m)/N``).
@@ -99,6 +102,7 @@ class SemidiscreteProblem:
     batch_size: int = static_field(DEFAULT_BATCH)
     chunk_size: int = static_field(DEFAULT_CHUNK)
     antithetic: bool = static_field(False)
+    sharding: PointSharding | None = static_field(None)
 
     @property
     def num_targets(self) -> int:
@@ -159,7 +163,7 @@ def _hard_pass(prob: SemidiscreteProblem, h, key, nb, hess: str | None = None, n
     def sample(b):
         return prob.sample(jax.random.fold_in(key, b), B)
 
-    v1, i1, v2, i2 = K.top2(sample(0), prob.points, h, prob.chunk_size)
+    v1, i1, v2, i2 = K.top2(sample(0), prob.points, h, prob.chunk_size, sharding=prob.sharding)
     gap0 = v1 - v2
     med = jnp.median(jnp.where(jnp.isfinite(gap0), gap0, jnp.inf))
     bw = bandwidth * jnp.maximum(med, 1e-30)
@@ -179,7 +183,7 @@ def _hard_pass(prob: SemidiscreteProblem, h, key, nb, hess: str | None = None, n
 
         def hess_body(b, carry):
             counts, esum, L = carry
-            v1, i1, v2, i2 = K.top2(sample(b), prob.points, h, prob.chunk_size)
+            v1, i1, v2, i2 = K.top2(sample(b), prob.points, h, prob.chunk_size, sharding=prob.sharding)
             return counts + jax.ops.segment_sum(ones, i1, n), esum + jnp.sum(v1), add_edges(L, i1, i2, weights(v1 - v2))
 
         L0 = add_edges(jnp.zeros((n, n), dtype), i1, i2, weights(gap0))
@@ -191,7 +195,7 @@ def _hard_pass(prob: SemidiscreteProblem, h, key, nb, hess: str | None = None, n
 
         def hess_batch(b):
             def live(_):
-                v1, i1, v2, i2 = K.top2(sample(b), prob.points, h, prob.chunk_size)
+                v1, i1, v2, i2 = K.top2(sample(b), prob.points, h, prob.chunk_size, sharding=prob.sharding)
                 return jax.ops.segment_sum(ones, i1, n), jnp.sum(v1), i1, i2, weights(v1 - v2)
 
             def dead(_):
@@ -213,7 +217,7 @@ def _hard_pass(prob: SemidiscreteProblem, h, key, nb, hess: str | None = None, n
 
     def body(b, carry):
         counts, esum = carry
-        c, e = K.counts(sample(b), prob.points, h, prob.chunk_size)
+        c, e = K.counts(sample(b), prob.points, h, prob.chunk_size, sharding=prob.sharding)
         return counts + c, esum + e
 
     counts, esum = jax.lax.fori_loop(start, jnp.maximum(nb, start), body, (counts, esum))
@@ -762,6 +766,7 @@ class SemidiscreteMap:
     diagnostics: SemidiscreteDiagnostics | None = None
     chunk_size: int = static_field(DEFAULT_CHUNK)
     query_chunk_size: int = static_field(DEFAULT_BATCH)
+    sharding: PointSharding | None = static_field(None)
 
     @property
     def num_targets(self) -> int:
@@ -787,9 +792,9 @@ class SemidiscreteMap:
         zf, batch, xc, c, dtype = self._prep(z)
         h = self.heights.astype(dtype)
         if _is_zero(tau):
-            out = K.map_queries(lambda q: K.top1(q, xc, h, self.chunk_size)[0], zf, self.query_chunk_size)
+            out = K.map_queries(lambda q: K.top1(q, xc, h, self.chunk_size, sharding=self.sharding)[0], zf, self.query_chunk_size)
         else:
-            lse = K.map_queries(lambda q: K.soft(q, xc, h, tau, self.chunk_size)[0], zf, self.query_chunk_size)
+            lse = K.map_queries(lambda q: K.soft(q, xc, h, tau, self.chunk_size, sharding=self.sharding)[0], zf, self.query_chunk_size)
             out = lse - tau * math.log(self.num_targets)
         return (out + zf @ c).reshape(batch)
 
@@ -797,7 +802,7 @@ class SemidiscreteMap:
         """Index of the Laguerre cell containing ``z``."""
         zf, batch, xc, _, dtype = self._prep(z)
         h = self.heights.astype(dtype)
-        return K.map_queries(lambda q: K.top1(q, xc, h, self.chunk_size)[1], zf, self.query_chunk_size).reshape(
+        return K.map_queries(lambda q: K.top1(q, xc, h, self.chunk_size, sharding=self.sharding)[1], zf, self.query_chunk_size).reshape(
             batch
         )
 
@@ -808,13 +813,14 @@ class SemidiscreteMap:
         if _is_zero(tau):
             return self.targets.astype(dtype)[self.assign(zf)].reshape(batch + (self.dim,))
         h = self.heights.astype(dtype)
-        y = K.map_queries(lambda q: K.soft(q, xc, h, tau, self.chunk_size)[1], zf, self.query_chunk_size)
+        y = K.map_queries(lambda q: K.soft(q, xc, h, tau, self.chunk_size, sharding=self.sharding)[1], zf, self.query_chunk_size)
         return (y + c).reshape(batch + (self.dim,))
 
     def cell_masses(self, *, key, num_samples: int, source=None) -> Array:
         """Monte Carlo cell masses ``m_i`` of the source (default ``N(0, I)``) under this map."""
         return cell_masses(self.targets, self.heights, weights=self.weights, key=key,
-                           num_samples=num_samples, source=source, chunk_size=self.chunk_size)
+                           num_samples=num_samples, source=source, chunk_size=self.chunk_size,
+                           sharding=self.sharding)
 
 
 def _is_zero(tau) -> bool:
@@ -898,7 +904,7 @@ def _make_sampler(source, d, dtype, key):
     return source
 
 
-def _make_problem(x, w, sampler, batch_size, chunk_size) -> SemidiscreteProblem:
+def _make_problem(x, w, sampler, batch_size, chunk_size, sharding=None) -> SemidiscreteProblem:
     c = w @ x
     xc = x - c
     n, d = x.shape
@@ -908,11 +914,12 @@ def _make_problem(x, w, sampler, batch_size, chunk_size) -> SemidiscreteProblem:
         pts = r.T
     else:
         pts = xc
-    return SemidiscreteProblem(pts, w, sampler, batch_size, chunk_size)
+    return SemidiscreteProblem(pts, w, sampler, batch_size, chunk_size, sharding=sharding)
 
 
 def cell_masses(targets, heights, *, key, num_samples: int, weights=None, source=None,
-                chunk_size: int = DEFAULT_CHUNK, batch_size: int = DEFAULT_BATCH) -> Array:
+                chunk_size: int = DEFAULT_CHUNK, batch_size: int = DEFAULT_BATCH,
+                sharding: PointSharding | None = None) -> Array:
     """Monte Carlo masses ``P(z in W_i(h))`` of the Laguerre cells, ``z`` from ``source`` (default ``N(0,I)``).
 
     Uses ``ceil(num_samples / batch_size) * batch_size`` samples, streamed in batches.
@@ -924,7 +931,7 @@ def cell_masses(targets, heights, *, key, num_samples: int, weights=None, source
         raise ValueError(f"`heights` must have shape ({x.shape[0]},), got {h.shape}.")
     V.check_positive_int(num_samples, "num_samples")
     sampler = _make_sampler(source, x.shape[1], x.dtype, key)
-    prob = _make_problem(x, w, sampler, batch_size, chunk_size)
+    prob = _make_problem(x, w, sampler, batch_size, chunk_size, check_sharding(sharding))
     nb = max(1, math.ceil(num_samples / batch_size))
     return _jit_masses(prob, h, key, nb)
 
@@ -958,6 +965,7 @@ def semidiscrete_ot(
     certificate_samples: int | None = None,
     batch_size: int = DEFAULT_BATCH,
     chunk_size: int = DEFAULT_CHUNK,
+    sharding: PointSharding | None = None,
 ) -> SemidiscreteMap:
     r"""Semi-discrete OT from ``source`` (default ``N(0, I_d)``) to ``sum_i nu_i delta_{x_i}``.
 
@@ -974,6 +982,8 @@ def semidiscrete_ot(
         certificate_samples: fresh samples for the certificate (default: the solver's final sample size,
             at least ``2^18``); ``0`` skips it.
         batch_size: source samples per streamed batch. chunk_size: targets per streamed chunk.
+        sharding: optional :class:`~jaxotdm.PointSharding` splitting the targets across devices (for the
+            solve, the certificate and the returned map); results equal the single-device ones.
 
     Returns:
         A :class:`SemidiscreteMap` with mean-zero ``heights``, a :class:`SemidiscreteCertificate` and
@@ -999,9 +1009,10 @@ def semidiscrete_ot(
         )
     V.check_positive_int(batch_size, "batch_size")
     V.check_positive_int(chunk_size, "chunk_size")
+    sharding = check_sharding(sharding)
     k_solve, k_cert = jax.random.split(key)
     sampler = _make_sampler(source, x.shape[1], x.dtype, k_cert)
-    prob = _make_problem(x, w, sampler, batch_size, chunk_size)
+    prob = _make_problem(x, w, sampler, batch_size, chunk_size, sharding)
     h0 = None
     if init_heights is not None:
         h0 = V.as_float_array(init_heights, "init_heights", dtype=x.dtype)
@@ -1019,4 +1030,4 @@ def semidiscrete_ot(
         certificate_samples = max(int(diag.final_samples), 2**18)
     if certificate_samples:
         cert = _certificate(prob, h, k_cert, int(certificate_samples))
-    return SemidiscreteMap(x, w, h, cert, diag, chunk_size, batch_size)
+    return SemidiscreteMap(x, w, h, cert, diag, chunk_size, batch_size, sharding)
