@@ -58,7 +58,7 @@ def sample_pf(score, schedule, n, d, T, t_end, key):
 
 
 def run_case(name, x_train, x_test, *, features, depth, steps, batch_size, lr, times, T, t_end, n_samples, rows,
-             network=None, label=None):
+             heads, network=None, label=None):
     sched = jo.OU()
     x_train = np.asarray(x_train, np.float32)
     x_test = np.asarray(x_test, np.float32)
@@ -123,6 +123,18 @@ def run_case(name, x_train, x_test, *, features, depth, steps, batch_size, lr, t
                      "epsilon": eps, "median NN dist to train": nnd,
                      "nfe": {"learned score": nfe_l, "exact score (train)": nfe_e}.get(what)})
         print(f"[{name}] Sinkhorn divergence ({what}) = {v:.4g} (eps {eps:.3g}); median NN distance to train {nnd:.3g}")
+    net = base["network"]
+    heads.append(H.headline(
+        f"training step / matmul ceiling ({name}, {net}, batch {batch_size})", ratio=base["step/matmul"], target=None,
+        ours_s=timing["run_s"], peer=f"matmul ({batch_size}x{features}) @ ({features}x{features})",
+        peer_s=ceiling["run_s"], compile_s=timing["compile_s"],
+        note="reported only (no target): one optimiser step (forward + backward + update) in units of one matmul"))
+    ratio = sk["learned score"][0] / sk["Gaussian fit"][0]
+    heads.append(H.headline(
+        f"learned-sample Sinkhorn divergence / Gaussian fit's ({name}, {net}, {steps} steps)", ratio=ratio,
+        target="< 1", peer="exact score of the Gaussian fitted to the training set",
+        note=f"divergence to held-out data: learned {sk['learned score'][0]:.3g}, Gaussian fit "
+             f"{sk['Gaussian fit'][0]:.3g}, training set itself {sk['training set'][0]:.3g}"))
     print(f"[{name}] step: compile {timing['compile_s']:.2f}s, run {1e3 * timing['run_s']:.2f} ms "
           f"(matmul ceiling {1e3 * ceiling['run_s']:.3f} ms); fit wall {wall:.1f}s for {steps} steps")
 
@@ -133,16 +145,17 @@ def main(argv=None):
     args = ap.parse_args(argv)
     q = args.quick
     rows: list[dict] = []
+    heads: list[dict] = []
     toy = D.toy_2d("eight_gaussians", 1024, seed=0)
     tr, te = D.train_test_split(toy, test_fraction=0.5, seed=0)
     run_case("eight_gaussians", tr, te, features=128, depth=3, steps=500 if q else 4000, batch_size=256, lr=2e-3,
-             times=(0.05, 0.2, 0.5, 1.0, 2.0), T=8.0, t_end=1e-3, n_samples=512, rows=rows)
+             times=(0.05, 0.2, 0.5, 1.0, 2.0), T=8.0, t_end=1e-3, n_samples=512, rows=rows, heads=heads)
     digits = D.load_digits()
     tr, te = D.train_test_split(digits, test_fraction=0.2, seed=0)
     run_case("digits (8x8)", tr, te, features=256, depth=3, steps=300 if q else 4000, batch_size=128, lr=1e-3,
-             times=(0.05, 0.2, 0.5, 1.0, 2.0), T=8.0, t_end=1e-3, n_samples=360, rows=rows)
+             times=(0.05, 0.2, 0.5, 1.0, 2.0), T=8.0, t_end=1e-3, n_samples=360, rows=rows, heads=heads)
     run_case("digits (8x8)", tr, te, features=64, depth=0, steps=200 if q else 1500, batch_size=128, lr=1e-3,
-             times=(0.05, 0.2, 0.5, 1.0, 2.0), T=8.0, t_end=1e-3, n_samples=360, rows=rows,
+             times=(0.05, 0.2, 0.5, 1.0, 2.0), T=8.0, t_end=1e-3, n_samples=360, rows=rows, heads=heads,
              network=UNet(image_shape=(8, 8, 1), channels=32, channel_mult=(1, 2), groups=8),
              label="U-Net 32ch (1,2)")
     notes = [
@@ -158,7 +171,7 @@ def main(argv=None):
     cols = ["dataset", "n_train", "d", "network", "steps", "metric", "t", "log_snr", "learned", "gaussian_fit",
             "samples", "value", "median NN dist to train", "nfe", "final_loss", "fit_wall_s", "step_compile_s",
             "step_run_ms", "matmul_ms", "step/matmul"]
-    path = H.write_results("bench_training" + ("_quick" if q else ""), rows, notes=notes, columns=cols)
+    path = H.write_results("bench_training" + ("_quick" if q else ""), rows, notes=notes, columns=cols, headline=heads)
     print(f"wrote {path}")
 
 

@@ -168,3 +168,93 @@ def test_bad_input_schedule_range_and_shapes(score):
         ExactClassScores.from_data(Y, LAB[:3], SCHED)
     with pytest.raises(ValueError, match="weights"):
         prepare_ot_prior(SCHED, Y, key=jax.random.key(0), t_prime=0.1, weights=jnp.ones(3) / 3)
+
+
+# ------------------------------------------------------------------------- learned class-conditional scores
+@pytest.fixture(scope="module")
+def learned_classes():
+    """A class-conditional MLP with random (perturbed) parameters: its score is not zero, and not trained."""
+    from jaxotdm.networks import MLP, NoisePrediction, ScoreModel
+
+    model = ScoreModel(MLP(features=16, depth=1, num_classes=2), SCHED, NoisePrediction())
+    params = model.init(jax.random.key(20), jnp.zeros((1, 2)), labels=jnp.zeros((1,), jnp.int32))
+    leaves, tdef = jax.tree.flatten(params)
+    keys = jax.random.split(jax.random.key(21), len(leaves))
+    params = jax.tree.unflatten(tdef, [p + 0.3 * jax.random.normal(k, p.shape, p.dtype) for p, k in zip(leaves, keys, strict=True)])
+    return model, params
+
+
+def test_learned_class_scores_bind_the_label_and_the_guidance(learned_classes):
+    from jaxotdm.samplers import LearnedClassScores
+
+    model, params = learned_classes
+    cs = LearnedClassScores(model, params, classes=(0, 1))
+    x = jax.random.normal(jax.random.key(22), (9, 2))
+    t = 0.3
+    s0, s1 = cs.for_class(0)(x, t), cs.for_class(1)(x, t)
+    np.testing.assert_allclose(s1, model.score(params, x, t, labels=1), rtol=1e-12, atol=1e-12)
+    assert float(jnp.max(jnp.abs(s0 - s1))) > 1e-3  # the label reaches the network
+    # classifier-free guidance: (1 + w) s_c - w s_null, the null label being the unconditional branch
+    s_null = model.score(params, x, t, labels=None)
+    assert float(jnp.max(jnp.abs(s_null - s1))) > 1e-3
+    for w in (0.5, 2.0, -0.5):
+        np.testing.assert_allclose(cs.for_class(1, guidance=w)(x, t), (1 + w) * s1 - w * s_null, rtol=1e-9, atol=1e-9)
+    # guidance is linear in w: the guided scores at w = 0, 1, 2 are equally spaced
+    g = [cs.for_class(1, guidance=w)(x, t) for w in (0.0, 1.0, 2.0)]
+    np.testing.assert_allclose(g[2] - g[1], g[1] - g[0], rtol=1e-9, atol=1e-9)
+    np.testing.assert_array_equal(g[0], s1)
+
+
+def test_learned_class_scores_drive_conditional_sampling(learned_classes):
+    """The conditional sampler runs the requested class's OT prior and the learned class score's chain."""
+    from jaxotdm.samplers import LearnedClassScores
+
+    model, params = learned_classes
+    cs = LearnedClassScores(model, params, classes=(0, 1))
+    cprior = prepare_conditional_ot_prior(SCHED, Y, LAB, key=jax.random.key(23), t_prime=0.2, ot_tol=0.1)
+    key = jax.random.key(24)
+    for label, w in ((0, 0.0), (1, 1.5)):
+        out = ot_accelerated_conditional_sample(cs, SCHED, None, None, label=label, key=key, t_prime=0.2, num_samples=16,
+                                                guidance=w, sampler=Heun(), num_steps=3, t_end=T_END, ot_map=cprior)
+        assert out.points.shape == (16, 2) and int(out.nfe) == 6 and bool(jnp.all(jnp.isfinite(out.points)))
+        # the chain starts on the class's diffused points (hard map) ...
+        d = np.linalg.norm(np.asarray(out.initial_points)[:, None] - np.asarray(cprior.for_class(label).diffused)[None], axis=-1)
+        assert d.min(1).max() < 1e-12
+        # ... and is exactly the step with the bound learned score (same key splits as the public entry point)
+        k_step = jax.random.split(jax.random.split(key)[1])[1]
+        ref = ot_accelerated_step(cprior.for_class(label), model.bind(params, labels=label, guidance=w), SCHED, k_step,
+                                  num_samples=16, sampler=Heun(), num_steps=3, t_end=T_END)
+        np.testing.assert_allclose(out.points, ref.points, rtol=1e-12, atol=1e-12)
+    # guidance changes the samples (same key, same prior draws)
+    a, b = (ot_accelerated_conditional_sample(cs, SCHED, None, None, label=1, key=key, t_prime=0.2, num_samples=16,
+                                              guidance=w, sampler=DDIM(), num_steps=3, t_end=T_END, ot_map=cprior)
+            for w in (0.0, 3.0))
+    np.testing.assert_array_equal(a.initial_points, b.initial_points)
+    assert float(jnp.max(jnp.abs(a.points - b.points))) > 1e-4
+
+
+def test_learned_class_scores_bad_input(learned_classes):
+    from jaxotdm.networks import MLP, ScoreModel
+    from jaxotdm.samplers import LearnedClassScores
+
+    model, params = learned_classes
+    cs = LearnedClassScores(model, params, classes=(0, 1))
+    for bad in (2, -1, 1.0, True, "1", None):
+        with pytest.raises(ValueError, match="`label`"):
+            cs.for_class(bad)
+    with pytest.raises(ValueError, match="`guidance`"):
+        cs.for_class(0, guidance=float("nan"))
+    with pytest.raises(ValueError, match="`label`"):
+        ot_accelerated_conditional_sample(cs, SCHED, Y, LAB, label=3, key=jax.random.key(0), t_prime=0.1,
+                                          num_samples=4, num_steps=2, t_end=T_END)
+    with pytest.raises(ValueError, match="`classes`"):
+        LearnedClassScores(model, params, classes=(0, 2))  # the network knows labels 0 and 1 (2 is its null label)
+    with pytest.raises(ValueError, match="`classes`"):
+        LearnedClassScores(model, params, classes=[0, 1])
+    with pytest.raises(ValueError, match="`model`"):
+        LearnedClassScores(ScoreModel(MLP(features=4, depth=1), SCHED), params, classes=(0,))
+    with pytest.raises(ValueError, match="`model`"):
+        LearnedClassScores(lambda x, t: x, params, classes=(0,))
+    with pytest.raises(ValueError, match="class_scores"):
+        ot_accelerated_conditional_sample(model.bind(params), SCHED, Y, LAB, label=0, key=jax.random.key(0),
+                                          t_prime=0.1, num_samples=4, num_steps=2, t_end=T_END)

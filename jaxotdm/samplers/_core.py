@@ -106,6 +106,11 @@ def _check_times(schedule, t_start, t_end):
         )
 
 
+@jax.jit
+def _all_finite(x):
+    return jnp.all(jnp.isfinite(x))
+
+
 def _initial_points(score, schedule, x, t_start, key, shape, dtype):
     """The starting points and the key left for the noise."""
     if x is None:
@@ -121,10 +126,15 @@ def _initial_points(score, schedule, x, t_start, key, shape, dtype):
     else:
         if shape is not None:
             raise ValueError("pass either the initial points `x` or a prior `shape`, not both.")
-        x = V.as_float_array(x, "x", dtype=dtype)
+        if isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jnp.floating):
+            # Already a floating JAX array: same result as V.as_float_array without its host round trip.
+            x = x if dtype is None else x.astype(dtype)
+        else:
+            x = V.as_float_array(x, "x", dtype=dtype)
         if x.ndim < 1:
             raise ValueError(f"`x` must have shape (..., d), got {tuple(x.shape)}.")
-        V.check_finite(x, "x")
+        if V.is_concrete(x) and not bool(_all_finite(x)):  # one fused dispatch; check_finite names the count
+            V.check_finite(x, "x")
     dim = getattr(score, "dim", None)
     if isinstance(dim, int) and x.shape[-1] != dim:
         raise ValueError(f"`x` (or `shape`) must have last dimension {dim} to match `score`, got {tuple(x.shape)}.")

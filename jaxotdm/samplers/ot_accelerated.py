@@ -191,11 +191,39 @@ class ExactClassScores:
 @pytree_dataclass
 class LearnedClassScores:
     """Class-conditional learned scores: ``model.bind(params, labels=c, guidance=w)`` (CFG with the
-    network's null label as the unconditional branch). ``classes``: the labels the network knows."""
+    network's null label as the unconditional branch). ``classes``: the labels the network knows.
+
+    Construction checks that ``model`` is class-conditional and that every label in ``classes`` lies in
+    ``[0, num_classes)`` of its network; ``for_class`` raises a ValueError for a label not in ``classes``.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, jaxotdm as jo
+        >>> from jaxotdm.networks import MLP, ScoreModel
+        >>> from jaxotdm.samplers import LearnedClassScores
+        >>> model = ScoreModel(MLP(features=8, depth=1, num_classes=2), jo.OU())
+        >>> params = model.init(jax.random.key(0), jnp.zeros((1, 2)), labels=jnp.zeros((1,), jnp.int32))
+        >>> cs = LearnedClassScores(model, params, classes=(0, 1))
+        >>> cs.for_class(1, guidance=0.5)(jnp.ones((3, 2)), 0.5).shape
+        (3, 2)
+    """
 
     model: Any
     params: Any
     classes: tuple = static_field(())
+
+    def __post_init__(self):  # eager checks at construction (PyTree unflattening does not call __init__)
+        if not callable(getattr(self.model, "bind", None)):
+            raise ValueError(f"`model` must be a ScoreModel (with a bind method), got {type(self.model).__name__}.")
+        if not isinstance(self.classes, tuple) or not all(
+            isinstance(c, (int, np.integer)) and not isinstance(c, bool) for c in self.classes
+        ):
+            raise ValueError(f"`classes` must be a tuple of int labels, got {self.classes!r}.")
+        network = getattr(self.model, "network", None)
+        n = getattr(network, "num_classes", None)  # MLP and UNet declare it; other networks are not checked
+        if hasattr(network, "num_classes") and n is None:
+            raise ValueError("`model`'s network has no class conditioning (num_classes=None).")
+        if isinstance(n, int) and any(not 0 <= int(c) < n for c in self.classes):
+            raise ValueError(f"`classes` must be labels in [0, {n}) known to the network, got {list(self.classes)}.")
 
     def for_class(self, label, guidance: float = 0.0):
         _class_position(self.classes, label)
