@@ -11,6 +11,7 @@ error over the batch; ``vmap`` over ``x`` for per-point adaptivity.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -123,6 +124,8 @@ def flow_map(
     num_steps: int | None = None,
     max_steps: int = 16_384,
     first_step_fraction: float = 1.0 / 64,
+    pcoeff: float = 0.3,
+    icoeff: float = 0.4,
     adjoint: diffrax.AbstractAdjoint | None = None,
 ) -> FlowResult:
     """Maps ``x`` (samples at time ``t0``) along the probability flow to time ``t1``.
@@ -137,6 +140,10 @@ def flow_map(
         solver: a name in :data:`SOLVERS` or a diffrax solver instance.
         rtol, atol: tolerances of the adaptive PID controller.
         first_step_fraction: the adaptive solve's first step, as a fraction of ``t1 - t0``.
+        pcoeff, icoeff: proportional and integral coefficients of diffrax's ``PIDController``. The default
+            PI controller (0.3, 0.4) takes fewer steps than diffrax's plain integral controller
+            (``pcoeff=0, icoeff=1``) on probability flows, whose stiffness grows sharply near ``t -> 0``:
+            its step sizes oscillate less, so fewer steps are rejected.
         num_steps: if given, use this many equal steps instead of adaptive stepping.
         max_steps: step budget; ``success`` is False if it runs out.
         adjoint: diffrax adjoint for gradients (default: recursive checkpointing, reverse mode;
@@ -185,7 +192,13 @@ def flow_map(
             raise ValueError(f"`solver` {type(solver).__name__} has no error estimate: pass `num_steps`.")
         if not 0.0 < first_step_fraction <= 1.0:
             raise ValueError(f"`first_step_fraction` must be in (0, 1], got {first_step_fraction}.")
-        controller, dt0 = diffrax.PIDController(rtol=rtol, atol=atol), (t1 - t0) * first_step_fraction
+        for name, c in (("pcoeff", pcoeff), ("icoeff", icoeff)):
+            if not (isinstance(c, (int, float)) and math.isfinite(c) and c >= 0):
+                raise ValueError(f"`{name}` must be a finite number >= 0, got {c!r}.")
+        if icoeff == 0:
+            raise ValueError("`icoeff` must be > 0: the integral term is what makes the controller adapt steps.")
+        controller = diffrax.PIDController(rtol=rtol, atol=atol, pcoeff=pcoeff, icoeff=icoeff)
+        dt0 = (t1 - t0) * first_step_fraction
     else:
         num_steps = V.check_positive_int(num_steps, "num_steps")
         controller, dt0 = diffrax.ConstantStepSize(), (t1 - t0) / num_steps

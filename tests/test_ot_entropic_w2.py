@@ -1,6 +1,7 @@
 """W2 estimators and entropic OT against scipy / POT / closed-form references (float64)."""
 
 import math
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -126,6 +127,85 @@ def test_sinkhorn_and_divergence():
         sinkhorn(x, y, epsilon=0.0)
     with pytest.raises(ValueError, match="dimension"):
         sinkhorn_divergence(x, np.zeros((3, 3)), epsilon=0.1)
+
+
+def _ott_primal_cost(x, y, epsilon, threshold):
+    """ott-jax's own ``SinkhornOutput.primal_cost`` (the previous definition of ``primal_cost``)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from ott.geometry import pointcloud
+        from ott.problems.linear import linear_problem
+        from ott.solvers.linear import sinkhorn as sk
+    prob = linear_problem.LinearProblem(pointcloud.PointCloud(x, y, epsilon=epsilon))
+    return float(sk.Sinkhorn(threshold=threshold)(prob).primal_cost)
+
+
+@pytest.mark.parametrize("n, m", [(150, 120), (1100, 37)])  # 1100 x 37 > 2^20 / 37 rows: several blocks
+def test_sinkhorn_primal_cost_is_ott_primal_cost_and_plan_cost(n, m):
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((n, 3))
+    y = rng.standard_normal((m, 3)) * 0.7 + 1.0
+    out = sinkhorn(x, y, epsilon=0.1, threshold=1e-6)
+    assert out.primal_cost.dtype == jnp.float64
+    # numpy reference: the plan ott returns against the exact squared distances
+    ref = float(np.sum(np.asarray(out.matrix) * cdist(x, y, "sqeuclidean")))
+    assert float(out.primal_cost) == pytest.approx(ref, rel=1e-11)
+    assert float(out.primal_cost) == pytest.approx(_ott_primal_cost(x, y, 0.1, 1e-6), rel=1e-11)
+    # the plan built from the returned potentials is that plan
+    P = np.exp((np.asarray(out.f)[:, None] + np.asarray(out.g)[None, :] - cdist(x, y, "sqeuclidean")) / 0.1)
+    np.testing.assert_allclose(P, np.asarray(out.matrix), rtol=1e-9, atol=1e-300)
+    no_matrix = sinkhorn(x, y, epsilon=0.1, threshold=1e-6, return_matrix=False)
+    assert no_matrix.matrix is None and float(no_matrix.primal_cost) == float(out.primal_cost)
+
+
+def test_sinkhorn_primal_cost_float32_matches_float64():
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((300, 8))
+    y = rng.standard_normal((300, 8)) + 0.5
+    c64 = float(sinkhorn(x, y, epsilon=1.0, threshold=1e-5).primal_cost)
+    out32 = sinkhorn(x.astype(np.float32), y.astype(np.float32), epsilon=1.0, threshold=1e-5)
+    assert out32.primal_cost.dtype == jnp.float32
+    assert float(out32.primal_cost) == pytest.approx(c64, rel=1e-5)
+
+
+def test_sinkhorn_works_inside_user_jit_and_matches_eager():
+    rng = np.random.default_rng(8)
+    x = jnp.asarray(rng.standard_normal((80, 2)))
+    y = jnp.asarray(rng.standard_normal((70, 2)) + 1.0)
+    eager = sinkhorn(x, y, epsilon=0.05)
+    jitted = jax.jit(lambda a, b: sinkhorn(a, b, epsilon=0.05).primal_cost)(x, y)
+    assert float(jitted) == pytest.approx(float(eager.primal_cost), rel=1e-12)
+    # concrete (closed-over) clouds and weights inside jit: validated in numpy, no tracer bool conversion
+    w = np.full(70, 1 / 70)
+    closed = jax.jit(lambda a: sinkhorn(a, y, b=w, epsilon=0.05).reg_ot_cost)(x)
+    assert float(closed) == pytest.approx(float(eager.reg_ot_cost), rel=1e-12)
+    # epsilon traced too
+    traced_eps = jax.jit(lambda a, b, e: sinkhorn(a, b, epsilon=e).primal_cost)(x, y, 0.05)
+    assert float(traced_eps) == pytest.approx(float(eager.primal_cost), rel=1e-12)
+    div = jax.jit(lambda a, b: sinkhorn_divergence(a, b, epsilon=0.05))(x, y)
+    assert float(div) == pytest.approx(float(sinkhorn_divergence(x, y, epsilon=0.05)), rel=1e-12)
+    # gradients through the streamed transport cost (ott's implicit diff uses lineax's deprecated NormalCG)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "`NormalCG", DeprecationWarning)
+        grad = jax.grad(lambda a: sinkhorn(a, y, epsilon=0.05).primal_cost)(x)
+    assert grad.shape == x.shape and bool(jnp.all(jnp.isfinite(grad)))
+
+
+def test_sinkhorn_bad_input():
+    x, y = np.zeros((4, 2)), np.ones((3, 2))
+    for eps in (0.0, -1.0, float("nan"), float("inf"), "a"):
+        with pytest.raises(ValueError, match="epsilon"):
+            sinkhorn(x, y, epsilon=eps)
+    with pytest.raises(ValueError, match="`x`.*non-finite"):
+        sinkhorn(np.full((4, 2), np.nan), y, epsilon=0.1)
+    with pytest.raises(ValueError, match="`b` must sum to one"):
+        sinkhorn(x, y, b=[0.5, 0.5, 0.5], epsilon=0.1)
+    with pytest.raises(ValueError, match="`a` must be non-negative"):
+        sinkhorn(x, y, a=[1.5, -0.5, 0.0, 0.0], epsilon=0.1)
+    with pytest.raises(ValueError, match="`a` must have shape"):
+        sinkhorn(x, y, a=[0.5, 0.5], epsilon=0.1)
+    with pytest.raises(ValueError, match="`b` must sum to one"):  # inside jit, concrete weights still checked
+        jax.jit(lambda a: sinkhorn(a, y, b=[0.5, 0.5, 0.5], epsilon=0.1).primal_cost)(x)
 
 
 def test_w2_gaussian_to_two_points_closed_form():
