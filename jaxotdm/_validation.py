@@ -37,9 +37,12 @@ def as_float_array(x, name: str, *, dtype=None) -> jax.Array:
 
 def check_finite(x, name: str) -> None:
     """Raises if a concrete ``x`` has NaN or inf entries."""
-    if is_concrete(x) and not bool(jnp.all(jnp.isfinite(x))):
-        bad = int(jnp.size(x) - jnp.sum(jnp.isfinite(x)))
-        raise ValueError(f"`{name}` has {bad} non-finite (NaN or inf) entries.")
+    if not is_concrete(x):
+        return
+    # numpy, not jnp: inside a caller's jit even ops on concrete (captured) arrays are staged
+    finite = np.isfinite(np.asarray(x))
+    if not finite.all():
+        raise ValueError(f"`{name}` has {int(finite.size - finite.sum())} non-finite (NaN or inf) entries.")
 
 
 def check_ndim(x, ndim: int, name: str, what: str) -> None:
