@@ -1,5 +1,9 @@
 """The ``jaxotdm`` command line. Each command lives in its own module exposing ``register(subparsers)``.
 
+``jaxotdm --help`` and ``jaxotdm COMMAND --help`` must stay fast: nothing on the help path imports jax.
+So command modules import jax and the numerical modules inside their run functions only, and the
+compilation cache is configured after the command line is parsed. Every option's help shows its default.
+
 Progress bars and logging live here, never in the numerical modules. Run as a program (``jaxotdm ...``
 or ``python -m jaxotdm ...``), it turns on JAX's persistent compilation cache in ``~/.cache/jaxotdm/xla``
 (``$JAXOTDM_CACHE_DIR`` overrides the folder, an empty value disables it); see
@@ -9,31 +13,76 @@ or ``python -m jaxotdm ...``), it turns on JAX's persistent compilation cache in
 from __future__ import annotations
 
 import argparse
+import copy
+import importlib
 import sys
 
-__all__ = ["main", "build_parser"]
+__all__ = ["COMMANDS", "main", "build_parser"]
 
 
-def _command_modules():
-    from jaxotdm.cli import flow as flow_cmd
-
-    modules = [flow_cmd]
-    for name in ("verify", "train", "sample"):
-        try:
-            modules.append(__import__(f"jaxotdm.cli.{name}", fromlist=["register"]))
-        except ModuleNotFoundError as exc:
-            if exc.name != f"jaxotdm.cli.{name}":
-                raise
-    return modules
+COMMANDS = ("verify", "flow", "train", "sample")
+"""The subcommands: module ``jaxotdm.cli.<name>`` has ``register(subparsers)``, which adds ``<name>``."""
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def _command_modules(only: str | None = None) -> list:
+    """The command modules to register: just ``only`` when it names a command, else all of them."""
+    names = (only,) if only in COMMANDS else COMMANDS
+    return [importlib.import_module(f"jaxotdm.cli.{name}") for name in names]
+
+
+def _has_default(action: argparse.Action) -> bool:
+    default = action.default
+    return not (default is None or default is argparse.SUPPRESS or (action.nargs == 0 and default is False))
+
+
+class _ShowDefaults:
+    """Formatter mix-in: every option's help ends with ``(default: ...)`` unless it already says it.
+
+    Options whose default is ``None``, a suppressed default, or ``False`` for a flag show nothing extra;
+    an option without help text gets the default alone.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help
+        if not text or "%(default)" in text or "(default:" in text or not _has_default(action):
+            return text
+        if action.option_strings or action.nargs in (argparse.OPTIONAL, argparse.ZERO_OR_MORE):
+            return f"{text} (default: %(default)s)"
+        return text
+
+    def _format_action(self, action: argparse.Action) -> str:
+        if action.help is None and action.option_strings and _has_default(action):
+            action = copy.copy(action)
+            action.help = "(default: %(default)s)"
+        return super()._format_action(action)
+
+
+class _HelpFormatter(_ShowDefaults, argparse.HelpFormatter):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    """``ArgumentParser`` whose help shows defaults, whatever formatter a subcommand asks for."""
+
+    def __init__(self, *args, formatter_class: type[argparse.HelpFormatter] = _HelpFormatter, **kwargs):
+        if not issubclass(formatter_class, _ShowDefaults):
+            formatter_class = type(f"ShowDefaults{formatter_class.__name__}", (_ShowDefaults, formatter_class), {})
+        super().__init__(*args, formatter_class=formatter_class, **kwargs)
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``jaxotdm`` parser (building it imports no jax).
+
+    Args:
+        command: register only this subcommand (what ``jaxotdm COMMAND ...`` needs); ``None`` or an
+            unknown name registers all of them.
+    """
+    parser = _Parser(
         prog="jaxotdm",
         description="Optimal transport and diffusion models in JAX: checks of arXiv 2410.13431.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in _command_modules():
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for module in _command_modules(command):
         module.register(sub)
     return parser
 
@@ -41,15 +90,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Runs the CLI. With ``argv=None`` (the program's own command line) it also enables the persistent
     compilation cache; called from Python with an explicit ``argv`` it leaves JAX's global config alone."""
-    if argv is None:
-        from jaxotdm.cli._common import configure_compilation_cache
-
-        configure_compilation_cache()
-    parser = build_parser()
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    first = arguments[0] if arguments and not arguments[0].startswith("-") else None
+    parser = build_parser(first)
+    args = parser.parse_args(arguments)  # --help prints and exits here
     if args.command is None:
         parser.print_help()
         return 2
+    if argv is None:  # after parsing, so that --help never imports jax
+        from jaxotdm.cli._common import configure_compilation_cache
+
+        configure_compilation_cache()
     try:
         return int(args.func(args) or 0)
     except ValueError as exc:
