@@ -4,6 +4,7 @@
     python3 .ci/dev.py verify [ARGS]   # the main job (jaxotdm verify) on the embedded default data
     python3 .ci/dev.py test [ARGS]     # the test suite (pytest)
     python3 .ci/dev.py bench [ARGS]    # every benchmark (benchmarks/run_all.py)
+    python3 .ci/dev.py docs [--no-strict] [ARGS]  # the documentation site into site/ (mkdocs build --strict)
     python3 .ci/dev.py jaxotdm ARGS    # any jaxotdm CLI command
 
 Needs only python3 >= 3.11. The virtual environment is re-installed when pyproject.toml changes.
@@ -20,7 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = Path(os.environ.get("JAXOTDM_VENV", ROOT / ".venv"))
-EXTRAS = {"test": "test", "verify": "test", "jaxotdm": "test", "bench": "dev"}
+EXTRAS = {"test": "test", "verify": "test", "jaxotdm": "test", "bench": "dev", "docs": "docs"}
 
 
 def _python() -> Path:
@@ -57,6 +58,13 @@ def main(argv: list[str]) -> int:
         args = [str(py), "-m", "pytest", *workers, *rest]
     elif cmd == "bench":
         args = [str(py), str(ROOT / "benchmarks" / "run_all.py"), *rest]
+    elif cmd == "docs":
+        # Warnings are errors (--strict) unless --no-strict is given; other arguments go to `mkdocs build`.
+        strict = "--no-strict" not in rest
+        rest = [a for a in rest if a not in ("--strict", "--no-strict")]
+        env["NO_MKDOCS_2_WARNING"] = "1"
+        args = [str(py), "-m", "mkdocs", "build", "--strict" if strict else "--no-strict",
+                "--site-dir", str(ROOT / "site"), *rest]
     elif cmd == "verify":
         args = [str(py), "-m", "jaxotdm", "verify", *rest]
     else:
