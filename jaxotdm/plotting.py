@@ -1,20 +1,28 @@
 """Figures for jaxotdm measurements: convergence curves, prior-error brackets, image grids, Laguerre cells.
 
-Pure matplotlib on the Agg canvas: figures are :class:`matplotlib.figure.Figure` objects made by
-:func:`subplots` (never ``pyplot``), so nothing here touches global state, opens a window, or needs a
-display, and figures are freed when they go out of scope. Every drawing function takes an optional
-``ax`` (a :class:`matplotlib.axes.Axes`; a new figure is made when it is ``None``) and returns the axes it
-drew on (``ax.figure`` is the figure); call it again with the same ``ax`` to overlay several curves.
-:func:`save` writes a PNG.
+Pure matplotlib on the Agg canvas: figures are `matplotlib.figure.Figure` objects made by
+[`subplots`][jaxotdm.plotting.subplots] (never `pyplot`), so nothing here touches global state, opens a
+window or needs a display, and figures are freed when they go out of scope. Every drawing function takes
+an optional `ax` (a `matplotlib.axes.Axes`; a new figure is made when it is `None`) and returns the axes
+it drew on (`ax.figure` is the figure); call it again with the same `ax` to overlay several curves.
+[`save`][jaxotdm.plotting.save] writes a PNG.
 
 Inputs are plain arrays (numpy or JAX) or jaxotdm result objects:
-:class:`~jaxotdm.verify.ConvergenceResult` (:func:`convergence_panels`), a sequence of
-:class:`~jaxotdm.verify.PriorErrorResult` (:func:`prior_error_brackets`),
-:class:`~jaxotdm.ot.SemidiscreteMap` (:func:`laguerre_cells`), sample arrays (:func:`image_grid`,
-:func:`samples_2d`) and table rows (:func:`quality_vs_nfe`). Bad input raises a ``ValueError`` naming
-the argument before anything is drawn.
 
-Example:
+- a [`ConvergenceResult`][jaxotdm.verify.ConvergenceResult]:
+  [`convergence_panels`][jaxotdm.plotting.convergence_panels] (or
+  [`convergence_curve`][jaxotdm.plotting.convergence_curve] for any measured curve);
+- a sequence of [`PriorErrorResult`][jaxotdm.verify.PriorErrorResult]:
+  [`prior_error_brackets`][jaxotdm.plotting.prior_error_brackets];
+- a [`SemidiscreteMap`][jaxotdm.ot.SemidiscreteMap]: [`laguerre_cells`][jaxotdm.plotting.laguerre_cells];
+- samples: [`image_grid`][jaxotdm.plotting.image_grid] (images),
+  [`samples_2d`][jaxotdm.plotting.samples_2d] (points in the plane);
+- sampling-table rows: [`quality_vs_nfe`][jaxotdm.plotting.quality_vs_nfe]; training losses:
+  [`loss_curve`][jaxotdm.plotting.loss_curve].
+
+Bad input raises a `ValueError` naming the argument before anything is drawn.
+
+Examples:
     >>> import numpy as np
     >>> from jaxotdm import plotting
     >>> s = np.array([1.0, 2.0, 4.0, 8.0])
@@ -63,18 +71,18 @@ _TINY = 1e-12  # values drawn on a log axis are shown at least this large (the d
 
 
 def subplots(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float] | None = None, **kwargs: Any):
-    """A new :class:`~matplotlib.figure.Figure` on the Agg canvas and its axes (no pyplot state).
+    """A new `Figure` on the Agg canvas and its axes (no pyplot state).
 
     Args:
         nrows: rows of axes (>= 1).
         ncols: columns of axes (>= 1).
         figsize: ``(width, height)`` in inches; default ``(4.8 * ncols, 3.6 * nrows)``.
-        **kwargs: passed to :meth:`matplotlib.figure.Figure.subplots` (e.g. ``sharey=True``).
+        **kwargs: passed to `matplotlib.figure.Figure.subplots` (e.g. ``sharey=True``).
 
     Returns:
-        ``(fig, ax)``: ``ax`` is one :class:`~matplotlib.axes.Axes` for a 1 x 1 grid, else an array of them.
+        ``(fig, ax)``: ``ax`` is one `Axes` for a 1 x 1 grid, else an array of them.
 
-    Example:
+    Examples:
         >>> from jaxotdm.plotting import subplots
         >>> fig, axes = subplots(1, 2)
         >>> len(fig.axes)
@@ -99,7 +107,7 @@ def save(fig: Figure, path: str | os.PathLike, *, dpi: int = 110) -> Path:
         dpi: resolution (> 0).
 
     Returns:
-        ``path`` as a :class:`~pathlib.Path`.
+        ``path`` as a `Path`.
     """
     if not isinstance(fig, Figure):
         raise ValueError(f"`fig` must be a matplotlib Figure, got {type(fig).__name__}.")
@@ -189,7 +197,7 @@ def convergence_curve(
         label: legend label of the curve.
         level: confidence level of the band, in (0, 1); 0.95 draws ``+- 1.96 se``.
         fit: an exponential fit drawn dashed as ``exp(intercept - rate * x)`` over the points it used:
-            a :class:`~jaxotdm.verify.ExponentialFit` (its ``mask`` selects the points) or a
+            a [`ExponentialFit`][jaxotdm.verify.ExponentialFit] (its ``mask`` selects the points) or a
             ``(rate, intercept)`` pair (all points). Skipped when its rate is NaN (too few points).
         ax: the axes to draw on; ``None`` makes a new figure.
         logy: logarithmic y axis (values below 1e-12 are drawn at 1e-12).
@@ -203,7 +211,7 @@ def convergence_curve(
     Returns:
         The axes drawn on.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from jaxotdm.plotting import convergence_curve
         >>> s = np.arange(1.0, 6.0)
@@ -257,7 +265,7 @@ def convergence_panels(
     ``axes`` and another ``label`` to compare schedules or datasets.
 
     Args:
-        result: a :class:`~jaxotdm.verify.ConvergenceResult`, or any object with the attributes
+        result: a [`ConvergenceResult`][jaxotdm.verify.ConvergenceResult], or any object with the attributes
             ``termination_times``, ``log_snr``, ``l2_to_ot``, ``l2_to_ot_se``, ``self_convergence``,
             ``self_convergence_se`` and optionally ``fit_log_snr``/``fit_time``/``fit_to_ot``.
         axes: two axes to draw on; ``None`` makes a new 1 x 2 figure.
@@ -322,7 +330,7 @@ def prior_error_brackets(
 
     Args:
         x: the abscissae (termination times or ``alpha_T``), shape ``(k,)``; or a sequence of
-            :class:`~jaxotdm.verify.PriorErrorResult` (then ``lower``, ``upper`` and ``estimate`` are
+            [`PriorErrorResult`][jaxotdm.verify.PriorErrorResult] (then ``lower``, ``upper`` and ``estimate`` are
             read from their ``lower``, ``upper`` and ``w2`` fields and must not be given).
         lower: lower bounds, shape ``(k,)``.
         upper: upper bounds, shape ``(k,)`` (NaN allowed: no bracket there). Estimated upper bounds can
@@ -341,7 +349,7 @@ def prior_error_brackets(
     Returns:
         The axes drawn on.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from jaxotdm.plotting import prior_error_brackets
         >>> T = np.array([1.0, 2.0, 3.0]); alpha = np.exp(-T / 2)
@@ -408,7 +416,7 @@ def image_grid(
     title: str | None = None,
     pad: int = 1,
 ) -> Axes:
-    """A mosaic of images (one :class:`~matplotlib.image.AxesImage`), e.g. samples of digits or MNIST.
+    """A mosaic of images (one `AxesImage`), e.g. samples of digits or MNIST.
 
     Args:
         images: ``(n, h*w)`` flattened images (the package's data layout), ``(n, h, w)`` grayscale or
@@ -426,7 +434,7 @@ def image_grid(
     Returns:
         The axes drawn on.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from jaxotdm.plotting import image_grid
         >>> ax = image_grid(np.zeros((10, 64)), ncol=5)    # ten 8x8 images in 2 rows
@@ -521,7 +529,7 @@ def laguerre_cells(
     ``N(0, I)``.
 
     Args:
-        smap: a :class:`~jaxotdm.ot.SemidiscreteMap` with 2-D targets, or the targets themselves, an
+        smap: a [`SemidiscreteMap`][jaxotdm.ot.SemidiscreteMap] with 2-D targets, or the targets themselves, an
             ``(n, 2)`` array (then ``heights`` is required and the cells are
             ``argmax_i <z, x_i> + h_i``, computed in numpy).
         heights: ``(n,)`` heights ``h`` when ``smap`` is an array; must be ``None`` with a map.
@@ -539,7 +547,7 @@ def laguerre_cells(
     Returns:
         The axes drawn on.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from jaxotdm.plotting import laguerre_cells
         >>> targets = np.array([[-1.0, 0.0], [1.0, 0.0], [0.0, 1.5]])
@@ -659,7 +667,7 @@ def samples_2d(
     Returns:
         The axes drawn on.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from jaxotdm.plotting import samples_2d
         >>> ax = samples_2d(np.random.default_rng(0).normal(size=(100, 2)), np.eye(2), colors=np.arange(100) % 2)
@@ -749,7 +757,7 @@ def quality_vs_nfe(
     Returns:
         The axes drawn on.
 
-    Example:
+    Examples:
         >>> from jaxotdm.plotting import quality_vs_nfe
         >>> rows = [{"method": "ddpm", "nfe": 10, "w2": 4.1}, {"method": "ddpm", "nfe": 100, "w2": 3.2},
         ...         {"method": "OT + ddpm", "nfe": 10, "w2": 3.1}]
@@ -831,7 +839,7 @@ def loss_curve(
     Returns:
         The axes drawn on.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from jaxotdm.plotting import loss_curve
         >>> ax = loss_curve(1 / np.arange(1, 101), eval_steps=[50, 100], eval_values=[0.02, 0.01])
