@@ -220,8 +220,10 @@ def test_help_defaults_rendered():
     parser.add_argument("--out", default=None, help="output folder")
     parser.add_argument("--quick", action="store_true", help="small run")
     parser.add_argument("--tol", type=float, default=0.1, help="tolerance (default: 0.1, the paper's)")
+    parser.add_argument("--T", type=float, default=10.0, help="termination time (default 10; <1 for cosine)")
     text = " ".join(parser.format_help().split())
     assert "training steps (default: 100)" in text
     assert "output folder" in text and "(default: None)" not in text
     assert "small run" in text and "(default: False)" not in text
     assert text.count("(default: 0.1") == 1
+    assert "(default 10; <1 for cosine)" in text and "(default: 10.0)" not in text

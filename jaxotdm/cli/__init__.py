@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import copy
 import importlib
+import re
 import sys
 
 __all__ = ["COMMANDS", "main", "build_parser"]
@@ -28,6 +29,9 @@ def _command_modules(only: str | None = None) -> list:
     """The command modules to register: just ``only`` when it names a command, else all of them."""
     names = (only,) if only in COMMANDS else COMMANDS
     return [importlib.import_module(f"jaxotdm.cli.{name}") for name in names]
+
+
+_STATES_DEFAULT = re.compile(r"\(default[ :]", re.I)  # help that already states its default, e.g. "(default 10; ...)"
 
 
 def _has_default(action: argparse.Action) -> bool:
@@ -44,7 +48,7 @@ class _ShowDefaults:
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
         text = action.help
-        if not text or "%(default)" in text or "(default:" in text or not _has_default(action):
+        if not text or "%(default)" in text or _STATES_DEFAULT.search(text) or not _has_default(action):
             return text
         if action.option_strings or action.nargs in (argparse.OPTIONAL, argparse.ZERO_OR_MORE):
             return f"{text} (default: %(default)s)"
