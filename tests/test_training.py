@@ -324,9 +324,9 @@ def test_cli_train_writes_png_checkpoint_and_resumes(tmp_path, capsys):
     assert main(["train", "--data", "eight_gaussians", "--steps", "15", "--out", str(out), "--resume", *TINY]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["steps"] == 15 and [e["step"] for e in metrics["evaluations"]] == [5, 10, 15]
-    # a changed setting is a clear error on resume
+    # a changed setting is a clear error on resume (a learning rate is not: see the next test)
     assert main(["train", "--data", "eight_gaussians", "--steps", "20", "--out", str(out), "--resume", *TINY,
-                 "--lr", "0.5"]) == 2
+                 "--label-dropout", "0.5"]) == 2
     assert "different configuration" in capsys.readouterr().err
 
 

@@ -1,0 +1,294 @@
+"""The quality of a generator's samples, judged against the training split's own, and the quality bar of a
+learned score (one implementation for the tests, the benchmark, the notebook and the CLI).
+
+:func:`sample_quality` measures one set of samples against held-out data: Sinkhorn divergence and ``W2``,
+k-NN precision and recall, the Frechet distance in a small classifier's features, mode mixture, class
+accuracy of requested labels, and memorisation. Memorisation is measured on the scale of held-out data:
+``d_ref`` is the median distance from a held-out image to its nearest training image (how far a fresh
+draw of the data law lies from the training set), the *memorisation ratio* is the samples' median
+nearest-training distance over ``d_ref`` (1 for held-out data, 0 for copies) and a *near copy* is a
+sample closer than ``d_ref / 3`` to a training image. (Dividing by the nearest *held-out* distance
+instead is biased when the training split is larger than the held-out one.)
+
+:func:`quality_report` draws samples from a score with DPM-Solver++(2M) at 50 NFE, measures them and a
+same-size subset of the training split with :func:`sample_quality`, adds the score's relative error
+against the exact score of the training split at log-SNRs in ``[0, 3]`` (and, for a class-conditional
+model, the class accuracy of guided samples), and checks :data:`QUALITY_BAR`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxotdm import _validation as V
+from jaxotdm.metrics._common import _cloud, _pair
+from jaxotdm.metrics.classifier import (
+    Classifier,
+    classifier_frechet_distance,
+    mode_mixture_ratio,
+    train_classifier,
+)
+from jaxotdm.metrics.neighbours import _kth_sq, precision_recall
+from jaxotdm.metrics.sinkhorn import sinkhorn_divergence, wasserstein2
+
+__all__ = ["SampleQuality", "QualityReport", "QUALITY_BAR", "sample_quality", "quality_report"]
+
+QUALITY_BAR = {
+    "sinkhorn": ("<=", 1.3),
+    "classifier_frechet": ("<=", 2.0),
+    "precision": (">=", 0.8),
+    "recall": (">=", 0.8),
+    "score_error": ("<=", 0.15),
+    "class_accuracy": (">=", 0.9),
+}
+"""The bar a learned score must meet: sample metrics as ratios to the training split's own (samples /
+reference), the worst relative score error at log-SNR in ``[0, 3]``, and the class accuracy of guided
+samples of a class-conditional model (absolute)."""
+
+
+class SampleQuality(NamedTuple):
+    """Metrics of one set of samples against held-out data (host floats; ``None`` where not measured).
+
+    Attributes:
+        sinkhorn: debiased Sinkhorn divergence to the held-out data (relative epsilon 0.05).
+        w2: ``W2`` estimate to the held-out data.
+        precision, recall: k-NN precision and recall (k = 3) against the held-out data.
+        classifier_frechet: Frechet distance of classifier features to the held-out data's.
+        mode_mixture: fraction of samples given probability >= 0.2 by two or more classes.
+        class_accuracy: fraction of samples classified as their requested label.
+        memorisation_ratio: median nearest-training distance over ``d_ref`` (see the module docstring).
+        near_copy_fraction: fraction of samples closer than ``d_ref / 3`` to a training point.
+        out_of_range_fraction: fraction of coordinates outside ``value_range`` (before any clipping).
+        num_samples: number of samples.
+    """
+
+    sinkhorn: float
+    w2: float
+    precision: float
+    recall: float
+    classifier_frechet: float | None
+    mode_mixture: float | None
+    class_accuracy: float | None
+    memorisation_ratio: float
+    near_copy_fraction: float
+    out_of_range_fraction: float | None
+    num_samples: int
+
+
+class QualityReport(NamedTuple):
+    """The quality bar of a learned score.
+
+    Attributes:
+        samples: :class:`SampleQuality` of the generated samples.
+        reference: :class:`SampleQuality` of a same-size subset of the training split (the yardstick).
+        ratios: samples / reference for ``sinkhorn``, ``classifier_frechet``, ``precision``, ``recall``.
+        score_errors: ``{log_snr: relative L2 error against the exact score of the training split}``.
+        class_accuracy: class accuracy of guided class-conditional samples (None if unconditional).
+        passed: ``{criterion: bool}`` for every criterion of :data:`QUALITY_BAR` that was measured.
+        nfe: score evaluations per sample.
+    """
+
+    samples: SampleQuality
+    reference: SampleQuality
+    ratios: dict
+    score_errors: dict
+    class_accuracy: float | None
+    passed: dict
+    nfe: int
+
+    @property
+    def all_passed(self) -> bool:
+        return all(self.passed.values())
+
+    def summary(self) -> str:
+        """One line per criterion: value, bar, pass/fail."""
+        rows = []
+        values = {**self.ratios, "score_error": max(self.score_errors.values()) if self.score_errors else None,
+                  "class_accuracy": self.class_accuracy}
+        for name, (op, bound) in QUALITY_BAR.items():
+            if name in self.passed:
+                rows.append(f"{name}: {values[name]:.4g} (bar {op} {bound:g}) "
+                            f"{'ok' if self.passed[name] else 'FAILED'}")
+        return "\n".join(rows)
+
+
+def _check_range(value_range):
+    if value_range is None:
+        return None
+    lo, hi = (float(v) for v in value_range)
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise ValueError(f"`value_range` must be (lo, hi) with finite lo < hi, got {value_range!r}.")
+    return lo, hi
+
+
+def sample_quality(
+    samples,
+    train,
+    heldout,
+    *,
+    classifier: Classifier | None = None,
+    requested_labels=None,
+    value_range: tuple[float, float] | None = None,
+    k: int = 3,
+) -> SampleQuality:
+    """Every metric of :class:`SampleQuality` for ``samples`` (``(m, d)``) against ``heldout``, with
+    memorisation measured against ``train`` on the held-out scale (module docstring).
+
+    Args:
+        samples, train, heldout: point clouds ``(m, d)``, ``(n, d)``, ``(p, d)``.
+        classifier: a :class:`Classifier` (for the Frechet distance, mode mixture and class accuracy).
+        requested_labels: ``(m,)`` labels the samples were asked to have (class accuracy; needs ``classifier``).
+        value_range: ``(lo, hi)`` valid coordinate range; samples are clipped to it before measuring and the
+            fraction of coordinates outside it is reported (generated images are stored as pixels).
+        k: neighbour rank of precision/recall.
+
+    Example:
+        >>> import jax
+        >>> from jaxotdm.metrics import sample_quality
+        >>> tr = jax.random.normal(jax.random.key(0), (200, 2)); te = jax.random.normal(jax.random.key(1), (100, 2))
+        >>> round(sample_quality(tr[:100], tr, te).memorisation_ratio, 3)  # copies of training points
+        0.0
+    """
+    samples, heldout = _pair(samples, heldout, "samples", "heldout")
+    _, train = _pair(samples, train, "samples", "train")
+    k = V.check_positive_int(k, "k")
+    rng = _check_range(value_range)
+    oob = None
+    if rng is not None:
+        oob = float(jnp.mean((samples < rng[0]) | (samples > rng[1])))
+        samples = jnp.clip(samples, *rng)
+    if requested_labels is not None:
+        if classifier is None:
+            raise ValueError("`requested_labels` needs a `classifier`.")
+        requested_labels = np.asarray(requested_labels)
+        if requested_labels.shape != (samples.shape[0],) or not np.issubdtype(requested_labels.dtype, np.integer):
+            raise ValueError(f"`requested_labels` must be integers of shape ({samples.shape[0]},), got "
+                             f"{requested_labels.dtype} {requested_labels.shape}.")
+    pr = precision_recall(samples, heldout, k=min(k, samples.shape[0] - 1, heldout.shape[0] - 1))
+    d_train = jnp.sqrt(_kth_sq(samples, train, k=1, exclude_self=False, chunk_size=1024))
+    d_ref = float(jnp.median(jnp.sqrt(_kth_sq(heldout, train, k=1, exclude_self=False, chunk_size=1024))))
+    clf = {}
+    if classifier is not None:
+        probs = classifier.probabilities(samples)
+        clf["classifier_frechet"] = float(classifier_frechet_distance(classifier, samples, heldout))
+        clf["mode_mixture"] = float(mode_mixture_ratio(probs))
+        if requested_labels is not None:
+            clf["class_accuracy"] = float(jnp.mean(jnp.argmax(probs, -1) == jnp.asarray(requested_labels)))
+    return SampleQuality(
+        sinkhorn=float(sinkhorn_divergence(samples, heldout).divergence),
+        w2=float(wasserstein2(samples, heldout)),
+        precision=float(pr.precision),
+        recall=float(pr.recall),
+        classifier_frechet=clf.get("classifier_frechet"),
+        mode_mixture=clf.get("mode_mixture"),
+        class_accuracy=clf.get("class_accuracy"),
+        memorisation_ratio=float(jnp.median(d_train)) / d_ref if d_ref > 0 else math.nan,
+        near_copy_fraction=float(jnp.mean(d_train < d_ref / 3.0)),
+        out_of_range_fraction=oob,
+        num_samples=int(samples.shape[0]),
+    )
+
+
+def _met(value, op, bound) -> bool:
+    return bool(value <= bound) if op == "<=" else bool(value >= bound)
+
+
+def quality_report(
+    score,
+    train,
+    heldout,
+    *,
+    key,
+    train_labels=None,
+    num_samples: int = 1000,
+    nfe: int = 50,
+    t_start: float | None = None,
+    t_end: float = 1e-3,
+    guidance: float = 1.0,
+    class_score=None,
+    classifier: Classifier | None = None,
+    value_range: tuple[float, float] | None = (-1.0, 1.0),
+    log_snrs=(0.0, 1.0, 2.0, 3.0),
+) -> QualityReport:
+    """Checks a learned score against :data:`QUALITY_BAR`.
+
+    Draws ``num_samples`` samples with DPM-Solver++(2M) at ``nfe`` score evaluations on the log-SNR grid from
+    ``t_start`` (default: 1 for VP-type schedules, where the prior is ``N(0, I)``) to ``t_end``, and compares
+    :func:`sample_quality` of the samples with that of ``num_samples`` training points (drawn without
+    replacement, the generator's ideal) -- both against ``heldout``.
+
+    Args:
+        score: the learned score (a :class:`~jaxotdm.networks.LearnedScore`, or any score with a ``schedule``).
+        train, heldout: the training split (whose exact score is the reference for the score error) and the
+            held-out split, in the score's space.
+        key: PRNG key.
+        train_labels: labels of ``train``; needed for the classifier-based metrics (a classifier is trained
+            on the training split unless ``classifier`` is given).
+        num_samples, nfe, t_start, t_end: the sampling run.
+        guidance, class_score: for a class-conditional model, ``class_score(label, guidance) -> score``
+            (e.g. :meth:`~jaxotdm.samplers.LearnedClassScores.for_class`); guided samples of every class are
+            drawn (``num_samples`` in all) and their class accuracy is checked.
+        classifier: a trained :class:`Classifier` (otherwise trained here from ``train_labels``).
+        value_range: valid coordinate range (samples are clipped to it; the model space of the built-in image
+            sets is ``[-1, 1]``); None to measure unclipped samples.
+        log_snrs: log-SNRs at which the score error is measured.
+
+    Returns:
+        A :class:`QualityReport`.
+    """
+    import jaxotdm as jo
+    from jaxotdm.samplers import DPMSolverPP2M, sample
+    from jaxotdm.training import score_relative_error
+
+    V.check_key(key)
+    train = _cloud(train, "train")
+    heldout = _cloud(heldout, "heldout")
+    num_samples = V.check_positive_int(num_samples, "num_samples", minimum=4)
+    nfe = V.check_positive_int(nfe, "nfe")
+    schedule = getattr(score, "schedule", None)
+    if schedule is None or not callable(score):
+        raise ValueError("`score` must be a callable score(x, t) with a `schedule` attribute (e.g. a LearnedScore).")
+    if num_samples > train.shape[0]:
+        raise ValueError(f"`num_samples` ({num_samples}) must be <= the training split's size ({train.shape[0]}) "
+                         "so that the reference is a same-size subset of it.")
+    if class_score is not None and train_labels is None:
+        raise ValueError("`class_score` needs `train_labels`.")
+    t_start = (1.0 if math.isinf(schedule.t_max) else 0.999 * schedule.t_max) if t_start is None else t_start
+    k_clf, k_ref, k_sample, k_err, k_cond = jax.random.split(key, 5)
+    if classifier is None and train_labels is not None:
+        classifier = train_classifier(train, train_labels, key=k_clf, num_steps=2000)
+    d = train.shape[1]
+    out = sample(DPMSolverPP2M(), score, schedule, t_start=t_start, t_end=t_end, nfe=nfe, grid="log_snr",
+                 key=k_sample, shape=(num_samples, d), dtype=train.dtype)
+    ref = train[jax.random.permutation(k_ref, train.shape[0])[:num_samples]]
+    q = sample_quality(out.points, train, heldout, classifier=classifier, value_range=value_range)
+    r = sample_quality(ref, train, heldout, classifier=classifier, value_range=value_range)
+    ratios = {"sinkhorn": q.sinkhorn / r.sinkhorn, "precision": q.precision / r.precision,
+              "recall": q.recall / r.recall}
+    if classifier is not None:
+        ratios["classifier_frechet"] = q.classifier_frechet / r.classifier_frechet
+    exact = jo.exact_score(jo.EmpiricalMeasure(train), schedule)
+    errors = {}
+    for lam in log_snrs:
+        t = float(schedule.t_from_log_snr(jnp.asarray(float(lam), train.dtype)))
+        errors[float(lam)] = float(score_relative_error(score, exact, train, t, schedule, key=k_err, num_samples=2048))
+    class_acc = None
+    if class_score is not None:
+        classes = np.unique(np.asarray(train_labels))
+        per = max(1, num_samples // len(classes))
+        pts = [sample(DPMSolverPP2M(), class_score(int(c), guidance), schedule, t_start=t_start, t_end=t_end,
+                      nfe=nfe, grid="log_snr", key=jax.random.fold_in(k_cond, int(c)), shape=(per, d),
+                      dtype=train.dtype).points for c in classes]
+        requested = np.repeat(classes, per)
+        qc = sample_quality(jnp.concatenate(pts), train, heldout, classifier=classifier, requested_labels=requested,
+                            value_range=value_range)
+        class_acc = qc.class_accuracy
+    values = {**ratios, "score_error": max(errors.values()) if errors else None, "class_accuracy": class_acc}
+    passed = {name: _met(values[name], op, bound) for name, (op, bound) in QUALITY_BAR.items()
+              if values.get(name) is not None}
+    return QualityReport(q, r, ratios, errors, class_acc, passed, int(out.nfe))

@@ -1,0 +1,143 @@
+"""Debiased Sinkhorn divergence (ott-jax) and the ``W2`` estimate ``sqrt(S_eps)`` between point clouds."""
+
+from __future__ import annotations
+
+import warnings
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+with warnings.catch_warnings():
+    # ott-jax 0.6 imports jaxopt, which warns on import that it is unmaintained.
+    warnings.filterwarnings("ignore", message="JAXopt is no longer maintained", category=DeprecationWarning)
+    from ott.geometry import pointcloud
+    from ott.tools import sinkhorn_divergence as _sd
+
+from jaxotdm import _validation as V
+from jaxotdm._types import Array, ArrayLike, Bool, Float, Int
+from jaxotdm.metrics._common import _pair
+
+__all__ = ["SinkhornResult", "sinkhorn_divergence", "wasserstein2"]
+
+
+class SinkhornResult(NamedTuple):
+    """Debiased Sinkhorn divergence with its solver diagnostics.
+
+    Attributes:
+        divergence: ``S_eps`` (squared-Euclidean cost, so comparable to ``W2^2``).
+        epsilon: the regularisation used.
+        converged: all three Sinkhorn solves converged.
+        iterations: iterations of the ``x``-``y`` solve.
+    """
+
+    divergence: Float[Array, ""]
+    epsilon: Float[Array, ""]
+    converged: Bool[Array, ""]
+    iterations: Int[Array, ""]
+
+
+@jax.jit(static_argnames=("max_iterations",))
+def _sinkhorn(x, y, a, b, epsilon, relative, threshold, *, max_iterations):
+    # Cost |x - y|^2 (no 1/2). ``relative``: epsilon is a multiple of the mean x-y cost.
+    c = jnp.mean(y, axis=0)
+    x, y = x - c, y - c
+    mean_cost = jnp.mean(jnp.sum(x * x, 1)) + jnp.mean(jnp.sum(y * y, 1)) - 2.0 * jnp.dot(jnp.mean(x, 0), jnp.mean(y, 0))
+    eps = jnp.where(relative, epsilon * mean_cost, epsilon)
+    div, out = _sd.sinkhorn_divergence(
+        pointcloud.PointCloud,
+        x,
+        y,
+        a=a,
+        b=b,
+        epsilon=eps,
+        solve_kwargs={"threshold": threshold, "max_iterations": max_iterations},
+    )
+    converged = jnp.all(jnp.asarray([jnp.asarray(cv) for cv in out.converged if cv is not None]))
+    return SinkhornResult(div, eps, converged, jnp.asarray(out.n_iters[0]))
+
+
+def _weights(w, n, name, dtype):
+    if w is None:
+        return jnp.full((n,), 1.0 / n, dtype)
+    w = V.as_float_array(w, name, dtype=dtype)
+    if w.shape != (n,):
+        raise ValueError(f"`{name}` must have shape ({n},), got {tuple(w.shape)}.")
+    if V.is_concrete(w) and (bool(jnp.any(w < 0)) or not np.isclose(float(jnp.sum(w)), 1.0, atol=1e-6)):
+        raise ValueError(f"`{name}` must be non-negative and sum to 1.")
+    return w
+
+
+def sinkhorn_divergence(
+    x: Float[ArrayLike, "n d"],
+    y: Float[ArrayLike, "m d"],
+    *,
+    epsilon: float = 0.05,
+    relative_epsilon: bool = True,
+    a: Float[ArrayLike, " n"] | None = None,
+    b: Float[ArrayLike, " m"] | None = None,
+    threshold: float = 1e-4,
+    max_iterations: int = 5000,
+) -> SinkhornResult:
+    """Debiased Sinkhorn divergence between two weighted point clouds (ott-jax, cost ``|x - y|^2``).
+
+    Args:
+        x, y: ``(n, d)`` and ``(m, d)`` samples (e.g. generated samples and held-out data).
+        epsilon: entropic regularisation; with ``relative_epsilon`` (default) it is a multiple of
+            the mean squared distance between the clouds, which makes it scale-free.
+        a, b: weights (uniform by default).
+        threshold, max_iterations: Sinkhorn stopping rule (marginal error) and budget.
+
+    Returns:
+        A :class:`SinkhornResult`; check ``converged``.
+
+    Example:
+        >>> import jax
+        >>> from jaxotdm.metrics import sinkhorn_divergence
+        >>> x = jax.random.normal(jax.random.key(0), (64, 2))
+        >>> float(sinkhorn_divergence(x, x).divergence) < 1e-6
+        True
+    """
+    x, y = _pair(x, y, "x", "y")
+    if not epsilon > 0:
+        raise ValueError(f"`epsilon` must be > 0, got {epsilon}.")
+    if not threshold > 0:
+        raise ValueError(f"`threshold` must be > 0, got {threshold}.")
+    max_iterations = V.check_positive_int(max_iterations, "max_iterations")
+    a = _weights(a, x.shape[0], "a", x.dtype)
+    b = _weights(b, y.shape[0], "b", x.dtype)
+    return _sinkhorn(
+        x, y, a, b, jnp.asarray(epsilon, x.dtype), jnp.asarray(bool(relative_epsilon)), jnp.asarray(threshold, x.dtype),
+        max_iterations=max_iterations,
+    )
+
+
+def wasserstein2(
+    x: Float[ArrayLike, "n d"],
+    y: Float[ArrayLike, "m d"],
+    *,
+    epsilon: float = 3e-3,
+    a: Float[ArrayLike, " n"] | None = None,
+    b: Float[ArrayLike, " m"] | None = None,
+    threshold: float = 1e-5,
+    max_iterations: int = 20_000,
+) -> Float[Array, ""]:
+    """``W2`` between two empirical measures, estimated as ``sqrt(S_eps)`` at a small relative ``epsilon``.
+
+    ``epsilon`` is relative to the mean squared distance between the clouds; the debiased divergence
+    approaches ``W2^2`` as ``epsilon -> 0`` (tested against an exact assignment: about 0.1% low at the
+    default on 30 points in 2-D). Smaller ``epsilon`` needs more Sinkhorn iterations; use
+    :func:`sinkhorn_divergence` to see ``converged``. For a held-out comparison, ``x`` are samples and
+    ``y`` held-out data.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from jaxotdm.metrics import wasserstein2
+        >>> round(float(wasserstein2(jnp.array([[0.0], [1.0]]), jnp.array([[2.0], [3.0]]))), 3)
+        2.0
+    """
+    res = sinkhorn_divergence(
+        x, y, epsilon=epsilon, relative_epsilon=True, a=a, b=b, threshold=threshold, max_iterations=max_iterations
+    )
+    return jnp.sqrt(jnp.maximum(res.divergence, 0.0))

@@ -1,0 +1,85 @@
+"""Denoising score matching: weightings and time distributions, the objective, state and step, checkpoints,
+and a resumable training driver.
+
+Modules (one concept each):
+
+- :mod:`~jaxotdm.training.weighting`: loss weightings ``w(t)`` and training time distributions ``q(t)``;
+- :mod:`~jaxotdm.training.objective`: :class:`DSMObjective` and :func:`score_relative_error`;
+- :mod:`~jaxotdm.training.state`: :class:`TrainState`, :class:`AdamConfig`, :func:`train_step` and the
+  device-side loop :func:`train_steps`;
+- :mod:`~jaxotdm.training.checkpoint`: atomic, checksummed, resumable checkpoints;
+- :mod:`~jaxotdm.training.fit`: the driver :func:`fit`.
+
+Example:
+    >>> import jax, jax.numpy as jnp, optax, jaxotdm as jo
+    >>> from jaxotdm.networks import MLP, ScoreModel
+    >>> from jaxotdm.training import DSMObjective, init_train_state, train_step
+    >>> model = ScoreModel(MLP(features=32, depth=1), jo.OU())
+    >>> objective = DSMObjective(model)
+    >>> opt = optax.adam(1e-3)
+    >>> data = jax.random.normal(jax.random.key(1), (64, 2))
+    >>> state = init_train_state(model, opt, data[:1], key=jax.random.key(0))
+    >>> step = jax.jit(lambda s, b: train_step(s, b, objective=objective, optimizer=opt))
+    >>> state, metrics = step(state, data)
+    >>> int(state.step)
+    1
+"""
+
+from jaxotdm.training.checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint, save_checkpoint
+from jaxotdm.training.fit import FitResult, NonFiniteLossError, fit
+from jaxotdm.training.objective import DSMObjective, score_relative_error
+from jaxotdm.training.state import (
+    AdamConfig,
+    StepLog,
+    TrainState,
+    default_optimizer_for,
+    epoch_batch_indices,
+    init_train_state,
+    train_step,
+    train_steps,
+)
+from jaxotdm.training.weighting import (
+    EDMWeighting,
+    LikelihoodWeighting,
+    LogNormalSigma,
+    MinSNRWeighting,
+    NativeMSE,
+    NoiseMSE,
+    UniformLogSNRDistribution,
+    UniformTimeDistribution,
+    Weighting,
+)
+
+# Earlier names of the training time distributions (kept for existing code; the samplers' time grids
+# of the same names are a different concept).
+UniformTime = UniformTimeDistribution
+UniformLogSNR = UniformLogSNRDistribution
+
+__all__ = [
+    "Weighting",
+    "NoiseMSE",
+    "NativeMSE",
+    "LikelihoodWeighting",
+    "EDMWeighting",
+    "MinSNRWeighting",
+    "UniformTimeDistribution",
+    "UniformLogSNRDistribution",
+    "LogNormalSigma",
+    "DSMObjective",
+    "TrainState",
+    "AdamConfig",
+    "default_optimizer_for",
+    "init_train_state",
+    "train_step",
+    "train_steps",
+    "StepLog",
+    "epoch_batch_indices",
+    "score_relative_error",
+    "save_checkpoint",
+    "load_checkpoint",
+    "CheckpointError",
+    "CHECKPOINT_NAME",
+    "NonFiniteLossError",
+    "FitResult",
+    "fit",
+]

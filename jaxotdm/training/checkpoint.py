@@ -1,0 +1,98 @@
+"""Resumable training checkpoints: the whole :class:`~jaxotdm.training.TrainState` plus JSON-able config and
+history, written atomically with a checksum (see :mod:`jaxotdm.networks._io`).
+
+Arrays are stored by their PyTree path (``.params['input']['kernel']``, ...), so a mismatch names the
+leaves that differ. The trained model itself, for sampling, lives in a model folder
+(:func:`jaxotdm.networks.save_model`); a checkpoint is for resuming.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxotdm.networks._io import CheckpointError, read_msgpack, write_msgpack
+from jaxotdm.training.state import TrainState
+
+__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "CHECKPOINT_NAME", "config_differences"]
+
+CHECKPOINT_NAME = "checkpoint.msgpack"
+
+
+def _by_path(state) -> dict:
+    return {jax.tree_util.keystr(k): np.asarray(v) for k, v in jax.tree_util.tree_leaves_with_path(jax.device_get(state))}
+
+
+def save_checkpoint(path: str | Path, state: TrainState, *, config: dict | None = None, history: dict | None = None) -> Path:
+    """Writes ``state`` (+ JSON-able ``config`` and ``history``) to ``path`` atomically.
+
+    Format: a magic line, the SHA-256 of the payload, then a msgpack payload. The file is written to a
+    temporary name in the same folder, fsynced and renamed, so a crash never leaves a half-written
+    checkpoint under ``path``.
+    """
+    return write_msgpack(path, {
+        "config": json.dumps(config or {}, sort_keys=True),
+        "history": json.dumps(history or {}, sort_keys=True),
+        "state": _by_path(state),
+    })
+
+
+def config_differences(saved: dict, want: dict) -> list[str]:
+    """The keys whose values differ between two configurations (after a JSON round trip)."""
+    want = json.loads(json.dumps(want, sort_keys=True))
+    return sorted(k for k in set(want) | set(saved) if want.get(k) != saved.get(k))
+
+
+def load_checkpoint(
+    path: str | Path, target: TrainState, *, config: dict | None = None
+) -> tuple[TrainState, dict, dict]:
+    """Reads a checkpoint written by :func:`save_checkpoint` into the structure of ``target``.
+
+    Raises :class:`CheckpointError` (a ``ValueError``) if the file is missing, corrupt (bad magic,
+    checksum or msgpack), if its arrays do not match ``target``'s structure, shapes or dtypes, or, when
+    ``config`` is given, if the saved configuration differs (the differing keys are named).
+
+    Returns:
+        ``(state, saved_config, history)``.
+    """
+    path = Path(path)
+    raw = read_msgpack(path)
+    try:
+        saved_config = json.loads(raw["config"])
+        history = json.loads(raw["history"])
+        arrays = raw["state"]
+    except Exception as exc:
+        raise CheckpointError(f"checkpoint {str(path)!r} is corrupt: {exc}") from exc
+    if config is not None:
+        diff = config_differences(saved_config, config)
+        if diff:
+            want = json.loads(json.dumps(config, sort_keys=True))
+            details = "; ".join(f"{k}: saved {saved_config.get(k)!r}, now {want.get(k)!r}" for k in diff)
+            raise CheckpointError(f"checkpoint {str(path)!r} was written for a different configuration ({details}).")
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(target)
+    out, problems = [], []
+    names = {jax.tree_util.keystr(k) for k, _ in leaves}
+    for k, a in leaves:
+        name = jax.tree_util.keystr(k)
+        b = arrays.get(name) if isinstance(arrays, dict) else None
+        if b is None:
+            problems.append(f"{name}: missing")
+            continue
+        b = np.asarray(b)
+        if np.shape(a) != b.shape or np.asarray(a).dtype != b.dtype:
+            problems.append(f"{name}: expected {np.shape(a)} {np.asarray(a).dtype}, found {b.shape} {b.dtype}")
+        out.append(b)
+    extra = sorted(set(arrays) - names) if isinstance(arrays, dict) else []
+    problems += [f"{n}: unexpected" for n in extra]
+    if problems:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} does not match the model/optimiser: " + "; ".join(problems[:5])
+            + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else "")
+        )
+    state = jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(target), [jnp.asarray(b) for b in out])
+    del treedef
+    return state, saved_config, history

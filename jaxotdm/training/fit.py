@@ -1,0 +1,289 @@
+"""The training driver :func:`fit`: device-side step loops, atomic checkpoints, evaluation, safe stops.
+
+Steps run in chunks of :func:`~jaxotdm.training.train_steps` (one ``lax.scan`` each, data and losses on
+device); the host synchronises only at the chunk ends, which are the logging, evaluation and
+checkpoint points. A non-finite loss stops the run at once; a periodic checkpoint is written only when
+the parameters are finite and the loss has not diverged, so the checkpoint left behind after a failure is
+a good one to resume from, with a lower learning rate if need be.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxotdm import _validation as V
+from jaxotdm._types import ArrayLike, Float
+from jaxotdm.training.checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint, save_checkpoint
+from jaxotdm.training.objective import DSMObjective
+from jaxotdm.training.state import AdamConfig, TrainState, init_train_state, train_steps
+
+__all__ = ["FitResult", "NonFiniteLossError", "fit"]
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training hit a non-finite (or diverged) loss; ``state`` holds the last finite parameters (at ``step``,
+    the failing step), ``checkpoint`` the last good checkpoint written (or None)."""
+
+    def __init__(self, message: str, *, state: TrainState, step: int, checkpoint: Path | None):
+        super().__init__(message)
+        self.state, self.step, self.checkpoint = state, step, checkpoint
+
+
+class FitResult(NamedTuple):
+    """Result of :func:`fit`.
+
+    Attributes:
+        state: the final :class:`~jaxotdm.training.TrainState`.
+        losses: per-step training loss for steps ``0 .. state.step - 1`` (float64 NumPy array).
+        evaluations: ``[{"step": k, **eval_fn(state)}, ...]``.
+        checkpoint: path of the last checkpoint written (or None).
+        resumed_from: the step a resumed run started from (0 for a fresh run).
+        history: the run's record as stored in the checkpoint (learning rates used, checkpoints skipped).
+    """
+
+    state: TrainState
+    losses: np.ndarray
+    evaluations: list
+    checkpoint: Path | None
+    resumed_from: int
+    history: dict = {}
+
+
+def _fingerprint(x: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest()[:16]
+
+
+def _resolve_optimizer(optimizer, learning_rate):
+    """``(optax transformation, config entry, learning rate or None)``."""
+    if optimizer is None:
+        optimizer = AdamConfig(learning_rate)
+    if isinstance(optimizer, AdamConfig):
+        fields = {k: v for k, v in vars(optimizer).items() if k != "learning_rate"}
+        return optimizer.build(), {"adam": fields}, optimizer.learning_rate
+    if not isinstance(optimizer, optax.GradientTransformation):
+        raise ValueError(f"`optimizer` must be an AdamConfig or an optax GradientTransformation, got {optimizer!r}.")
+    return optimizer, "custom", None
+
+
+def _check_fit_args(objective, data, steps, batch_size, labels, ema_decay, checkpoint_dir, checkpoint_every,
+                    resume, overwrite, eval_every, eval_fn, log_every, divergence_factor):
+    if not isinstance(objective, DSMObjective):
+        raise ValueError(f"`objective` must be a DSMObjective, got {type(objective).__name__}.")
+    x = np.asarray(V.as_float_array(data, "data"))
+    V.check_ndim(x, 2, "data", "(n, d)")
+    V.check_finite(x, "data")
+    n = x.shape[0]
+    V.check_positive_int(steps, "steps")
+    V.check_positive_int(batch_size, "batch_size")
+    if batch_size > n:
+        raise ValueError(f"`batch_size` ({batch_size}) must be <= the number of training points ({n}).")
+    if labels is not None:
+        labels = np.asarray(labels)
+        if labels.shape != (n,) or not np.issubdtype(labels.dtype, np.integer):
+            raise ValueError(f"`labels` must be integers of shape ({n},), got {labels.dtype} {labels.shape}.")
+        k = objective.model.num_classes
+        if k is None:
+            raise ValueError("`labels` were given but the model's network has no class conditioning.")
+        if labels.min() < 0 or labels.max() >= k:
+            raise ValueError(f"`labels` must be in [0, {k}) for the network's {k} classes, got "
+                             f"[{int(labels.min())}, {int(labels.max())}].")
+        labels = labels.astype(np.int32)
+    if not (isinstance(ema_decay, (int, float)) and 0.0 <= ema_decay < 1.0):
+        raise ValueError(f"`ema_decay` must be in [0, 1), got {ema_decay}.")
+    for name, v in (("checkpoint_every", checkpoint_every), ("eval_every", eval_every)):
+        if v is not None:
+            V.check_positive_int(v, name)
+    V.check_positive_int(log_every, "log_every")
+    if not (isinstance(divergence_factor, (int, float)) and divergence_factor > 1):
+        raise ValueError(f"`divergence_factor` must be a number > 1, got {divergence_factor!r}.")
+    if eval_fn is not None and not callable(eval_fn):
+        raise ValueError("`eval_fn` must be callable as eval_fn(state) -> dict.")
+    if resume and checkpoint_dir is None:
+        raise ValueError("`resume=True` needs `checkpoint_dir`.")
+    if resume and overwrite:
+        raise ValueError("pass at most one of `resume=True` and `overwrite=True`.")
+    if checkpoint_dir is not None and not resume and not overwrite and (Path(checkpoint_dir) / CHECKPOINT_NAME).exists():
+        raise ValueError(f"`checkpoint_dir` {str(checkpoint_dir)!r} already holds a checkpoint: pass resume=True to "
+                         "continue it or overwrite=True to start over.")
+    try:
+        hash(objective)
+    except TypeError as exc:
+        raise ValueError(
+            "`objective` must be hashable for fit (its compiled step is cached): give schedules, weightings and "
+            f"time distributions Python floats, not arrays ({exc})."
+        ) from None
+    return x, labels
+
+
+def _finite_params(state) -> bool:
+    return bool(jax.tree.reduce(lambda a, b: a & b, jax.tree.map(lambda p: jnp.all(jnp.isfinite(p)), state.params)))
+
+
+def fit(
+    objective: DSMObjective,
+    data: Float[ArrayLike, "n d"],
+    *,
+    steps: int,
+    batch_size: int,
+    optimizer: AdamConfig | optax.GradientTransformation | None = None,
+    learning_rate: float = 1e-3,
+    seed: int = 0,
+    labels: ArrayLike | None = None,
+    ema_decay: float = 0.999,
+    checkpoint_dir: str | Path | None = None,
+    checkpoint_every: int | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    eval_every: int | None = None,
+    eval_fn: Callable[[TrainState], dict] | None = None,
+    callback: Callable[[int, dict], None] | None = None,
+    log_every: int = 100,
+    divergence_factor: float = 10.0,
+    config: dict | None = None,
+) -> FitResult:
+    """Trains ``objective.model`` on ``data`` for ``steps`` total steps.
+
+    Args:
+        objective: the :class:`~jaxotdm.training.DSMObjective`.
+        data: training points ``(n, d)``; ``labels`` optional integer labels ``(n,)``.
+        steps: total number of steps (a resumed run continues up to this count).
+        batch_size: examples per step (``<= n``); epochs drop the remainder.
+        optimizer: an :class:`~jaxotdm.training.AdamConfig` (default ``AdamConfig(learning_rate)``) or any
+            optax transformation.
+        learning_rate: the step size of the default optimiser. It may differ on resume (e.g. lower after a
+            non-finite loss); the history records the rate used from each step on.
+        seed: everything random (initialisation, step keys, data order) derives from it.
+        ema_decay: EMA decay (with warm-up).
+        checkpoint_dir: folder for ``checkpoint.msgpack``; written every ``checkpoint_every`` steps and at
+            the end, each time only if the parameters are finite and the loss has not diverged.
+        resume: continue from the checkpoint in ``checkpoint_dir`` (error if absent or mismatched).
+        overwrite: start afresh even if ``checkpoint_dir`` holds a checkpoint (otherwise that is an error).
+        eval_every, eval_fn: call ``eval_fn(state) -> dict`` every ``eval_every`` steps and at the end
+            (after the checkpoint of that step is written).
+        callback: ``callback(step, metrics)`` at every host synchronisation (every ``log_every`` steps and at
+            evaluation/checkpoint points), with the mean ``loss``/``eps_mse`` of the steps since the last
+            call and the last ``grad_norm`` (progress bars live here).
+        log_every: steps per device-side chunk (the host synchronises once per chunk).
+        divergence_factor: a chunk whose mean loss exceeds this multiple of the best earlier chunk mean has
+            diverged: no checkpoint is written from it.
+        config: extra JSON-able settings recorded in the checkpoint and required to match on resume
+            (e.g. the optimiser's hyper-parameters when a custom ``optimizer`` is passed).
+
+    Raises:
+        NonFiniteLossError: on a non-finite loss (at once), or when the loss has diverged at the last
+            step; the last good checkpoint is left untouched.
+
+    Example:
+        >>> import jax, jaxotdm as jo
+        >>> from jaxotdm.networks import MLP, ScoreModel
+        >>> from jaxotdm.training import DSMObjective, fit
+        >>> from jaxotdm.data import toy_2d
+        >>> obj = DSMObjective(ScoreModel(MLP(features=32, depth=1), jo.OU()))
+        >>> res = fit(obj, toy_2d("moons", 128), steps=5, batch_size=32)
+        >>> res.losses.shape
+        (5,)
+    """
+    x, labels = _check_fit_args(objective, data, steps, batch_size, labels, ema_decay, checkpoint_dir,
+                                checkpoint_every, resume, overwrite, eval_every, eval_fn, log_every, divergence_factor)
+    opt, opt_entry, lr = _resolve_optimizer(optimizer, learning_rate)
+    run_config = {
+        "model": repr(objective.model),
+        "weighting": repr(objective.weighting),
+        "time_distribution": repr(objective.time_distribution),
+        "label_dropout": objective.label_dropout,
+        "data_shape": list(x.shape),
+        "data_dtype": str(x.dtype),
+        "data_sha256": _fingerprint(x),
+        "labels_sha256": None if labels is None else _fingerprint(labels),
+        "batch_size": batch_size,
+        "seed": seed,
+        "ema_decay": ema_decay,
+        "optimizer": opt_entry,
+        **(config or {}),
+    }
+    base = jax.random.key(seed)
+    data_key = jax.random.fold_in(base, 2)
+    xd = jnp.asarray(x)
+    ld = None if labels is None else jnp.asarray(labels)
+    state = init_train_state(objective.model, opt, xd[:1], key=base, labels_example=None if ld is None else ld[:1])
+
+    ckpt = None if checkpoint_dir is None else Path(checkpoint_dir) / CHECKPOINT_NAME
+    history: dict = {"losses": [], "evaluations": [], "learning_rates": [], "skipped_checkpoints": []}
+    last_ckpt, last_ckpt_step = None, -1
+    if resume:
+        state, _, saved = load_checkpoint(ckpt, state, config=run_config)
+        history.update({k: list(v) for k, v in saved.items()})
+        last_ckpt, last_ckpt_step = ckpt, int(state.step)
+        if len(history["losses"]) != int(state.step):
+            raise CheckpointError(f"checkpoint {str(ckpt)!r} is inconsistent: {len(history['losses'])} losses for "
+                                  f"step {int(state.step)}.")
+    start = int(state.step)
+    if start > steps:
+        raise ValueError(f"`steps` ({steps}) is below the checkpoint's step ({start}); nothing to resume.")
+    if lr is not None and (not history["learning_rates"] or history["learning_rates"][-1][1] != lr):
+        history["learning_rates"].append([start, lr])
+    losses: list = history["losses"]
+    best_chunk = math.inf
+
+    def at(k, every):
+        return bool(every) and k % every == 0
+
+    def fail(message, st, k, detail=""):
+        where = (f"the last good checkpoint (step {last_ckpt_step}) is kept at {str(last_ckpt)!r}; resume from it with "
+                 "a lower learning rate (fit(..., resume=True, learning_rate=...); CLI: --resume --lr)"
+                 if last_ckpt is not None else "no checkpoint had been written; lower the learning rate")
+        raise NonFiniteLossError(f"training stopped: {message} at step {k}{detail}; {where}, or check the data.",
+                                 state=st, step=k, checkpoint=last_ckpt)
+
+    length = min(log_every, steps)
+    k = start
+    since_ckpt: list = []
+    while k < steps:
+        stop = min(steps, (k // log_every + 1) * log_every)
+        for every in (eval_every, checkpoint_every):
+            if every:
+                stop = min(stop, (k // every + 1) * every)
+        state, log = train_steps(state, xd, ld, data_key, jnp.asarray(stop - k, jnp.int32), length=length,
+                                 objective=objective, optimizer=opt, batch_size=batch_size, ema_decay=ema_decay)
+        log = jax.device_get(log)
+        done = np.asarray(log.done)
+        chunk = np.asarray(log.loss, np.float64)[done]
+        losses.extend(chunk.tolist())
+        since_ckpt.extend(chunk.tolist())
+        if not np.all(log.finite):
+            bad = k + int(np.argmin(log.finite))
+            fail("non-finite loss or update", state, bad, f" (loss = {float(np.asarray(log.loss)[bad - k])})")
+        k = stop
+        if callback is not None:
+            callback(k, {"loss": float(chunk.mean()), "eps_mse": float(np.asarray(log.eps_mse)[done].mean()),
+                         "grad_norm": float(np.asarray(log.grad_norm)[done][-1])})
+        chunk_mean = float(chunk.mean())
+        diverged = chunk_mean > divergence_factor * best_chunk
+        best_chunk = min(best_chunk, chunk_mean)
+        if ckpt is not None and (at(k, checkpoint_every) or k == steps):
+            recent = float(np.mean(since_ckpt))
+            if diverged or recent > divergence_factor * best_chunk or not _finite_params(state):
+                history["skipped_checkpoints"].append([k, recent])
+                if k == steps:
+                    fail("the loss diverged", state, k, f" (mean {recent:.4g} since the last checkpoint, best "
+                         f"chunk mean {best_chunk:.4g})")
+            else:
+                save_checkpoint(ckpt, state, config=run_config, history=history)
+                last_ckpt, last_ckpt_step = ckpt, k
+            since_ckpt = []
+        if eval_fn is not None and (at(k, eval_every) or k == steps):
+            history["evaluations"].append({"step": k, **{n: float(v) for n, v in eval_fn(state).items()}})
+            if ckpt is not None and last_ckpt_step == k:  # the evaluation joins the checkpoint's history
+                save_checkpoint(ckpt, state, config=run_config, history=history)
+    if ckpt is not None and start == steps:  # nothing to do: the checkpoint is already final
+        last_ckpt = ckpt
+    return FitResult(state, np.asarray(losses, np.float64), history["evaluations"], last_ckpt, start, history)
