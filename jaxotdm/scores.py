@@ -30,14 +30,14 @@ import math
 
 import jax
 import jax.numpy as jnp
-from jax.sharding import PartitionSpec
 
+from jaxotdm import _streaming as S
 from jaxotdm import _validation as V
 from jaxotdm._pytree import pytree_dataclass, static_field
 from jaxotdm._types import Array, ArrayLike, Float
 from jaxotdm.measures import EmpiricalMeasure, GaussianMeasure
 from jaxotdm.schedules import Schedule
-from jaxotdm.sharding import PointSharding, check_sharding, merge_lse, pick_best, vary_like
+from jaxotdm.sharding import PointSharding, check_sharding
 
 __all__ = ["ExactScore", "exact_score"]
 
@@ -45,90 +45,25 @@ DEFAULT_POINT_CHUNK = 2048
 DEFAULT_QUERY_CHUNK = 4096
 
 
-def _pad_to_multiple(a: Array, size: int, fill) -> Array:
-    n = a.shape[0]
-    pad = (-n) % size
-    if pad == 0:
-        return a
-    return jnp.concatenate([a, jnp.full((pad,) + a.shape[1:], fill, a.dtype)], axis=0)
+# Kept importable for modules that still use the old private name (verify/prior.py): use
+# ``jaxotdm._streaming.pad_rows`` instead.
+_pad_to_multiple = S.pad_rows
 
 
-def _stream_partial(x, a, s2, points, log_w, chunk):
-    """Online log-sum-exp over point chunks for one block of queries, before normalisation.
+def _score_logits(qs, yc, y2c):
+    """Logits without ``log w`` and the ``-|x|^2 / (2 s2)`` term: ``(a/s2) <x, y> - (a^2 / (2 s2)) |y|^2``."""
+    x, c1, c2 = qs
+    return c1[:, None] * (x @ yc.T) - c2[:, None] * y2c[None, :]
 
-    Args:
-        x: (q, d) queries, already shifted by ``alpha * center``.
-        a, s2: (q,) alpha and sigma^2 per query.
-        points: (n, d) centred points; log_w: (n,) log weights (``-inf`` for padding).
-    Returns:
-        ``(m, l, acc)``: per query the max ``m`` (q,) of the logits without the ``-|x|^2 / (2 s2)`` term,
-        ``l = sum_i exp(logit_i - m)`` (q,) and ``acc = sum_i exp(logit_i - m) y_i`` (q, d). If every
-        point has weight zero (a shard of padding): ``m = -inf, l = 0, acc = 0``.
-    """
-    n, d = points.shape
-    chunk = min(chunk, n)
-    y = _pad_to_multiple(points, chunk, 0.0).reshape(-1, chunk, d)
-    lw = _pad_to_multiple(log_w, chunk, -jnp.inf).reshape(-1, chunk)
-    q = x.shape[0]
+
+def _partial_stats(xs, a, s2, points, log_w, streaming: S.Streaming):
+    """Online log-sum-exp partials ``(m, l, acc)`` over the points for all queries ``xs`` (q, d) (already
+    shifted by ``alpha * center``), with per-query ``a``, ``s2``: ``m`` the max of the logits without the
+    ``-|x|^2 / (2 s2)`` term, ``l = sum_i exp(logit_i - m)``, ``acc = sum_i exp(logit_i - m) y_i``; with
+    ``streaming.sharding``, merged across devices."""
     inv_s2 = 1.0 / s2
-
-    @jax.checkpoint
-    def body(carry, blk):
-        m, l, acc = carry
-        yc, lwc = blk
-        y2 = jnp.sum(yc * yc, axis=-1)
-        logits = lwc[None, :] + ((a * inv_s2)[:, None] * (x @ yc.T) - (0.5 * a * a * inv_s2)[:, None] * y2[None, :])
-        m_new = jnp.maximum(m, jnp.max(logits, axis=-1))
-        shift = jnp.where(jnp.isneginf(m_new), 0.0, m_new)  # all -inf so far: keep l = acc = 0, no NaN
-        scale = jnp.exp(m - shift)
-        p = jnp.exp(logits - shift[:, None])
-        l = l * scale + jnp.sum(p, axis=-1)
-        acc = acc * scale[:, None] + p @ yc
-        return (m_new, l, acc), None
-
-    init = (
-        jnp.full((q,), -jnp.inf, x.dtype),
-        jnp.zeros((q,), x.dtype),
-        jnp.zeros((q, d), x.dtype),
-    )
-    (m, l, acc), _ = jax.lax.scan(body, vary_like(init, y), (y, lw))
-    return m, l, acc
-
-
-def _stream_block(x, a, s2, points, log_w, chunk):
-    """(q,) log-sum-exp of the logits without the ``-|x|^2 / (2 s2)`` term, and (q, d) posterior mean of
-    the centred points, for one block of queries (see :func:`_stream_partial`)."""
-    m, l, acc = _stream_partial(x, a, s2, points, log_w, chunk)
-    return m + jnp.log(l), acc / l[:, None]
-
-
-def _partial_stats(xs, a, s2, points, log_w, chunk, qchunk):
-    """:func:`_stream_partial` over all queries ``xs`` (q, d), in blocks of ``qchunk`` queries."""
-    q, d = xs.shape
-    if q <= qchunk:
-        return _stream_partial(xs, a, s2, points, log_w, chunk)
-    # blocks of queries; padding rows use harmless values and are sliced off
-    blocks = (
-        _pad_to_multiple(xs, qchunk, 0.0).reshape(-1, qchunk, d),
-        _pad_to_multiple(a, qchunk, 1.0).reshape(-1, qchunk),
-        _pad_to_multiple(s2, qchunk, 1.0).reshape(-1, qchunk),
-    )
-    m, l, acc = jax.lax.map(lambda b: _stream_partial(*b, points, log_w, chunk), blocks)
-    return m.reshape(-1)[:q], l.reshape(-1)[:q], acc.reshape(-1, d)[:q]
-
-
-def _sharded_partial_stats(xs, a, s2, points, log_w, chunk, qchunk, sharding: PointSharding):
-    """:func:`_partial_stats` with the points split over ``sharding``: each device streams over its own
-    block of points, then the partials are merged across devices (``pmax``/``psum``)."""
-    points = sharding.pad(points, 0.0)
-    log_w = sharding.pad(log_w, -jnp.inf)
-
-    def local(xs, a, s2, points, log_w):
-        return merge_lse(sharding, *_partial_stats(xs, a, s2, points, log_w, chunk, qchunk))
-
-    rep = PartitionSpec()
-    f = sharding.shard_map(local, in_specs=(rep, rep, rep, sharding.spec, sharding.spec), out_specs=rep)
-    return f(xs, a, s2, points, log_w)
+    y2 = jnp.sum(points * points, axis=-1)
+    return S.lse(_score_logits, (xs, a * inv_s2, 0.5 * a * a * inv_s2), points, log_w, (y2,), streaming=streaming)
 
 
 def _mixture_stats(measure: EmpiricalMeasure, x, t, schedule: Schedule, chunk_size=None, query_chunk_size=None,
@@ -150,44 +85,19 @@ def _mixture_stats(measure: EmpiricalMeasure, x, t, schedule: Schedule, chunk_si
     a = schedule.alpha(t).astype(dtype)
     s2 = schedule.sigma2(t).astype(dtype)
     xs = xf - a[:, None] * center
-    if sharding is None:
-        m, l, acc = _partial_stats(xs, a, s2, yc, log_w, chunk, qchunk)
-    else:
-        m, l, acc = _sharded_partial_stats(xs, a, s2, yc, log_w, chunk, qchunk, sharding)
+    m, l, acc = _partial_stats(xs, a, s2, yc, log_w, S.Streaming(chunk, qchunk, sharding))
     log_p = m + jnp.log(l) - 0.5 * jnp.sum(xs * xs, axis=-1) / s2 - 0.5 * d * jnp.log(2 * math.pi * s2)
     mean_c = acc / l[:, None]
     return log_p.reshape(batch), (mean_c + center).reshape(batch + (d,))
-
-
-def _argmax_partial(xs, a, s2, points, log_w, chunk):
-    """Running ``(max, argmax)`` over point chunks of ``log w_i + (a <x, y_i> - a^2 |y_i|^2 / 2) / s2``;
-    ``xs`` (q, d) shifted queries, ``a``, ``s2`` scalars. Ties go to the lowest index."""
-    n, d = points.shape
-    chunk = min(chunk, n)
-    y = _pad_to_multiple(points, chunk, 0.0).reshape(-1, chunk, d)
-    lw = _pad_to_multiple(log_w, chunk, -jnp.inf).reshape(-1, chunk)
-    offsets = jnp.arange(y.shape[0], dtype=jnp.int32) * chunk
-
-    def body(carry, blk):
-        best, arg = carry
-        yc, lwc, off = blk
-        logits = lwc[None, :] + (a * (xs @ yc.T) - 0.5 * a * a * jnp.sum(yc * yc, -1)[None, :]) / s2
-        m, i = jnp.max(logits, -1), jnp.argmax(logits, -1)
-        better = m > best
-        return (jnp.where(better, m, best), jnp.where(better, (i + off).astype(arg.dtype), arg)), None
-
-    init = (jnp.full((xs.shape[0],), -jnp.inf, xs.dtype), jnp.zeros((xs.shape[0],), jnp.int32))
-    (best, arg), _ = jax.lax.scan(body, vary_like(init, y), (y, lw, offsets))
-    return best, arg
 
 
 def _mixture_argmax(measure: EmpiricalMeasure, x, t, schedule: Schedule, chunk_size=None,
                     sharding: PointSharding | None = None):
     """Index of the largest posterior weight ``argmax_i log w_i - |x - alpha_t y_i|^2 / (2 sigma_t^2)``.
 
-    Streams over point chunks with a running (max, argmax); x of shape (..., d), t a scalar. With
-    ``sharding``, each device finds its best point and the global best is picked with ``pmax``/``pmin``
-    (ties go to the lowest index, as without sharding).
+    Streams over point chunks with a running (max, argmax) (:func:`jaxotdm._streaming.top1`); x of shape
+    (..., d), t a scalar. With ``sharding``, each device finds its best point and the global best is picked
+    with ``pmax``/``pmin`` (ties go to the lowest index, as without sharding).
     """
     chunk = DEFAULT_POINT_CHUNK if chunk_size is None else chunk_size
     points, w = measure.points, measure.weights
@@ -200,17 +110,9 @@ def _mixture_argmax(measure: EmpiricalMeasure, x, t, schedule: Schedule, chunk_s
     xs = xf - a * center
     yc = (points - center).astype(dtype)
     log_w = jnp.log(w).astype(dtype)
-    if sharding is None:
-        return _argmax_partial(xs, a, s2, yc, log_w, chunk)[1].reshape(batch)
-    n_local = sharding.shard_size(yc.shape[0])
-
-    def local(xs, a, s2, yc, log_w):
-        best, arg = _argmax_partial(xs, a, s2, yc, log_w, chunk)
-        return pick_best(sharding, best, arg + sharding.shard_offset(n_local))[1]
-
-    rep = PartitionSpec()
-    f = sharding.shard_map(local, in_specs=(rep, rep, rep, sharding.spec, sharding.spec), out_specs=rep)
-    return f(xs, a, s2, sharding.pad(yc, 0.0), sharding.pad(log_w, -jnp.inf)).reshape(batch)
+    # log w_i + (a <x, y_i> - a^2 |y_i|^2 / 2) / s2 as one linear score <x, (a/s2) y_i> + b_i
+    bias = log_w - 0.5 * a * a / s2 * jnp.sum(yc * yc, axis=-1)
+    return S.top1(xs, yc * (a / s2), bias, streaming=S.Streaming(chunk, None, sharding))[1].reshape(batch)
 
 
 # Jitted entry points (chunk sizes static): eager calls compile once per shape instead of retracing

@@ -2,6 +2,8 @@
 
 import math
 import resource
+import warnings
+from typing import NamedTuple
 
 import chex
 import jax
@@ -10,11 +12,14 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from jaxotdm._status import ConvergenceWarning, Status
 from jaxotdm.measures import GaussianMeasure
 from jaxotdm.ot import (
     AdamSolver,
     NewtonSolver,
     OTTSolver,
+    SemidiscreteDiagnostics,
+    SemidiscreteHistory,
     SemidiscreteMap,
     cell_masses,
     semidiscrete_ot,
@@ -294,23 +299,22 @@ def test_newton_init_step_retrace_guard():
     x = np.random.default_rng(8).standard_normal((8, 3))
     prob = _make_problem(jnp.asarray(x), jnp.full((8,), 1 / 8), None, 1024, 2048)
     solver = NewtonSolver(max_iterations=10)
-    sched = solver.schedule(prob, 0.1)
-    state = solver.init(prob, sched, key=jax.random.key(0))
+    state = solver.init(prob, tol=0.1, key=jax.random.key(0))
 
     @jax.jit
     @chex.assert_max_traces(n=1)
-    def step(prob, sched, state):
-        return solver.step(prob, sched, state)
+    def step(prob, state):
+        return solver.step(prob, state)
 
     errs = []
     for _ in range(5):
-        state = step(prob, sched, state)
+        state = step(prob, state)
         errs.append(float(state.error))
     assert int(state.iteration) == 5
     assert min(errs[1:]) < errs[0]
     # the same compiled step serves another problem of the same shapes (no retrace)
     prob2 = prob.replace(points=prob.points * 1.5)
-    step(prob2, sched, solver.init(prob2, sched, key=jax.random.key(1)))
+    step(prob2, solver.init(prob2, tol=0.1, key=jax.random.key(1)))
 
 
 def test_custom_source_sampler_and_gaussian_measure():
@@ -381,7 +385,7 @@ def test_60k_targets_784_dims_bounded_memory():
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     solver = NewtonSolver(max_iterations=2, final_samples=4 * 4096, min_samples_per_cell=1, hessian_samples=8192)
     smap = semidiscrete_ot(x, key=jax.random.key(1), method=solver, batch_size=4096, chunk_size=4096,
-                           certificate_samples=8192)
+                           certificate_samples=8192, warn=False)
     jax.block_until_ready(smap.heights)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     assert smap.heights.shape == (n,) and np.all(np.isfinite(np.asarray(smap.heights)))
@@ -404,3 +408,198 @@ def test_newton_converges_on_standardised_digits():
     assert bool(smap.diagnostics.converged)
     cert = smap.certificate
     assert float(cert.max_relative_error) <= 0.2 + float(cert.noise_floor), cert
+
+
+# ---------------------------------------------------------------------------------------------------
+# one driver, one diagnostics type, statuses and warnings, progress
+# ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", [NewtonSolver(), AdamSolver(), OTTSolver()], ids=lambda m: m.name)
+def test_every_solver_runs_through_the_driver_with_progress(small_problem, method):
+    x, nu, _ = small_problem
+    seen = []
+    smap = semidiscrete_ot(x, nu, key=jax.random.key(7), tol=0.05, method=method, progress=seen.append)
+    diag = smap.diagnostics
+    assert isinstance(diag, SemidiscreteDiagnostics) and diag.solver == method.name
+    assert Status(int(diag.status)) == Status.SUCCESS and bool(diag.converged)
+    # one progress report per iteration, in order, with the iteration's numbers
+    assert [p.iteration for p in seen] == sorted(p.iteration for p in seen) and len(seen) >= 1
+    assert seen[-1].iteration == int(diag.iterations) and seen[-1].solver == method.name
+    assert seen[-1].evaluations == float(diag.evaluations) > 0
+    rel = _slack(x, nu, np.asarray(smap.heights), 0.05)
+    assert rel.max() <= 0.05, rel
+
+
+def test_progress_callback_does_not_recompile(small_problem):
+    from tests.test_retrace import compile_events
+
+    x, nu, _ = small_problem
+    semidiscrete_ot(x, nu, key=jax.random.key(0), tol=0.2, progress=lambda p: None, certificate_samples=0)
+    calls = []
+    with compile_events() as seen:
+        semidiscrete_ot(x, nu, key=jax.random.key(0), tol=0.2, progress=calls.append, certificate_samples=0)
+    assert calls and not [s for s in seen if s[0] == "backend_compile_duration" and s[1] == "_run"], seen
+
+
+def test_non_convergence_is_a_status_and_a_warning():
+    x = np.random.default_rng(2).standard_normal((12, 3))
+    with pytest.warns(ConvergenceWarning, match="iteration budget"):
+        smap = semidiscrete_ot(x, key=jax.random.key(0), tol=0.01, method=NewtonSolver(max_iterations=1))
+    assert Status(int(smap.diagnostics.status)) == Status.MAX_ITERATIONS and not bool(smap.diagnostics.converged)
+    # ott-jax: its chi-square criterion alone is not the tolerance; a too-short run says so
+    with pytest.warns(ConvergenceWarning):
+        smap = semidiscrete_ot(x, key=jax.random.key(0), tol=0.01, method=OTTSolver(num_iterations=1000))
+    assert Status(int(smap.diagnostics.status)) == Status.MAX_ITERATIONS
+    with pytest.raises(RuntimeError, match="semidiscrete_ot"):
+        semidiscrete_ot(x, key=jax.random.key(0), tol=0.01, method=NewtonSolver(max_iterations=1), throw=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        smap = semidiscrete_ot(x, key=jax.random.key(0), tol=0.01, method=NewtonSolver(max_iterations=1), warn=False)
+    assert Status(int(smap.diagnostics.status)) == Status.MAX_ITERATIONS
+
+
+class _FakeState(NamedTuple):
+    heights: jax.Array
+    iteration: jax.Array
+    num_samples: jax.Array
+    error: jax.Array
+    done: jax.Array
+    converged: jax.Array
+    evaluations: jax.Array
+    history: SemidiscreteHistory
+
+
+class _Overconfident:
+    """A solver of the protocol that claims convergence at wrong heights after one step."""
+
+    name = "overconfident"
+
+    def init(self, problem, *, tol, key, init_heights=None):
+        h = problem.voronoi_init() + jnp.linspace(-1.0, 1.0, problem.num_targets)
+        dt = h.dtype
+        return _FakeState(h, jnp.asarray(0), jnp.asarray(0, jnp.int32), jnp.zeros((), dt), jnp.asarray(False),
+                          jnp.asarray(False), jnp.zeros((), dt), SemidiscreteHistory.empty(1, dt))
+
+    def step(self, problem, state):
+        return state._replace(iteration=state.iteration + 1, done=jnp.asarray(True), converged=jnp.asarray(True))
+
+
+def test_certificate_above_tolerance_is_flagged():
+    x = np.random.default_rng(3).standard_normal((10, 2))
+    with pytest.warns(ConvergenceWarning, match="certificate"):
+        smap = semidiscrete_ot(x, key=jax.random.key(0), tol=0.05, method=_Overconfident())
+    assert Status(int(smap.diagnostics.status)) == Status.TOLERANCE_NOT_CERTIFIED
+    assert bool(smap.diagnostics.converged)  # the solver's claim, contradicted by the certificate
+    c = smap.certificate
+    assert float(c.max_relative_error) > 0.05 + float(c.noise_floor)
+
+
+@pytest.mark.parametrize("bad", [-5, -1, 2.5, "many"])
+def test_certificate_samples_must_be_a_count(bad):
+    with pytest.raises(ValueError, match="certificate_samples"):
+        semidiscrete_ot(np.eye(3), key=jax.random.key(0), certificate_samples=bad)
+
+
+def test_bad_progress_and_method_types():
+    with pytest.raises(ValueError, match="progress"):
+        semidiscrete_ot(np.eye(3), key=jax.random.key(0), progress="bar")
+    with pytest.raises(ValueError, match="method"):
+        semidiscrete_ot(np.eye(3), key=jax.random.key(0), method=NewtonSolver)
+
+
+# ---------------------------------------------------------------------------------------------------
+# non-finite input never gives a real data point
+# ---------------------------------------------------------------------------------------------------
+
+
+def test_nonfinite_queries_have_no_cell_eager_and_jit(smap_3d):
+    z = jnp.array([[0.1, 0.2, 0.3], [jnp.nan, 0.0, 0.0], [jnp.inf, 0.0, 0.0], [0.0, -jnp.inf, 1.0]])
+
+    def query(m, z):
+        return m.assign(z), m.transport(z), m.transport(z, tau=0.1), m.potential(z), m.potential(z, tau=0.1)
+
+    for out in (query(smap_3d, z), jax.jit(query)(smap_3d, z)):
+        i, t0, t1, p0, p1 = (np.asarray(a) for a in out)
+        assert i[0] >= 0 and np.all(i[1:] == -1)
+        for a in (t0, t1):
+            assert np.all(np.isfinite(a[0])) and np.all(np.isnan(a[1:]))
+        for a in (p0, p1):
+            assert np.isfinite(a[0]) and np.all(np.isnan(a[1:]))
+    # also through the query blocker (several blocks, one of them all NaN)
+    m = SemidiscreteMap(smap_3d.targets, smap_3d.weights, smap_3d.heights,
+                                                        query_chunk_size=2)
+    np.testing.assert_array_equal(np.asarray(m.assign(z)), np.asarray(smap_3d.assign(z)))
+
+
+def test_cell_masses_with_nonfinite_heights():
+    x = np.random.default_rng(0).standard_normal((5, 2))
+    h = np.zeros(5)
+    h[2] = np.nan
+    with pytest.raises(ValueError, match="heights"):
+        cell_masses(x, h, key=jax.random.key(0), num_samples=4096)
+    # traced heights cannot be checked eagerly: the masses are NaN, never plausible numbers
+    m = jax.jit(lambda h: cell_masses(x, h, key=jax.random.key(0), num_samples=4096))(jnp.asarray(h))
+    assert np.all(np.isnan(np.asarray(m)))
+    m = jax.jit(lambda h: cell_masses(x, h, key=jax.random.key(0), num_samples=4096))(jnp.zeros(5))
+    assert np.all(np.isfinite(np.asarray(m))) and abs(float(m.sum()) - 1) < 1e-12
+
+
+def test_bad_sampler_output_is_nonfinite_status():
+    x = np.random.default_rng(0).standard_normal((6, 2))
+    nan_source = lambda k, num: jnp.full((num, 2), jnp.nan)
+    with pytest.warns(ConvergenceWarning):
+        smap = semidiscrete_ot(x, key=jax.random.key(0), tol=0.1, source=nan_source,
+                               method=NewtonSolver(max_iterations=3))
+    assert Status(int(smap.diagnostics.status)) != Status.SUCCESS
+
+
+# ---------------------------------------------------------------------------------------------------
+# ott-jax interop: DualPotentials, SemidiscreteOutput, both directions
+# ---------------------------------------------------------------------------------------------------
+
+
+def test_ott_round_trip_and_dual_potentials(smap_3d):
+    z = jax.random.normal(jax.random.key(21), (300, 3))
+    back = SemidiscreteMap.from_ott(smap_3d.to_ott())
+    np.testing.assert_allclose(np.asarray(back.heights), np.asarray(smap_3d.heights), atol=1e-12)
+    np.testing.assert_array_equal(np.asarray(back.assign(z)), np.asarray(smap_3d.assign(z)))
+    dp = smap_3d.to_dual_potentials()
+    np.testing.assert_allclose(np.asarray(dp.transport(z)), np.asarray(smap_3d.transport(z)), atol=1e-6)
+    f = jax.vmap(dp.f)(z)
+    np.testing.assert_allclose(np.asarray(f), np.asarray(jnp.sum(z * z, -1) - 2 * smap_3d.potential(z)), atol=1e-6)
+    # entropic: ott's epsilon is twice our tau, and its map is our smoothed map
+    dp_soft = smap_3d.to_dual_potentials(epsilon=0.2)
+    np.testing.assert_allclose(np.asarray(dp_soft.transport(z)), np.asarray(smap_3d.transport(z, tau=0.1)), atol=1e-6)
+    soft_back = SemidiscreteMap.from_ott(smap_3d.to_ott(epsilon=0.2))
+    np.testing.assert_allclose(np.asarray(soft_back.transport(z, tau=0.1)), np.asarray(smap_3d.transport(z, tau=0.1)),
+                               atol=1e-6)
+    with pytest.raises(ValueError, match="SemidiscreteOutput"):
+        SemidiscreteMap.from_ott(smap_3d)
+    with pytest.raises(ValueError, match="epsilon"):
+        smap_3d.to_dual_potentials(epsilon=-1.0)
+
+
+def test_from_ott_solver_output_same_assignments_and_potentials():
+    """A map solved by ott-jax itself: our assignments and potential equal ott's (float64, 1e-6)."""
+    import optax
+    from ott.geometry import semidiscrete_pointcloud as sdpc
+    from ott.problems.linear import semidiscrete_linear_problem as sdlp
+    from ott.solvers.linear import semidiscrete as sd
+
+    rng = np.random.default_rng(5)
+    y = jnp.asarray(rng.standard_normal((7, 3)))
+    b = jnp.asarray(rng.uniform(0.5, 1.5, 7))
+    b = b / b.sum()
+    geom = sdpc.SemidiscretePointCloud(lambda k, s, dt: jax.random.normal(k, s, dt), y, epsilon=0.0)
+    out = sd.SemidiscreteSolver(num_iterations=300, batch_size=256, optimizer=optax.sgd(0.5), threshold=0.0,
+                                error_eval_every=300)(jax.random.key(0), sdlp.SemidiscreteLinearProblem(geom, b=b))
+    smap = SemidiscreteMap.from_ott(out)
+    hard = out.sample(jax.random.key(1), 400)
+    zs = hard.ot_prob.geom.x
+    np.testing.assert_array_equal(np.asarray(smap.assign(zs)), np.asarray(hard.paired_indices[1]))
+    shift = float(jnp.mean(0.5 * (out.g - jnp.sum(y * y, -1))))
+    f_ott = jax.vmap(out.to_dual_potentials().f)(zs)
+    ours = jnp.sum(zs * zs, -1) - 2 * (smap.potential(zs) + shift)
+    np.testing.assert_allclose(np.asarray(f_ott), np.asarray(ours), atol=1e-6)
+    np.testing.assert_allclose(np.asarray(hard.f), np.asarray(ours), atol=1e-6)

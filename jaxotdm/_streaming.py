@@ -1,0 +1,385 @@
+"""The one streaming layer: sums and maxima over many points, never a ``(queries, points, dims)`` array.
+
+Everything in jaxotdm that reduces over a large set of points (the exact score's posterior, the
+semi-discrete OT map, its cell masses and certificate) is one of three reductions over the scores of a
+block of queries against chunks of points:
+
+* an **online log-sum-exp with softmax moments** (:func:`lse_partial`, merged across devices by
+  :func:`jaxotdm.sharding.merge_lse`): per query ``m = max_j logit_j``, ``l = sum_j exp(logit_j - m)``,
+  ``acc = sum_j exp(logit_j - m) y_j``, like flash attention;
+* a **streamed top-1 / top-2 / top-k** of linear scores ``s_qj = <z_q, y_j> + b_j`` (:func:`top1`,
+  :func:`top2`, :func:`topk`) and the per-point **counts** of queries whose best point it is
+  (:func:`counts`);
+* the **query blocker** :func:`map_queries`, which applies a per-block kernel over all queries.
+
+Each chunk of points costs one ``(block x chunk x dims)`` matmul; memory is ``O(block x chunk + block x
+dims)``. The linear scores are computed as one augmented product ``[z, 1] @ [y, b]^T`` (XLA:CPU fuses a
+plain dot with the reductions that follow far better than a dot plus a broadcast add). Padded points get
+bias ``-inf`` and are never selected or counted.
+
+Settings live in one object, :class:`Streaming` (points per chunk, queries per block, and an optional
+:class:`~jaxotdm.PointSharding` that splits the points over devices: each device streams its own
+contiguous block, queries are replicated, and the tiny per-query results are combined with collectives;
+see :mod:`jaxotdm.sharding`). Block sizes are the main performance lever on CPUs: a ``(block x chunk)``
+score tile that stays in the L2 cache runs the top-1 pass at 0.6-1.0 of the machine's square-matmul
+rate, against 0.25 for one ``(4096 x 2048)`` tile (``benchmarks/bench_semidiscrete.py --kernel``).
+
+This module is private: the public entry points (``exact_score``, ``semidiscrete_ot``,
+``SemidiscreteMap``) validate their inputs and call it.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax.sharding import PartitionSpec
+
+from jaxotdm._pytree import pytree_dataclass, static_field
+from jaxotdm.sharding import PointSharding, merge_lse, pick_best, vary_like
+
+__all__ = [
+    "Streaming",
+    "counts",
+    "lse_partial",
+    "map_queries",
+    "on_shards",
+    "pad_rows",
+    "top1",
+    "top2",
+    "topk",
+]
+
+REP = PartitionSpec()
+
+
+def _default_sizes() -> tuple[int, int]:
+    """``(chunk, block)`` per backend: small L2-resident tiles on CPUs, large tiles on accelerators."""
+    try:
+        platform = jax.default_backend()
+    except RuntimeError:  # pragma: no cover - no backend
+        platform = "cpu"
+    return (512, 1024) if platform == "cpu" else (4096, 8192)
+
+
+@pytree_dataclass
+class Streaming:
+    """How a reduction over points is streamed (a PyTree with static fields only).
+
+    Attributes:
+        chunk_size: points per chunk (``None``: 512 on CPUs, 4096 on accelerators).
+        query_block: queries per block (``None``: 1024 on CPUs, 8192 on accelerators).
+        sharding: ``None``, or a :class:`~jaxotdm.PointSharding` splitting the points over devices.
+    """
+
+    chunk_size: int | None = static_field(None)
+    query_block: int | None = static_field(None)
+    sharding: PointSharding | None = static_field(None)
+
+    @property
+    def chunk(self) -> int:
+        return self.chunk_size if self.chunk_size is not None else _default_sizes()[0]
+
+    @property
+    def block(self) -> int:
+        return self.query_block if self.query_block is not None else _default_sizes()[1]
+
+
+def pad_rows(a: jax.Array, size: int, fill) -> jax.Array:
+    """``a`` padded along its leading axis with ``fill`` to a multiple of ``size``."""
+    n = a.shape[0]
+    pad = (-n) % size
+    if pad == 0:
+        return a
+    return jnp.concatenate([a, jnp.full((pad,) + a.shape[1:], fill, a.dtype)], axis=0)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Query blocking and sharding.
+# ------------------------------------------------------------------------------------------------------
+
+
+def _pad_like_first(a, size):
+    """Pads the leading axis with copies of row 0 (harmless values for any per-query leaf)."""
+    pad = (-a.shape[0]) % size
+    if pad == 0:
+        return a
+    return jnp.concatenate([a, jnp.broadcast_to(a[:1], (pad,) + a.shape[1:])], axis=0)
+
+
+def map_queries(fn, queries, block: int):
+    """Applies ``fn`` (a block of queries -> pytree of per-query outputs) over all ``queries`` in blocks.
+
+    ``queries`` is an array or a pytree of arrays sharing their leading (query) axis; the last block is
+    padded with copies of the first query and the padding sliced off. Traced (inside ``jit``/``vmap``/
+    ``grad``), the blocks run under one ``lax.map``. Eager (concrete queries and outputs), they run in a
+    Python loop instead: ``fn`` is usually a fresh closure over a jitted kernel, and an eager ``lax.map``
+    of a fresh closure is retraced and recompiled on every call, while the loop reuses the kernel's
+    compiled code (one compile per block shape).
+    """
+    leaves = jax.tree_util.tree_leaves(queries)
+    q = leaves[0].shape[0]
+    if q <= block:
+        return fn(queries)
+    padded = jax.tree_util.tree_map(lambda a: _pad_like_first(a, block), queries)
+    blocks = jax.tree_util.tree_map(lambda a: a.reshape((-1, block) + a.shape[1:]), padded)
+    nb = -(-q // block)
+    if not any(isinstance(a, jax.core.Tracer) for a in leaves):
+        first = fn(jax.tree_util.tree_map(lambda a: a[0], blocks))
+        if not any(isinstance(a, jax.core.Tracer) for a in jax.tree_util.tree_leaves(first)):
+            outs = [first] + [fn(jax.tree_util.tree_map(lambda a, k=k: a[k], blocks)) for k in range(1, nb)]
+            return jax.tree_util.tree_map(lambda *a: jnp.concatenate(a, axis=0)[:q], *outs)
+    out = jax.lax.map(fn, blocks)
+    return jax.tree_util.tree_map(lambda a: a.reshape((-1,) + a.shape[2:])[:q], out)
+
+
+def on_shards(sharding: PointSharding, local, replicated: tuple, sharded: tuple, fills: tuple, *, out_specs):
+    """Runs ``local(*replicated, *sharded_blocks, offset)`` on every device of ``sharding``.
+
+    ``replicated`` arguments go to every device; each of ``sharded`` (leading axis = points) is padded with
+    its ``fills`` entry to a multiple of the device count and split in contiguous blocks; ``offset`` is the
+    global index of the device's first point.
+    """
+    n_local = sharding.shard_size(sharded[0].shape[0])
+    padded = tuple(sharding.pad(a, f) for a, f in zip(sharded, fills, strict=True))
+    k = len(replicated)
+
+    def f(*args):
+        return local(*args, sharding.shard_offset(n_local))
+
+    in_specs = (REP,) * k + (sharding.spec,) * len(padded)
+    return sharding.shard_map(f, in_specs=in_specs, out_specs=out_specs)(*replicated, *padded)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Online log-sum-exp with softmax moments.
+# ------------------------------------------------------------------------------------------------------
+
+
+def lse_partial(logits_fn, queries, points, bias, extras=(), *, chunk: int):
+    """Online log-sum-exp partials over point chunks for one block of queries.
+
+    The logits of query ``q`` and point ``j`` are ``logits_fn(queries, y_chunk, *extra_chunks)[q, j] +
+    bias[j]``: ``queries`` is any pytree of per-query arrays, ``points`` ``(n, d)``, ``bias`` ``(n,)`` (e.g. log
+    weights; padding gets ``-inf``) and ``extras`` a tuple of further ``(n,)`` per-point arrays (padding 0).
+
+    Returns ``(m, l, acc)``: per query the running max ``m`` ``(q,)``, ``l = sum_j exp(logit_j - m)`` ``(q,)`` and
+    ``acc = sum_j exp(logit_j - m) y_j`` ``(q, d)``; all-padding input gives ``-inf, 0, 0``. Merge partials of
+    disjoint point sets with :func:`jaxotdm.sharding.merge_lse` (devices) or the same update (chunks).
+    The chunk body is rematerialised under differentiation (memory stays per chunk).
+    """
+    n, d = points.shape
+    chunk = min(chunk, n)
+    y = pad_rows(points, chunk, 0.0).reshape(-1, chunk, d)
+    b = pad_rows(bias, chunk, -jnp.inf).reshape(-1, chunk)
+    ex = tuple(pad_rows(e, chunk, 0.0).reshape(-1, chunk) for e in extras)
+    q = jax.tree_util.tree_leaves(queries)[0].shape[0]
+    dtype = points.dtype
+
+    @jax.checkpoint
+    def body(carry, blk):
+        m, l, acc = carry
+        yc, bc, exc = blk
+        logits = logits_fn(queries, yc, *exc) + bc[None, :]
+        m_new = jnp.maximum(m, jnp.max(logits, axis=-1))
+        shift = jnp.where(jnp.isneginf(m_new), 0.0, m_new)  # all -inf so far: keep l = acc = 0, no NaN
+        scale = jnp.exp(m - shift)
+        p = jnp.exp(logits - shift[:, None])
+        l = l * scale + jnp.sum(p, axis=-1)
+        acc = acc * scale[:, None] + p @ yc
+        return (m_new, l, acc), None
+
+    init = (jnp.full((q,), -jnp.inf, dtype), jnp.zeros((q,), dtype), jnp.zeros((q, d), dtype))
+    (m, l, acc), _ = jax.lax.scan(body, vary_like(init, y), (y, b, ex))
+    return m, l, acc
+
+
+def lse(logits_fn, queries, points, bias, extras=(), *, streaming: Streaming):
+    """:func:`lse_partial` over all queries (blocks of ``streaming.block``), merged over devices when
+    ``streaming.sharding`` is set. Returns ``(m, l, acc)`` for every query."""
+    chunk, block, sh = streaming.chunk, streaming.block, streaming.sharding
+
+    def partial(qs, pts, b, *ex):
+        return map_queries(lambda qb: lse_partial(logits_fn, qb, pts, b, ex, chunk=chunk), qs, block)
+
+    if sh is None:
+        return partial(queries, points, bias, *extras)
+
+    def local(qs, pts, b, *rest):
+        *ex, _offset = rest
+        return merge_lse(sh, *partial(qs, pts, b, *ex))
+
+    fills = (0.0, -jnp.inf) + (0.0,) * len(extras)
+    return on_shards(sh, local, (queries,), (points, bias) + tuple(extras), fills, out_specs=(REP,) * 3)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Streamed top-1 / top-2 / top-k and counts of linear scores <z, y_j> + b_j.
+# ------------------------------------------------------------------------------------------------------
+
+
+def _augmented(z, points, bias, chunk):
+    """``[z, 1]`` ``(q, d+1)``, the chunks of ``[y, b]`` ``(chunks, chunk, d+1)`` (padding: ``y = 0, b = -inf``) and
+    each chunk's global point indices ``(chunks, chunk)`` int32."""
+    n, d = points.shape
+    chunk = min(chunk, n)
+    za = jnp.concatenate([z, jnp.ones((z.shape[0], 1), z.dtype)], axis=1)
+    y = pad_rows(points.astype(z.dtype), chunk, 0.0)
+    b = pad_rows(bias.astype(z.dtype), chunk, -jnp.inf)
+    ya = jnp.concatenate([y, b[:, None]], axis=1).reshape(-1, chunk, d + 1)
+    idx = jnp.arange(ya.shape[0] * chunk, dtype=jnp.int32).reshape(-1, chunk)
+    return za, ya, idx
+
+
+_NONE = jnp.iinfo(jnp.int32).max
+
+
+def _best(s, ic):
+    """Row max of ``s`` and the lowest index attaining it (a min-reduction over a masked iota: much
+    faster than ``argmax``, a variadic reduction, on XLA:CPU). Rows of NaN give ``(NaN, _NONE)``."""
+    b = jnp.max(s, axis=-1)
+    a = jnp.min(jnp.where(s >= b[:, None], ic[None, :], _NONE), axis=-1)
+    return b, a
+
+
+def _top1_block(za, ya, idx):
+    q = za.shape[0]
+
+    def body(carry, blk):
+        v, i = carry
+        yc, ic = blk
+        b, a = _best(za @ yc.T, ic)
+        better = b > v
+        return (jnp.where(better, b, v), jnp.where(better, a, i)), None
+
+    init = (jnp.full((q,), -jnp.inf, za.dtype), jnp.zeros((q,), jnp.int32))
+    (v, i), _ = jax.lax.scan(body, vary_like(init, ya), (ya, idx))
+    return v, i
+
+
+def _top1_local(z, points, bias, chunk, block):
+    za, ya, idx = _augmented(z, points, bias, chunk)
+    return map_queries(lambda zb: _top1_block(zb, ya, idx), za, block)
+
+
+def top1(z, points, bias, *, streaming: Streaming):
+    """``(max_j s_qj, argmax_j s_qj)`` of ``s_qj = <z_q, y_j> + b_j`` for queries ``z`` ``(q, d)``.
+
+    Ties go to the lowest index. With ``streaming.sharding`` the points are split over devices and the
+    devices' bests merged (differentiable in the value). Non-finite queries are not special-cased here
+    (callers mask them): their index is meaningless.
+    """
+    chunk, block, sh = streaming.chunk, streaming.block, streaming.sharding
+    if sh is None:
+        return _top1_local(z, points, bias, chunk, block)
+
+    def local(z, y, b, off):
+        v, i = _top1_local(z, y, b, chunk, block)
+        return pick_best(sh, v, i + off)[:2]
+
+    return on_shards(sh, local, (z,), (points, bias), (0.0, -jnp.inf), out_specs=(REP, REP))
+
+
+def _top2_block(za, ya, idx):
+    q = za.shape[0]
+
+    def body(carry, blk):
+        v1, i1, v2, i2 = carry
+        yc, ic = blk
+        s = za @ yc.T
+        b1, j1 = _best(s, ic)
+        b2, j2 = _best(jnp.where(ic[None, :] == j1[:, None], -jnp.inf, s), ic)
+        new_first = b1 > v1
+        n1 = jnp.where(new_first, b1, v1)
+        m1 = jnp.where(new_first, j1, i1)
+        # second best: the larger of (loser of the two bests) and (the second of the winner's side)
+        loser_v = jnp.where(new_first, v1, b1)
+        loser_i = jnp.where(new_first, i1, j1)
+        side_v = jnp.where(new_first, b2, v2)
+        side_i = jnp.where(new_first, j2, i2)
+        take_loser = loser_v >= side_v
+        return (n1, m1, jnp.where(take_loser, loser_v, side_v), jnp.where(take_loser, loser_i, side_i)), None
+
+    ninf = jnp.full((q,), -jnp.inf, za.dtype)
+    zero = jnp.zeros((q,), jnp.int32)
+    (v1, i1, v2, i2), _ = jax.lax.scan(body, vary_like((ninf, zero, ninf, zero), ya), (ya, idx))
+    return v1, i1, v2, i2
+
+
+def _top2_local(z, points, bias, chunk, block):
+    za, ya, idx = _augmented(z, points, bias, chunk)
+    v1, i1, v2, i2 = map_queries(lambda zb: _top2_block(zb, ya, idx), za, block)
+    return v1, i1, v2, jnp.where(jnp.isfinite(v2), i2, i1)  # one point: no second best
+
+
+def top2(z, points, bias, *, streaming: Streaming):
+    """Best and second-best scores and indices ``(v1, i1, v2, i2)``; with sharding, the owner of the best
+    offers its second best, every other device its best, and the second best is the best of the offers."""
+    chunk, block, sh = streaming.chunk, streaming.block, streaming.sharding
+    if sh is None:
+        return _top2_local(z, points, bias, chunk, block)
+
+    def local(z, y, b, off):
+        v1, i1, v2, i2 = _top2_local(z, y, b, chunk, block)
+        b1, j1, own = pick_best(sh, v1, i1 + off)
+        b2, j2, _ = pick_best(sh, jnp.where(own, v2, v1), jnp.where(own, i2, i1) + off)
+        return b1, j1, b2, jnp.where(jnp.isfinite(b2), j2, j1)
+
+    return on_shards(sh, local, (z,), (points, bias), (0.0, -jnp.inf), out_specs=(REP,) * 4)
+
+
+def _merge_topk(v, i, s, ic, k):
+    """Top ``k`` of the union of ``(v, i)`` ``(q, k)`` and the tile ``s`` ``(q, c)`` with indices ``ic``."""
+    allv = jnp.concatenate([v, s], axis=1)
+    alli = jnp.concatenate([i, jnp.broadcast_to(ic[None, :], s.shape)], axis=1)
+    nv, pos = jax.lax.top_k(allv, k)
+    return nv, jnp.take_along_axis(alli, pos, axis=1)
+
+
+def _topk_local(z, points, bias, k, chunk, block):
+    za, ya, idx = _augmented(z, points, bias, chunk)
+
+    def blk(zb):
+        q = zb.shape[0]
+
+        def body(carry, c):
+            v, i = carry
+            yc, ic = c
+            s = zb @ yc.T
+            # cheap filter: a tile whose best is below every query's current k-th changes nothing
+            return jax.lax.cond(jnp.any(jnp.max(s, axis=-1) > v[:, -1]), lambda: _merge_topk(v, i, s, ic, k),
+                                lambda: (v, i)), None
+
+        init = (jnp.full((q, k), -jnp.inf, zb.dtype), jnp.full((q, k), -1, jnp.int32))
+        (v, i), _ = jax.lax.scan(body, vary_like(init, ya), (ya, idx))
+        return v, i
+
+    return map_queries(blk, za, block)
+
+
+def topk(z, points, bias, k: int, *, streaming: Streaming):
+    """The ``k`` best scores (descending) and their indices, ``(q, k)`` each (``-inf``/``-1`` when fewer than
+    ``k`` points exist). With sharding, each device's top ``k`` are gathered and merged."""
+    chunk, block, sh = streaming.chunk, streaming.block, streaming.sharding
+    if sh is None:
+        return _topk_local(z, points, bias, k, chunk, block)
+
+    def local(z, y, b, off):
+        v, i = _topk_local(z, y, b, k, chunk, block)
+        i = jnp.where(i >= 0, i + off, -1)
+        av = jax.lax.all_gather(v, sh.axis, axis=1, tiled=True)
+        ai = jax.lax.all_gather(i, sh.axis, axis=1, tiled=True)
+        nv, pos = jax.lax.top_k(av, k)
+        return nv, jnp.take_along_axis(ai, pos, axis=1)
+
+    return on_shards(sh, local, (z,), (points, bias), (0.0, -jnp.inf), out_specs=(REP, REP))
+
+
+def counts(z, points, bias, *, streaming: Streaming):
+    """Per-point counts of the queries whose best score is that point's, and ``sum_q max_j s_qj``.
+
+    One streamed top-1 pass, then a scatter-add of ones into the ``n`` bins (queries whose index is out of
+    range, e.g. NaN queries, are counted nowhere). Returns ``(counts (n,), total)``.
+    """
+    v, i = top1(z, points, bias, streaming=streaming)
+    c = jax.ops.segment_sum(jnp.ones(v.shape, z.dtype), i, points.shape[0])
+    return c, jnp.sum(v)
