@@ -348,3 +348,131 @@ def test_cli_rejects_bad_inputs(tmp_path, capsys, argv, match):
     argv = [a.format(tmp=tmp_path) for a in argv]
     assert main(["train", *argv, "--steps", "2", "--out", str(tmp_path / "o"), "--no-progress"]) == 2
     assert match in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------------
+# Safe stops and resumes (issue 13, item 4 and the NaN-stop advice)
+# ---------------------------------------------------------------------------------------------------
+
+
+def test_fit_refuses_to_overwrite_a_checkpoint(tmp_path):
+    obj = _small_objective()
+    x = toy_2d("moons", 40, seed=0)
+    first = fit(obj, x, steps=4, batch_size=16, checkpoint_dir=tmp_path, seed=1)
+    with pytest.raises(ValueError, match="already holds a checkpoint.*resume=True.*overwrite=True"):
+        fit(obj, x, steps=4, batch_size=16, checkpoint_dir=tmp_path, seed=2)
+    target = init_train_state(obj.model, default_optimizer_for(1e-3), x[:1], key=jax.random.key(0))
+    kept, cfg, _ = load_checkpoint(tmp_path / CHECKPOINT_NAME, target)
+    assert cfg["seed"] == 1 and _leaves_equal(kept, first.state)  # untouched
+    again = fit(obj, x, steps=4, batch_size=16, checkpoint_dir=tmp_path, seed=2, overwrite=True)
+    kept, cfg, _ = load_checkpoint(tmp_path / CHECKPOINT_NAME, target)
+    assert cfg["seed"] == 2 and _leaves_equal(kept, again.state)
+
+
+def test_final_checkpoint_is_written_before_the_last_evaluation(tmp_path):
+    obj = _small_objective()
+    x = toy_2d("moons", 40, seed=0)
+
+    def eval_fn(state):
+        if int(state.step) == 6:
+            raise RuntimeError("evaluation failed")
+        return {"step_seen": float(state.step)}
+
+    with pytest.raises(RuntimeError, match="evaluation failed"):
+        fit(obj, x, steps=6, batch_size=16, checkpoint_dir=tmp_path, checkpoint_every=4, eval_every=4,
+            eval_fn=eval_fn)
+    target = init_train_state(obj.model, default_optimizer_for(1e-3), x[:1], key=jax.random.key(0))
+    saved, _, hist = load_checkpoint(tmp_path / CHECKPOINT_NAME, target)
+    assert int(saved.step) == 6 and len(hist["losses"]) == 6  # the final state survived the failing evaluation
+    assert [e["step"] for e in hist["evaluations"]] == [4]
+
+
+class _Fuse(nn.Module):
+    """Outputs NaN once |fuse| > 0.5; Adam moves ``fuse`` by about the learning rate per step (its gradient
+    has a constant sign), so a high rate blows up within a few steps and a low one never does."""
+
+    num_classes = None
+
+    @nn.compact
+    def __call__(self, x, log_snr, labels=None):
+        fuse = self.param("fuse", nn.initializers.zeros, ())
+        out = nn.Dense(x.shape[-1])(x) + 0.0 * log_snr[..., None] + 0.01 * fuse
+        return out + jnp.where(jnp.abs(jax.lax.stop_gradient(fuse)) > 0.5, jnp.nan, 0.0)
+
+
+def test_nan_stop_then_resume_with_a_lower_learning_rate(tmp_path):
+    sched = jo.OU()
+    obj = DSMObjective(ScoreModel(_Fuse(), sched), time_distribution=UniformLogSNR.between(sched, 0.01, 3.0))
+    x = toy_2d("moons", 32, seed=0)
+    with pytest.raises(NonFiniteLossError, match=r"last good checkpoint \(step 2\).*lower learning rate") as info:
+        fit(obj, x, steps=10, batch_size=16, learning_rate=0.2, checkpoint_dir=tmp_path, checkpoint_every=2)
+    assert info.value.step == 3
+    res = fit(obj, x, steps=10, batch_size=16, learning_rate=0.01, checkpoint_dir=tmp_path, checkpoint_every=2,
+              resume=True)
+    assert res.resumed_from == 2 and int(res.state.step) == 10 and np.all(np.isfinite(res.losses))
+    assert res.history["learning_rates"] == [[0, 0.2], [2, 0.01]]
+    # anything but the learning rate must still match
+    with pytest.raises(CheckpointError, match="batch_size"):
+        fit(obj, x, steps=12, batch_size=8, learning_rate=0.01, checkpoint_dir=tmp_path, resume=True)
+
+
+class _Diverge(nn.Module):
+    """A finite loss that jumps by a factor of about 1e6 once ``fuse`` (raised by 0.2 per step) exceeds 0.5."""
+
+    num_classes = None
+
+    @nn.compact
+    def __call__(self, x, log_snr, labels=None):
+        fuse = self.param("fuse", nn.initializers.zeros, ())
+        out = nn.Dense(x.shape[-1])(x) + 0.0 * log_snr[..., None]
+        return out + jnp.where(jax.lax.stop_gradient(fuse) > 0.5, 1e3, 0.0)
+
+
+def test_a_diverged_loss_writes_no_checkpoint(tmp_path):
+    sched = jo.OU()
+    obj = DSMObjective(ScoreModel(_Diverge(), sched), time_distribution=UniformLogSNR.between(sched, 0.01, 3.0))
+    opt = optax.chain(optax.sgd(1e-3), optax.stateless(lambda u, p: {**u, "fuse": u["fuse"] + 0.2}))
+    x = toy_2d("moons", 32, seed=0)
+    with pytest.raises(NonFiniteLossError, match="diverged at step 6.*last good checkpoint \\(step 2\\)"):
+        fit(obj, x, steps=6, batch_size=16, optimizer=opt, checkpoint_dir=tmp_path, checkpoint_every=2)
+    target = init_train_state(obj.model, opt, jnp.asarray(x[:1]), key=jax.random.key(0))
+    saved, _, hist = load_checkpoint(tmp_path / CHECKPOINT_NAME, target)
+    assert int(saved.step) == 2 and max(hist["losses"]) < 1e3  # the kept checkpoint predates the divergence
+
+
+def test_fit_synchronises_with_the_host_once_per_chunk():
+    obj = _small_objective()
+    x = toy_2d("moons", 64, seed=0)
+    calls = []
+    res = fit(obj, x, steps=25, batch_size=16, log_every=10, callback=lambda k, m: calls.append(k))
+    assert calls == [10, 20, 25] and res.losses.shape == (25,)
+    one_chunk = fit(obj, x, steps=25, batch_size=16, log_every=100)
+    np.testing.assert_array_equal(res.losses, one_chunk.losses)  # chunking changes nothing
+
+
+# ---------------------------------------------------------------------------------------------------
+# ScoreModel / LearnedScore input checks (issue 13, item 8)
+# ---------------------------------------------------------------------------------------------------
+
+
+def test_score_model_rejects_bad_labels_and_times():
+    sched = jo.VPLinear()
+    model = ScoreModel(MLP(features=8, depth=1, num_classes=3), sched)
+    params = model.init(jax.random.key(0), jnp.zeros((1, 2)), labels=jnp.zeros((1,), jnp.int32))
+    x = jnp.ones((2, 2))
+    for bad in (4, -1, [0, 7]):
+        with pytest.raises(ValueError, match="`labels` must be in"):
+            model.score(params, x, 0.5, jnp.asarray(bad))
+        with pytest.raises(ValueError, match="`labels` must be in"):
+            model.bind(params, labels=bad)
+    assert model.score(params, x, 0.5, jnp.asarray(3)).shape == (2, 2)  # 3 = the null label
+    with pytest.raises(Exception, match="labels"):  # inside jit: an equinox run-time error
+        jax.block_until_ready(jax.jit(lambda lab: model.score(params, x, 0.5, lab))(jnp.asarray([1, 9])))
+    for t in (0.0, -0.5, float("nan")):
+        with pytest.raises(ValueError, match="`t`"):
+            model.bind(params)(x, t)
+    with pytest.raises(ValueError, match="guidance"):
+        model.bind(params, labels=1, guidance=float("nan"))
+    plain = ScoreModel(MLP(features=8, depth=1), sched)
+    with pytest.raises(ValueError, match="class-conditional"):
+        plain.bind(plain.init(jax.random.key(0), jnp.zeros((1, 2))), guidance=1.0)

@@ -21,7 +21,7 @@ import sys
 __all__ = ["COMMANDS", "main", "build_parser"]
 
 
-COMMANDS = ("verify", "flow", "train", "sample")
+COMMANDS = ("verify", "flow", "train", "sample", "generate")
 """The subcommands: module ``jaxotdm.cli.<name>`` has ``register(subparsers)``, which adds ``<name>``."""
 
 

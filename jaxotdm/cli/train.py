@@ -41,7 +41,7 @@ EVAL_LOG_SNRS = (3.0, 1.5, 0.0)
 
 _COMMON = {"schedule": "vp", "parametrisation": "edm", "weighting": "edm", "time_distribution": "lognormal",
            "p_mean": -1.2, "p_std": 1.2, "label_dropout": 0.1, "ema_decay": 0.999, "warmup_steps": 200,
-           "lr_decay_start": None, "embedding_dim": 128, "channels": 32}
+           "lr_decay_start": None, "embedding_dim": 128, "channels": 32, "expansion": 1}
 DATASET_DEFAULTS = {
     # digits: measured (see the closing note of issue 11): about 8 minutes on 2 CPU cores.
     "digits": {**_COMMON, "network": "mlp", "features": 512, "depth": 4, "steps": 6000, "batch_size": 256,
@@ -84,6 +84,7 @@ def register(subparsers) -> None:
     m.add_argument("--parametrisation", choices=PARAMETRISATIONS, default=None, help="output (default edm)")
     m.add_argument("--features", type=int, default=None, help="MLP width")
     m.add_argument("--depth", type=int, default=None, help="MLP residual blocks")
+    m.add_argument("--expansion", type=int, default=None, help="MLP block hidden width / --features")
     m.add_argument("--embedding-dim", type=int, default=None, help="noise-level embedding size")
     m.add_argument("--channels", type=int, default=None, help="U-Net base channels")
     m.add_argument("--channel-mult", default=None, help="U-Net per-level multipliers, e.g. 1,2,2")
@@ -162,12 +163,13 @@ def _kind(dataset: str, flag: str = "--dataset") -> str:
 
 def resolve(args) -> dict:
     """The effective settings: the dataset's defaults overridden by the options given; validated."""
-    kind = _kind(args.dataset, _dataset_option(args))
+    flag = _dataset_option(args)
+    kind = _kind(args.dataset, flag)
     defaults = DATASET_DEFAULTS.get(kind, DATASET_DEFAULTS["points"])
     s = {k: (getattr(args, k) if getattr(args, k, None) is not None else v) for k, v in defaults.items()}
     if args.quick and args.steps is None:
         s["steps"] = max(10, s["steps"] // 10)
-    for name in ("steps", "batch_size", "features", "depth", "embedding_dim", "channels"):
+    for name in ("steps", "batch_size", "features", "depth", "embedding_dim", "channels", "expansion"):
         v = s[name]
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"`--{name.replace('_', '-')}` must be an integer >= 1, got {v!r}.")
@@ -276,39 +278,49 @@ def _load(args, kind):
 
 
 # --------------------------------------------------------------------------------------------- model
-def _build(args, s, x_tr, y_tr, image_shape):
+def build_objective(s: dict, x_tr, y_tr=None, image_shape=None, *, class_conditional: bool = False,
+                    channel_mult=None, attention=(), t_min: float = 1e-3, t_max: float | None = None):
+    """The :class:`~jaxotdm.training.DSMObjective` of the settings ``s`` (a ``DATASET_DEFAULTS`` entry, possibly
+    overridden) for the training split ``x_tr`` (labels ``y_tr``); returns ``(objective, num_classes)``."""
     from jaxotdm import networks as N
     from jaxotdm import training as T
     from jaxotdm.cli._common import make_schedule
 
     schedule = make_schedule(s["schedule"])
     sigma_data = float(np.std(x_tr))
-    num_classes = int(y_tr.max()) + 1 if (args.class_conditional and y_tr is not None) else None
+    num_classes = int(y_tr.max()) + 1 if (class_conditional and y_tr is not None) else None
     emb = N.SinusoidalEmbedding(s["embedding_dim"])
     if s["network"] == "mlp":
-        net = N.MLP(features=s["features"], depth=s["depth"], embedding=emb, num_classes=num_classes)
+        net = N.MLP(features=s["features"], depth=s["depth"], embedding=emb, num_classes=num_classes,
+                    expansion=s.get("expansion", 1))
     else:
         if image_shape is None:
             raise ValueError(f"`--network unet` needs image data; pass --image-shape H,W,C (data dim {x_tr.shape[1]}).")
-        mult = _ints(args.channel_mult, "--channel-mult") if args.channel_mult else (
+        mult = tuple(channel_mult) if channel_mult else (
             (1, 2) if image_shape[0] <= 8 else (1, 2, 2) if image_shape[0] % 4 else (1, 2, 2, 2)
         )
         net = N.UNet(image_shape=tuple(image_shape), channels=s["channels"], channel_mult=mult,
-                     attention_resolutions=_ints(args.attention, "--attention") if args.attention else (),
-                     embedding=emb, num_classes=num_classes)
+                     attention_resolutions=tuple(attention), embedding=emb, num_classes=num_classes)
     param = {"noise": N.NoisePrediction(), "data": N.DataPrediction(), "v": N.VPrediction(),
              "score": N.ScorePrediction(), "edm": N.EDMPreconditioning(sigma_data=sigma_data)}[s["parametrisation"]]
     weighting = {"noise": T.NoiseMSE(), "likelihood": T.LikelihoodWeighting(), "edm": T.EDMWeighting(sigma_data),
                  "min-snr": T.MinSNRWeighting(), "native": T.NativeMSE()}[s["weighting"]]
-    t_max = args.t_max if args.t_max is not None else start_time(s["schedule"])
+    t_max = t_max if t_max is not None else start_time(s["schedule"])
     if s["time_distribution"] == "lognormal":
         times = T.LogNormalSigma(s["p_mean"], s["p_std"])
     elif s["time_distribution"] == "uniform-time":
-        times = T.UniformTimeDistribution(args.t_min, t_max)
+        times = T.UniformTimeDistribution(t_min, t_max)
     else:
-        times = T.UniformLogSNRDistribution.between(schedule, args.t_min, t_max)
+        times = T.UniformLogSNRDistribution.between(schedule, t_min, t_max)
     model = N.ScoreModel(net, schedule, param, sigma_data=sigma_data)
     return T.DSMObjective(model, weighting, times, label_dropout=s["label_dropout"]), num_classes
+
+
+def _build(args, s, x_tr, y_tr, image_shape):
+    return build_objective(
+        s, x_tr, y_tr, image_shape, class_conditional=args.class_conditional,
+        channel_mult=_ints(args.channel_mult, "--channel-mult") if args.channel_mult else None,
+        attention=_ints(args.attention, "--attention") if args.attention else (), t_min=args.t_min, t_max=args.t_max)
 
 
 def start_time(schedule_name: str) -> float:
@@ -431,7 +443,9 @@ def run(args) -> int:
 
         jax.config.update("jax_enable_x64", True)
     x_tr, x_te, y_tr, y_te, image_shape, record = _load(args, s["kind"])
-    if s["batch_size"] > len(x_tr):
+    if args.batch_size is None:  # the dataset's default, for a small data set: all of it per step
+        s["batch_size"] = min(s["batch_size"], len(x_tr))
+    elif s["batch_size"] > len(x_tr):
         raise ValueError(f"`--batch-size` ({s['batch_size']}) must be <= the number of training points "
                          f"({len(x_tr)}).")
     dtype = np.float64 if args.float64 else np.float32

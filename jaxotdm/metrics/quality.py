@@ -135,6 +135,7 @@ def sample_quality(
     requested_labels=None,
     value_range: tuple[float, float] | None = None,
     k: int = 3,
+    memorisation_reference=None,
 ) -> SampleQuality:
     """Every metric of :class:`SampleQuality` for ``samples`` (``(m, d)``) against ``heldout``, with
     memorisation measured against ``train`` on the held-out scale (module docstring).
@@ -146,6 +147,8 @@ def sample_quality(
         value_range: ``(lo, hi)`` valid coordinate range; samples are clipped to it before measuring and the
             fraction of coordinates outside it is reported (generated images are stored as pixels).
         k: neighbour rank of precision/recall.
+        memorisation_reference: held-out points whose nearest-training distances set ``d_ref`` (default
+            ``heldout``).
 
     Example:
         >>> import jax
@@ -156,6 +159,8 @@ def sample_quality(
     """
     samples, heldout = _pair(samples, heldout, "samples", "heldout")
     _, train = _pair(samples, train, "samples", "train")
+    mref = heldout if memorisation_reference is None else _pair(samples, memorisation_reference, "samples",
+                                                                  "memorisation_reference")[1]
     k = V.check_positive_int(k, "k")
     rng = _check_range(value_range)
     oob = None
@@ -171,7 +176,7 @@ def sample_quality(
                              f"{requested_labels.dtype} {requested_labels.shape}.")
     pr = precision_recall(samples, heldout, k=min(k, samples.shape[0] - 1, heldout.shape[0] - 1))
     d_train = jnp.sqrt(_kth_sq(samples, train, k=1, exclude_self=False, chunk_size=1024))
-    d_ref = float(jnp.median(jnp.sqrt(_kth_sq(heldout, train, k=1, exclude_self=False, chunk_size=1024))))
+    d_ref = float(jnp.median(jnp.sqrt(_kth_sq(mref, train, k=1, exclude_self=False, chunk_size=1024))))
     clf = {}
     if classifier is not None:
         probs = classifier.probabilities(samples)

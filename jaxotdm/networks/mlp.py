@@ -14,12 +14,14 @@ __all__ = ["MLP"]
 class MLP(nn.Module):
     """Residual MLP score network for low-dimensional data.
 
-    Each block is ``h + Dense(silu(Dense(silu(LayerNorm(h))) + emb))``; the output layer is zero-initialised
-    so a fresh network outputs zeros in its parametrisation.
+    Each block is ``h + Dense_W(silu(Dense_H(silu(LayerNorm(h))) + Dense_H(silu(emb))))`` with hidden width
+    ``H = expansion * features`` (an inverted bottleneck for ``expansion > 1``, as in transformer MLPs); the
+    output layer is zero-initialised so a fresh network outputs zeros in its parametrisation.
 
     Attributes:
-        features: hidden width.
+        features: width of the residual stream.
         depth: number of residual blocks.
+        expansion: hidden width of each block as a multiple of ``features``.
         embedding: the log-SNR embedding module (:class:`SinusoidalEmbedding` or :class:`FourierEmbedding`).
         num_classes: if set, the network takes integer labels in ``[0, num_classes]``; ``num_classes`` (or
             ``labels=None``) is the null label used for classifier-free guidance.
@@ -32,11 +34,13 @@ class MLP(nn.Module):
     depth: int = 3
     embedding: nn.Module = SinusoidalEmbedding(64)
     num_classes: int | None = None
+    expansion: int = 1
 
     @nn.compact
     def __call__(self, x: Array, log_snr: Array, labels: Array | None = None) -> Array:
         log_snr = jnp.broadcast_to(jnp.asarray(log_snr, x.dtype), x.shape[:-1])
         emb = _Conditioning(self.embedding, self.features, self.num_classes)(log_snr, labels)
+        hidden = self.features * self.expansion
         h = nn.Dense(self.features, name="input")(x)
         for _ in range(self.depth):
             r = nn.Dense(self.features)(nn.silu(nn.LayerNorm()(h)))
