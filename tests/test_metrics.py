@@ -245,3 +245,80 @@ def test_bad_input_names_the_argument(blobs):
         M.classifier_frechet_distance(clf, np.zeros((5, 3)), np.zeros((5, 3)))
     with pytest.raises(ValueError, match="`classifier`"):
         M.classifier_frechet_distance(None, a, a)
+
+
+# --------------------------------------------------------------------- invalid inputs (issue 13)
+def test_frechet_rejects_invalid_covariances():
+    with pytest.raises(ValueError, match="`cov1` must be a symmetric"):
+        M.frechet_distance(np.zeros(2), np.array([[1.0, 0.5], [0.0, 1.0]]), np.zeros(2), np.eye(2))
+    with pytest.raises(ValueError, match="`cov2` must be positive semi-definite"):
+        M.frechet_distance(np.zeros(2), np.eye(2), np.zeros(2), np.diag([1.0, -0.5]))
+    with pytest.raises(ValueError, match="`mean2`"):
+        M.frechet_distance(np.zeros(2), np.eye(2), np.array([0.0, np.nan]), np.eye(2))
+    # a PSD matrix with rounding asymmetry and a zero eigenvalue is accepted
+    c = np.array([[1.0, 1.0], [1.0, 1.0 + 1e-15]])
+    assert float(M.frechet_distance(np.zeros(2), c, np.zeros(2), c)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_mode_mixture_rejects_invalid_probabilities():
+    with pytest.raises(ValueError, match="in \\[0, 1\\]"):
+        M.mode_mixture_ratio(np.array([[1.5, -0.5]]))
+    with pytest.raises(ValueError, match="sum to 1"):
+        M.mode_mixture_ratio(np.array([[0.3, 0.3]]))
+    with pytest.raises(ValueError, match="in \\[0, 1\\]"):
+        M.mode_mixture_ratio(np.array([[np.nan, 1.0]]))
+
+
+def test_classifier_scale_floor_ignores_near_constant_inputs():
+    """A near-constant input (an image's border pixel) must not dominate the classifier's features."""
+    r = rng(11)
+    labels = np.repeat(np.arange(2), 200)
+    x = np.concatenate([labels[:, None] * 3.0 + r.normal(size=(400, 1)), 1e-3 * r.normal(size=(400, 1))], 1)
+    floored = M.train_classifier(x, labels, key=jax.random.key(0), num_steps=300)
+    plain = M.train_classifier(x, labels, key=jax.random.key(0), num_steps=300, scale_floor=0.0)
+    assert float(floored.scale[1]) >= 0.1 * float(jnp.sqrt(jnp.mean(jnp.square(jnp.std(x, 0))))) - 1e-6
+    assert float(plain.scale[1]) < 2e-3
+    noisy = x.copy()
+    noisy[:, 1] += 0.05 * r.normal(size=400)  # invisible noise on the near-constant coordinate
+    assert float(M.classifier_frechet_distance(floored, noisy, x)) < 0.1 * float(
+        M.classifier_frechet_distance(plain, noisy, x))
+    with pytest.raises(ValueError, match="`scale_floor`"):
+        M.train_classifier(x, labels, key=jax.random.key(0), scale_floor=2.0)
+
+
+# ---------------------------------------------------------------------- quality of a set of samples
+def test_sample_quality_memorisation_on_the_held_out_scale():
+    r = rng(12)
+    train, held, fresh = r.normal(size=(300, 3)), r.normal(size=(150, 3)), r.normal(size=(150, 3))
+    copies = M.sample_quality(train[:150], train, held)
+    assert copies.memorisation_ratio == 0.0 and copies.near_copy_fraction == 1.0
+    new = M.sample_quality(fresh, train, held)
+    assert 0.7 < new.memorisation_ratio < 1.4 and new.near_copy_fraction < 0.1
+    assert new.sinkhorn >= 0 and 0 <= new.precision <= 1 and new.classifier_frechet is None
+    clipped = M.sample_quality(fresh, train, held, value_range=(-1.0, 1.0))
+    assert clipped.out_of_range_fraction == pytest.approx(np.mean(np.abs(fresh) > 1.0))
+    with pytest.raises(ValueError, match="`value_range`"):
+        M.sample_quality(fresh, train, held, value_range=(1.0, -1.0))
+    with pytest.raises(ValueError, match="`requested_labels` needs"):
+        M.sample_quality(fresh, train, held, requested_labels=np.zeros(150, int))
+
+
+def test_quality_report_of_the_exact_score_copies_and_passes():
+    """The exact score of the training split: zero score error, and its samples are (near) training points."""
+    import jaxotdm as jo
+
+    r = rng(13)
+    centres = np.array([[-2.0, 0.0], [2.0, 0.0], [0.0, 2.5]])
+    lab = np.repeat(np.arange(3), 100)
+    x = (centres[lab] + 0.3 * r.normal(size=(300, 2))).astype(np.float32)
+    train, held, ytr = x[::2], x[1::2], lab[::2]
+    score = jo.exact_score(jo.EmpiricalMeasure(jnp.asarray(train)), jo.VPLinear())
+    rep = M.quality_report(score, train, held, key=jax.random.key(0), train_labels=ytr, num_samples=100,
+                           value_range=None)
+    assert max(rep.score_errors.values()) < 1e-4 and rep.passed["score_error"]
+    assert rep.samples.memorisation_ratio < 0.3  # copies, as the exact score of a finite set must produce
+    assert set(rep.ratios) == {"sinkhorn", "precision", "recall", "classifier_frechet"}
+    assert rep.nfe == 50 and rep.reference.num_samples == 100
+    assert "score_error" in rep.summary()
+    with pytest.raises(ValueError, match="`num_samples`"):
+        M.quality_report(score, train, held, key=jax.random.key(0), num_samples=1000)
