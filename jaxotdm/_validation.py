@@ -37,9 +37,12 @@ __all__ = [
     "check_finite",
     "check_ndim",
     "points",
+    "np_real",
+    "np_points",
     "sum_tolerance",
     "matrix_tolerance",
     "weights",
+    "np_weights",
     "probabilities",
     "covariance",
     "check_time",
@@ -164,6 +167,34 @@ def points(x, name: str, *, dim: int | None = None, dtype=None, min_points: int 
     return x
 
 
+def np_real(x, name: str) -> np.ndarray:
+    """A concrete real array as float64 NumPy (host-side routines), types checked."""
+    if x is None or isinstance(x, (str, bytes)):
+        raise ArgumentTypeError(f"`{name}` must be a numeric array, got {_show(x)}.")
+    try:
+        arr = np.asarray(x)
+    except Exception as exc:
+        raise ArgumentTypeError(f"`{name}` could not be converted to a numeric array: {exc}") from exc
+    if arr.dtype == object or arr.dtype == bool or not (
+        np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
+    ):
+        raise ArgumentTypeError(f"`{name}` must be a real numeric array, got dtype {arr.dtype}.")
+    return arr
+
+
+def np_points(x, name: str, *, dim: int | None = None) -> np.ndarray:
+    """:func:`points` for host-side code: a float64 NumPy ``(n, d)`` array (no float32 round trip)."""
+    arr = np_real(x, name)
+    if arr.ndim != 2:
+        raise ValueError(f"`{name}` must have shape (n, d), got shape {arr.shape}.")
+    if arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise ValueError(f"`{name}` must have at least one point and one dimension, got shape {arr.shape}.")
+    if dim is not None and arr.shape[1] != dim:
+        raise ValueError(f"`{name}` must have shape (n, {dim}), got shape {arr.shape}.")
+    check_finite(arr, name)
+    return arr.astype(np.float64)
+
+
 # ----------------------------------------------------------------------------- tolerance policy
 def sum_tolerance(dtype, n: int) -> float:
     """How far from one the sum of ``n`` probabilities in ``dtype`` may be: ``32 sqrt(n) eps(dtype)``.
@@ -219,6 +250,19 @@ def weights(w, n: int, name: str, *, dtype=None, positive: bool = False) -> jax.
         _check_simplex(np.asarray(w, np.float64), name, sum_tolerance(_coarser(in_dtype, dtype), n),
                        positive=positive, axis=None)
     return w
+
+
+def np_weights(w, n: int, name: str, *, positive: bool = False) -> np.ndarray | None:
+    """:func:`weights` for host-side code: float64 NumPy, ``None`` stays ``None`` (uniform)."""
+    if w is None:
+        return None
+    arr = np_real(w, name)
+    if arr.shape != (n,):
+        raise ValueError(f"`{name}` must have shape ({n},), got shape {arr.shape}.")
+    check_finite(arr, name)
+    _check_simplex(arr.astype(np.float64), name, sum_tolerance(_coarser(_input_dtype(arr)), n), positive=positive,
+                   axis=None)
+    return arr.astype(np.float64)
 
 
 def probabilities(p, name: str, *, axis: int = -1, dtype=None) -> jax.Array:
@@ -287,12 +331,14 @@ def check_time(t, name: str, *, t_max: float | None = None, dtype=None, schedule
     if t_max is not None and np.any(tn >= t_max):
         raise ValueError(f"`{name}` must be < {t_max} for this schedule, got {_show(t)}.")
     dtype = np.dtype(_default_float() if dtype is None else dtype)
-    tiny = np.finfo(dtype).tiny
+    tiny, big = float(np.finfo(dtype).tiny), float(np.finfo(dtype).max)
     if np.any(tn < tiny):
         raise ValueError(
             f"`{name}` = {float(tn.min()):.3g} is below the smallest normal {dtype.name} number ({tiny:.3g}); it "
             f"would round to zero. Use a larger time (or float64)."
         )
+    if np.any(tn > big):
+        raise ValueError(f"`{name}` = {float(tn.max()):.4g} overflows {dtype.name} (largest {big:.4g}).")
     if schedule is None:
         return
     try:

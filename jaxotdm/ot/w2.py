@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxotdm import _linalg as L
 from jaxotdm import _validation as V
 from jaxotdm._types import Array, ArrayLike, Float
 
@@ -27,25 +28,11 @@ __all__ = ["W2Estimate", "bures_w2", "gaussian_ot_map", "pushforward_w2", "w2_ex
 
 
 def _np_cloud(x, name):
-    x = np.asarray(V.as_float_array(x, name), dtype=np.float64)
-    if x.ndim != 2:
-        raise ValueError(f"`{name}` must have shape (n, d), got {x.shape}.")
-    if not np.all(np.isfinite(x)):
-        raise ValueError(f"`{name}` has non-finite (NaN or inf) entries.")
-    return x
+    return V.np_points(x, name)
 
 
 def _np_weights(w, n, name):
-    if w is None:
-        return None
-    w = np.asarray(V.as_float_array(w, name), dtype=np.float64)
-    if w.shape != (n,):
-        raise ValueError(f"`{name}` must have shape ({n},), got {w.shape}.")
-    if not np.all(np.isfinite(w)) or np.any(w < 0):
-        raise ValueError(f"`{name}` must be finite and non-negative.")
-    if abs(w.sum() - 1.0) > 1e-6:
-        raise ValueError(f"`{name}` must sum to one, got {w.sum():.10g}.")
-    return w
+    return V.np_weights(w, n, name)
 
 
 def _exact_lp(a, b, cost):
@@ -98,6 +85,7 @@ def w2_exact(
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"`x` and `y` must have the same dimension, got {x.shape[1]} and {y.shape[1]}.")
     n, m = x.shape[0], y.shape[0]
+    max_points = V.check_positive_int(max_points, "max_points")
     if max(n, m) > max_points:
         raise ValueError(
             f"w2_exact is limited to {max_points} points per side (got {n} and {m}): the exact solvers cost "
@@ -118,23 +106,22 @@ def w2_exact(
     return math.sqrt(max(_exact_lp(a / a.sum(), b / b.sum(), cost), 0.0))
 
 
-def _sqrtm_psd(c):
-    w, v = jnp.linalg.eigh(0.5 * (c + c.T))
-    return (v * jnp.sqrt(jnp.maximum(w, 0.0))) @ v.T
-
-
-def _gauss_args(mean1, cov1, mean2, cov2):
+def _gauss_args(mean1, cov1, mean2, cov2, *, definite1=False):
+    """Validated ``(m1, S1, m2, S2)``: finite means of one dimension ``d``, symmetric PSD covariances (``S1``
+    positive definite if ``definite1``); invalid covariances are rejected, never clipped."""
     m1 = V.as_float_array(mean1, "mean1")
-    dtype = m1.dtype
-    s1 = V.as_float_array(cov1, "cov1", dtype=dtype)
-    m2 = V.as_float_array(mean2, "mean2", dtype=dtype)
-    s2 = V.as_float_array(cov2, "cov2", dtype=dtype)
     V.check_ndim(m1, 1, "mean1", "(d,)")
+    dtype = m1.dtype
     d = m1.shape[0]
-    for arr, name, shape in ((s1, "cov1", (d, d)), (m2, "mean2", (d,)), (s2, "cov2", (d, d))):
-        if arr.shape != shape:
-            raise ValueError(f"`{name}` must have shape {shape}, got {arr.shape}.")
-        V.check_finite(arr, name)
+    if d < 1:
+        raise ValueError("`mean1` must have at least one entry.")
+    V.check_finite(m1, "mean1")
+    m2 = V.as_float_array(mean2, "mean2", dtype=dtype)
+    if m2.shape != (d,):
+        raise ValueError(f"`mean2` must have shape ({d},) to match `mean1`, got shape {tuple(m2.shape)}.")
+    V.check_finite(m2, "mean2")
+    s1 = V.covariance(cov1, "cov1", d, dtype=dtype, definite=definite1)
+    s2 = V.covariance(cov2, "cov2", d, dtype=dtype)
     return m1, s1, m2, s2
 
 
@@ -145,6 +132,9 @@ def bures_w2(
     """``W2(N(m1, S1), N(m2, S2))`` in closed form:
     ``W2^2 = |m1 - m2|^2 + tr S1 + tr S2 - 2 tr (S1^{1/2} S2 S1^{1/2})^{1/2}``.
 
+    Covariances must be symmetric positive semi-definite (within the package's tolerance,
+    :func:`jaxotdm._validation.covariance`); anything else raises a ``ValueError`` naming it.
+
     Example:
         >>> import jax.numpy as jnp, jaxotdm.ot as jot
         >>> float(jot.bures_w2(jnp.zeros(2), jnp.eye(2), jnp.ones(2), 4 * jnp.eye(2)) ** 2)
@@ -154,12 +144,7 @@ def bures_w2(
     return _bures(m1, s1, m2, s2)
 
 
-@jax.jit
-def _bures(m1, s1, m2, s2):
-    r1 = _sqrtm_psd(s1)
-    cross = _sqrtm_psd(r1 @ s2 @ r1)
-    w2sq = jnp.sum((m1 - m2) ** 2) + jnp.trace(s1) + jnp.trace(s2) - 2.0 * jnp.trace(cross)
-    return jnp.sqrt(jnp.maximum(w2sq, 0.0))
+_bures = jax.jit(L.bures)
 
 
 def gaussian_ot_map(
@@ -167,21 +152,19 @@ def gaussian_ot_map(
     cov2: Float[ArrayLike, "d d"],
 ) -> tuple[Float[Array, "d d"], Float[Array, " d"]]:
     """The Brenier map ``T(x) = A x + b`` from ``N(m1, S1)`` to ``N(m2, S2)`` (``S1`` positive definite):
-    ``A = S1^{-1/2} (S1^{1/2} S2 S1^{1/2})^{1/2} S1^{-1/2}`` (symmetric PSD), ``b = m2 - A m1``."""
-    m1, s1, m2, s2 = _gauss_args(mean1, cov1, mean2, cov2)
-    if V.is_concrete(s1) and float(jnp.linalg.eigvalsh(0.5 * (s1 + s1.T)).min()) <= 0:
-        raise ValueError("`cov1` must be positive definite for the OT map to exist.")
+    ``A = S1^{-1/2} (S1^{1/2} S2 S1^{1/2})^{1/2} S1^{-1/2}`` (symmetric PSD), ``b = m2 - A m1``.
+
+    Example:
+        >>> import jax.numpy as jnp, jaxotdm.ot as jot
+        >>> A, b = jot.gaussian_ot_map(jnp.zeros(2), jnp.eye(2), jnp.ones(2), 4 * jnp.eye(2))
+        >>> A.tolist(), b.tolist()
+        ([[2.0, 0.0], [0.0, 2.0]], [1.0, 1.0])
+    """
+    m1, s1, m2, s2 = _gauss_args(mean1, cov1, mean2, cov2, definite1=True)
     return _gauss_map(m1, s1, m2, s2)
 
 
-@jax.jit
-def _gauss_map(m1, s1, m2, s2):
-    w, v = jnp.linalg.eigh(0.5 * (s1 + s1.T))
-    r1 = (v * jnp.sqrt(w)) @ v.T
-    r1i = (v / jnp.sqrt(w)) @ v.T
-    a = r1i @ _sqrtm_psd(r1 @ s2 @ r1) @ r1i
-    a = 0.5 * (a + a.T)
-    return a, m2 - a @ m1
+_gauss_map = jax.jit(L.gaussian_ot_map)
 
 
 class W2Estimate(NamedTuple):
@@ -209,6 +192,7 @@ def w2_gaussian_to_discrete(
 
     V.check_key(key)
     V.check_positive_int(num_samples, "num_samples")
+    batch_size = V.check_positive_int(batch_size, "batch_size")
     k_solve, k_mc = jax.random.split(key)
     if isinstance(smap_or_targets, SemidiscreteMap):
         smap = smap_or_targets
@@ -249,8 +233,10 @@ def pushforward_w2(
     """
     x = _np_cloud(points, "points")
     n = x.shape[0]
-    m = np.asarray(V.as_float_array(masses, "masses"), dtype=np.float64)
+    m = V.np_real(masses, "masses").astype(np.float64)
     if m.shape != (n,) or np.any(m < 0) or not np.all(np.isfinite(m)):
         raise ValueError(f"`masses` must be ({n},) finite and non-negative.")
+    if not m.sum() > 0:
+        raise ValueError("`masses` must not all be zero.")
     nu = np.full(n, 1.0 / n) if weights is None else _np_weights(weights, n, "weights")
     return w2_exact(x, x, m / m.sum(), nu)
