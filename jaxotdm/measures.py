@@ -7,16 +7,22 @@ inside ``jit`` the constructor is bypassed by PyTree unflattening, so no check e
 Each measure knows the closed forms of its forward marginals ``p_t = Law(alpha_t X_0 + sigma_t eps)``
 under a schedule: ``log_density(x, t, schedule)`` and ``denoiser(x, t, schedule) = E[X_0 | X_t = x]``.
 The score then follows from Tweedie's formula (see :mod:`jaxotdm.scores`).
+
+One protocol for both measures, so callers never dispatch on the type: ``dim``, ``mean`` (an array
+attribute), ``cov`` (the covariance, an array attribute), ``radius`` (a radius holding the measure, used to
+detect diverging samplers) and ``sample(key, num_samples)``.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxotdm import _linalg as L
 from jaxotdm import _validation as V
 from jaxotdm._types import Array, ArrayLike, Float
 
@@ -77,28 +83,8 @@ class EmpiricalMeasure(_Frozen):
     weights: Float[Array, " n"]
 
     def __init__(self, points: ArrayLike, weights: ArrayLike | None = None):
-        points = V.as_float_array(points, "points")
-        V.check_ndim(points, 2, "points", "(n, d)")
-        n = points.shape[0]
-        if n < 1 or points.shape[1] < 1:
-            raise ValueError(f"`points` must have at least one point and one dimension, got {points.shape}.")
-        V.check_finite(points, "points")
-        if weights is None:
-            weights = jnp.full((n,), 1.0 / n, dtype=points.dtype)
-        else:
-            weights = V.as_float_array(weights, "weights", dtype=points.dtype)
-            if weights.shape != (n,):
-                raise ValueError(f"`weights` must have shape ({n},) to match `points`, got {weights.shape}.")
-            V.check_finite(weights, "weights")
-            if V.is_concrete(weights):
-                w = np.asarray(weights, dtype=np.float64)
-                if np.any(w < 0):
-                    raise ValueError(f"`weights` must be non-negative; min is {w.min():.3g}.")
-                tol = 1e-10 * n if weights.dtype == jnp.float64 else 1e-5
-                if abs(w.sum() - 1.0) > max(tol, 1e-12):
-                    raise ValueError(
-                        f"`weights` must sum to one, got sum {w.sum():.10g}; normalise them first."
-                    )
+        points = V.points(points, "points")  # a JAX array of a floating dtype is used as is (no copy)
+        weights = V.weights(weights, points.shape[0], "weights", dtype=points.dtype)
         self._set(points=points, weights=weights)
 
     @property
@@ -113,20 +99,39 @@ class EmpiricalMeasure(_Frozen):
     def log_weights(self) -> Array:
         return jnp.log(self.weights)
 
+    @property
     def mean(self) -> Array:
+        """The weighted mean ``sum_i w_i y_i`` (``(d,)``), an attribute as for :class:`GaussianMeasure`."""
         return self.weights @ self.points
 
-    def covariance(self) -> Array:
-        c = self.points - self.mean()
+    @property
+    def cov(self) -> Array:
+        """The weighted covariance ``sum_i w_i (y_i - m)(y_i - m)^T`` (``(d, d)``)."""
+        c = self.points - self.mean
         return (c * self.weights[:, None]).T @ c
+
+    def covariance(self) -> Array:
+        """Deprecated: use the attribute :attr:`cov`."""
+        warnings.warn("EmpiricalMeasure.covariance() is deprecated; use the attribute `cov`.", DeprecationWarning,
+                      stacklevel=2)
+        return self.cov
+
+    @property
+    def radius(self) -> Array:
+        """``max_i |y_i|``: every point lies in this ball around the origin."""
+        return jnp.max(jnp.linalg.norm(self.points, axis=-1))
 
     def sample(self, key, num_samples: int) -> Array:
         """``num_samples`` i.i.d. draws (``(num_samples, d)``)."""
+        V.check_key(key)
+        num_samples = V.check_positive_int(num_samples, "num_samples")
         idx = jax.random.choice(key, self.num_points, (num_samples,), p=self.weights)
         return self.points[idx]
 
     def sample_marginal(self, key, t: ArrayLike, schedule, num_samples: int) -> Array:
         """Samples of the forward marginal ``p_t``: ``alpha_t Y + sigma_t eps``."""
+        V.check_time(t, "t", schedule=schedule, dtype=self.points.dtype)
+        V.check_key(key)
         k1, k2 = jax.random.split(key)
         y = self.sample(k1, num_samples)
         return schedule.alpha(t) * y + schedule.sigma(t) * jax.random.normal(k2, y.shape, y.dtype)
@@ -138,6 +143,7 @@ class EmpiricalMeasure(_Frozen):
         """
         from jaxotdm.scores import _mixture_stats_jit
 
+        _check_time_shape(x, t)
         return _mixture_stats_jit(self, x, t, schedule, chunk_size, query_chunk_size)
 
 
@@ -155,35 +161,39 @@ class GaussianMeasure(_Frozen):
     def __init__(self, mean: ArrayLike, cov: ArrayLike):
         mean = V.as_float_array(mean, "mean")
         V.check_ndim(mean, 1, "mean", "(d,)")
-        d = mean.shape[0]
-        cov = V.as_float_array(cov, "cov", dtype=mean.dtype)
-        if cov.shape != (d, d):
-            raise ValueError(f"`cov` must have shape ({d}, {d}) to match `mean`, got {cov.shape}.")
+        if mean.shape[0] < 1:
+            raise ValueError("`mean` must have at least one entry.")
         V.check_finite(mean, "mean")
-        V.check_finite(cov, "cov")
-        if V.is_concrete(cov):
-            c = np.asarray(cov, dtype=np.float64)
-            scale = max(1.0, float(np.abs(c).max()))
-            if not np.allclose(c, c.T, atol=1e-6 * scale):
-                raise ValueError("`cov` must be symmetric.")
-            if np.linalg.eigvalsh(0.5 * (c + c.T)).min() < -1e-6 * scale:
-                raise ValueError("`cov` must be positive semi-definite.")
+        cov = V.covariance(cov, "cov", mean.shape[0], dtype=mean.dtype)
         self._set(mean=mean, cov=cov)
 
     @property
     def dim(self) -> int:
         return self.mean.shape[0]
 
+    @property
+    def radius(self) -> Array:
+        """``|m| + sqrt(tr S) + 4 sqrt(lambda_max(S))``: holds all but a negligible part of the mass."""
+        lam = jnp.linalg.eigvalsh(L.symmetrize(self.cov))
+        return (jnp.linalg.norm(self.mean) + jnp.sqrt(jnp.maximum(jnp.sum(lam), 0.0))
+                + 4.0 * jnp.sqrt(jnp.maximum(lam[-1], 0.0)))
+
     def sample(self, key, num_samples: int) -> Array:
+        """``num_samples`` i.i.d. draws (``(num_samples, d)``)."""
+        V.check_key(key)
+        num_samples = V.check_positive_int(num_samples, "num_samples")
         eps = jax.random.normal(key, (num_samples, self.dim), self.mean.dtype)
-        return self.mean + eps @ _psd_sqrt(self.cov)
+        return self.mean + eps @ L.psd_sqrt(self.cov)
 
     def marginal_cov(self, t, schedule) -> Array:
-        """Covariance ``alpha_t^2 S + sigma_t^2 I`` of ``p_t``."""
+        """Covariance ``alpha_t^2 S + sigma_t^2 I`` of ``p_t`` (``t`` a scalar)."""
+        if jnp.ndim(t) != 0:
+            raise ValueError(f"`t` must be a scalar for marginal_cov, got shape {jnp.shape(t)}.")
         a, s2 = schedule.alpha(t), schedule.sigma2(t)
         return a * a * self.cov + s2 * jnp.eye(self.dim, dtype=self.cov.dtype)
 
     def sample_marginal(self, key, t, schedule, num_samples: int) -> Array:
+        V.check_time(t, "t", schedule=schedule, dtype=self.mean.dtype)
         return GaussianMeasure._unchecked(schedule.alpha(t) * self.mean, self.marginal_cov(t, schedule)).sample(
             key, num_samples
         )
@@ -195,29 +205,43 @@ class GaussianMeasure(_Frozen):
         return obj
 
     def marginal_stats(self, x, t, schedule, *, chunk_size=None, query_chunk_size=None):
-        """``(log p_t(x), E[X_0 | X_t = x])`` in closed form (``t`` a scalar)."""
+        """``(log p_t(x), E[X_0 | X_t = x])`` in closed form; ``t`` a scalar or broadcastable to
+        ``x.shape[:-1]`` (one time per query).
+
+        In the eigenbasis ``S = V diag(lam) V^T`` the marginal covariance is diagonal,
+        ``alpha_t^2 lam + sigma_t^2``, so every query gets its own time at the cost of one ``eigh``.
+        """
         del chunk_size, query_chunk_size
-        return self._log_density(x, t, schedule), self._denoiser(x, t, schedule)
+        _check_time_shape(x, t)
+        dtype = jnp.result_type(x, self.mean)
+        x = jnp.asarray(x, dtype)
+        t = jnp.asarray(t, dtype)[..., None]
+        a, s2 = schedule.alpha(t), schedule.sigma2(t)
+        lam, v = L.psd_eigh(self.cov.astype(dtype))
+        mean = self.mean.astype(dtype)
+        r = (x - a * mean) @ v  # coordinates of x - alpha m in the eigenbasis
+        var = a * a * lam + s2  # (..., d): the marginal covariance's eigenvalues, per query
+        log_p = -0.5 * jnp.sum(r * r / var + jnp.log(var), axis=-1) - 0.5 * self.dim * math.log(2 * math.pi)
+        denoised = mean + ((a * lam / var) * r) @ v.T
+        return log_p, denoised
 
     def _log_density(self, x, t, schedule):
-        a = schedule.alpha(t)
-        c = self.marginal_cov(t, schedule)
-        chol = jnp.linalg.cholesky(c)
-        r = (x - a * self.mean).reshape(-1, self.dim)
-        z = jax.scipy.linalg.solve_triangular(chol, r.T, lower=True).T.reshape(x.shape)
-        logdet = 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol)))
-        return -0.5 * jnp.sum(z * z, axis=-1) - 0.5 * logdet - 0.5 * self.dim * math.log(2 * math.pi)
+        return self.marginal_stats(x, t, schedule)[0]
 
     def _denoiser(self, x, t, schedule):
         """``E[X_0 | X_t = x] = m + alpha_t S C_t^{-1} (x - alpha_t m)``."""
-        a = schedule.alpha(t)
-        c = self.marginal_cov(t, schedule)
-        r = (x - a * self.mean).reshape(-1, self.dim)
-        sol = jax.scipy.linalg.solve(c, r.T, assume_a="pos").T.reshape(x.shape)
-        return self.mean + a * sol @ self.cov.T
+        return self.marginal_stats(x, t, schedule)[1]
 
 
-def _psd_sqrt(c: Array) -> Array:
-    """Symmetric square root of a PSD matrix (eigendecomposition, negative rounding clipped to 0)."""
-    w, v = jnp.linalg.eigh(0.5 * (c + c.T))
-    return (v * jnp.sqrt(jnp.maximum(w, 0.0))) @ v.T
+def _check_time_shape(x, t) -> None:
+    """``t`` must be a scalar or broadcast to the query batch ``x.shape[:-1]``."""
+    batch = tuple(jnp.shape(x)[:-1])
+    try:
+        ok = np.broadcast_shapes(tuple(jnp.shape(t)), batch) == batch
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(
+            f"`t` must be a scalar or broadcastable to the query batch shape {batch} (x.shape[:-1]), "
+            f"got shape {tuple(jnp.shape(t))}."
+        )
