@@ -9,6 +9,10 @@ once, on the base class, with forward-mode autodiff, so it is exact to rounding.
 
 All methods act elementwise on ``t`` (any shape) and work under ``jit``, ``vmap`` and ``grad``.
 
+Parameters are validated when a schedule is constructed with concrete values (``OU(beta=-1)`` or
+``VE(sigma_min=0)`` raise a ``ValueError`` naming the parameter); traced parameters (a schedule built
+inside ``jit`` or differentiated through) are not checked.
+
 Example:
     >>> import jaxotdm as jo
     >>> s = jo.OU(beta=1.0)
@@ -22,7 +26,9 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from jaxotdm import _validation as V
 from jaxotdm._pytree import pytree_dataclass
 from jaxotdm._types import Array, ArrayLike
 
@@ -32,6 +38,36 @@ __all__ = ["Schedule", "OU", "VPLinear", "SubVP", "Cosine", "VE", "EDM"]
 def _t(t: ArrayLike) -> Array:
     t = jnp.asarray(t)
     return t if jnp.issubdtype(t.dtype, jnp.floating) else t.astype(float)
+
+
+def _param(obj, name: str, *, lower: float = 0.0, strict: bool = True):
+    """Validates the concrete parameter ``name`` of schedule ``obj``: finite and ``> lower`` (``>=`` if not
+    ``strict``). Returns it as float64 NumPy, or ``None`` when it is traced (nothing to check)."""
+    value = getattr(obj, name)
+    if not V.is_concrete(value):
+        return None
+    if isinstance(value, (bool, np.bool_)):
+        raise V.ArgumentTypeError(f"`{name}` of {type(obj).__name__} must be a real number, got {value!r}.")
+    arr = V.np_real(value, name).astype(np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"`{name}` of {type(obj).__name__} must be finite, got {value!r}.")
+    ok = arr > lower if strict else arr >= lower
+    if not np.all(ok):
+        raise ValueError(f"`{name}` of {type(obj).__name__} must be {'>' if strict else '>='} {lower:g}, got {value!r}.")
+    return arr
+
+
+def _check_shape(shape) -> tuple[int, ...]:
+    """A sample shape: a non-empty tuple of positive integers."""
+    try:
+        shape = tuple(shape)
+    except TypeError as exc:
+        raise V.ArgumentTypeError(f"`shape` must be a tuple of positive integers, got {shape!r}.") from exc
+    if len(shape) < 1:
+        raise ValueError("`shape` must have at least one axis (the dimension).")
+    for n in shape:
+        V.check_int(n, "shape", minimum=1)
+    return tuple(int(n) for n in shape)
 
 
 def _elementwise_derivative(fn, t: Array) -> Array:
@@ -90,6 +126,11 @@ class Schedule:
 
     def sample_prior(self, key, T: ArrayLike, shape: tuple[int, ...]) -> Array:
         """Draws ``shape`` samples (last axis: dimension) from the prior ``q_T = N(0, prior_std(T)^2 I)``."""
+        V.check_key(key)
+        V.check_time(T, "T", schedule=self, dtype=_t(T).dtype if hasattr(T, "dtype") else None)
+        if jnp.ndim(T) != 0:
+            raise ValueError(f"`T` must be a scalar, got shape {jnp.shape(T)}.")
+        shape = _check_shape(shape)
         return self.prior_std(T) * jax.random.normal(key, shape, dtype=_t(T).dtype)
 
 
@@ -110,6 +151,9 @@ class OU(Schedule):
     """
 
     beta: float = 1.0
+
+    def __post_init__(self):
+        _param(self, "beta")
 
     def log_alpha(self, t):
         return -0.5 * self.beta * _t(t)
@@ -133,6 +177,15 @@ class VPLinear(Schedule):
 
     beta_min: float = 0.1
     beta_max: float = 20.0
+
+    def __post_init__(self):
+        lo = _param(self, "beta_min", strict=False)
+        hi = _param(self, "beta_max")
+        if lo is not None and hi is not None and np.any(hi < lo):
+            raise ValueError(
+                f"`beta_max` of {type(self).__name__} must be >= `beta_min` (beta(t) must stay positive), got "
+                f"beta_min={self.beta_min!r}, beta_max={self.beta_max!r}."
+            )
 
     def integral_beta(self, t):
         t = _t(t)
@@ -185,6 +238,9 @@ class Cosine(Schedule):
 
     s: float = 0.008
 
+    def __post_init__(self):
+        _param(self, "s", strict=False)
+
     @property
     def t_max(self) -> float:
         return 1.0
@@ -218,6 +274,15 @@ class VE(Schedule):
 
     sigma_min: float = 0.01
     sigma_max: float = 50.0
+
+    def __post_init__(self):
+        lo = _param(self, "sigma_min")
+        hi = _param(self, "sigma_max")
+        if lo is not None and hi is not None and np.any(hi <= lo):
+            raise ValueError(
+                f"`sigma_max` of VE must be > `sigma_min`, got sigma_min={self.sigma_min!r}, "
+                f"sigma_max={self.sigma_max!r}."
+            )
 
     def log_alpha(self, t):
         return jnp.zeros_like(_t(t))

@@ -134,3 +134,49 @@ def test_schedule_parameters_can_be_traced(s):
     f = jax.jit(lambda sched, t: (sched.sigma(t), sched.diffusion2(t), sched.t_from_log_snr(sched.log_snr(t))))
     for got, ref in zip(f(s, t), (s.sigma(t), s.diffusion2(t), s.t_from_log_snr(s.log_snr(t))), strict=True):
         np.testing.assert_allclose(got, ref, rtol=1e-12)
+
+
+# ------------------------------------------------------------------ parameter validation
+@pytest.mark.parametrize(
+    ("make", "name"),
+    [
+        (lambda: jo.OU(beta=-1.0), "beta"),  # before: NaN everywhere
+        (lambda: jo.OU(beta=0.0), "beta"),
+        (lambda: jo.OU(beta=float("inf")), "beta"),
+        (lambda: jo.OU(beta="1"), "beta"),
+        (lambda: jo.VPLinear(beta_min=-0.1), "beta_min"),
+        (lambda: jo.VPLinear(beta_max=0.0), "beta_max"),
+        (lambda: jo.VPLinear(beta_min=2.0, beta_max=1.0), "beta_max"),
+        (lambda: jo.SubVP(beta_max=float("nan")), "beta_max"),
+        (lambda: jo.Cosine(s=-0.1), "s"),
+        (lambda: jo.VE(sigma_min=0.0), "sigma_min"),  # before: NaN
+        (lambda: jo.VE(sigma_min=-1.0), "sigma_min"),
+        (lambda: jo.VE(sigma_min=1.0, sigma_max=1.0), "sigma_max"),
+        (lambda: jo.VE(sigma_max=float("inf")), "sigma_max"),
+    ],
+)
+def test_invalid_parameters_are_rejected(make, name):
+    with pytest.raises(ValueError, match=f"`{name}`"):
+        make()
+
+
+def test_valid_edge_parameters_and_traced_parameters_are_accepted():
+    assert np.isfinite(float(jo.VPLinear(beta_min=0.0, beta_max=1.0).log_snr(0.5)))
+    assert np.isfinite(float(jo.Cosine(s=0.0).log_snr(0.5)))
+    assert np.isfinite(float(jo.OU(beta=jnp.asarray(2.0)).sigma(0.5)))
+    jax.jit(lambda b: jo.OU(beta=b).sigma2(0.5))(-1.0)  # traced: not checked (no value to check)
+    batched = jax.vmap(lambda b: jo.OU(beta=b).sigma2(0.5))(jnp.array([1.0, 2.0]))
+    assert batched.shape == (2,)
+
+
+def test_sample_prior_checks_its_arguments():
+    s = jo.OU()
+    with pytest.raises(ValueError, match="`key`"):
+        s.sample_prior(None, 1.0, (2, 2))
+    with pytest.raises(ValueError, match="`T`"):
+        s.sample_prior(jax.random.key(0), -1.0, (2, 2))
+    with pytest.raises(ValueError, match="`shape`"):
+        s.sample_prior(jax.random.key(0), 1.0, (2, 0))
+    with pytest.raises(ValueError, match="`T`"):
+        jo.Cosine().sample_prior(jax.random.key(0), 1.0, (2, 2))
+    assert s.sample_prior(jax.random.key(0), 1.0, (2, 3)).shape == (2, 3)
