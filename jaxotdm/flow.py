@@ -11,15 +11,16 @@ error over the batch; ``vmap`` over ``x`` for per-point adaptivity.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import NamedTuple
 
 import diffrax
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 
 from jaxotdm import _validation as V
+from jaxotdm._status import Status, report
 from jaxotdm._types import Array, ArrayLike, Bool, Float, Int
 from jaxotdm.schedules import Schedule
 
@@ -45,7 +46,9 @@ class FlowResult(NamedTuple):
         points: the mapped points, same shape as the input.
         nfe: exact number of score (vector-field) evaluations.
         num_steps: attempted steps; ``num_accepted_steps`` / ``num_rejected_steps`` split them.
-        success: True when diffrax reports a successful solve (False e.g. if ``max_steps`` ran out).
+        success: True when the solve succeeded (``status == Status.SUCCESS``).
+        status: an ``int32`` :class:`~jaxotdm._status.Status` code: ``SUCCESS``, ``MAX_ITERATIONS`` (``max_steps``
+            ran out), ``SOLVER_FAILED`` (diffrax reported another failure) or ``NONFINITE`` (NaN/inf points).
     """
 
     points: Float[Array, "... d"]
@@ -54,6 +57,7 @@ class FlowResult(NamedTuple):
     num_accepted_steps: Int[Array, ""]
     num_rejected_steps: Int[Array, ""]
     success: Bool[Array, ""]
+    status: Int[Array, ""]
 
 
 def probability_flow_velocity(score: Callable, schedule: Schedule, x: Array, t: ArrayLike) -> Array:
@@ -101,14 +105,84 @@ def _solve(score, schedule, x, t0, t1, solver, controller, dt0, max_steps, adjoi
     )
     stats = sol.stats
     num_steps = stats["num_steps"]
+    points = sol.ys[0]
+    status = jnp.where(
+        sol.result == diffrax.RESULTS.successful,
+        Status.SUCCESS,
+        jnp.where(sol.result == diffrax.RESULTS.max_steps_reached, Status.MAX_ITERATIONS, Status.SOLVER_FAILED),
+    )
+    status = jnp.where((status == Status.SUCCESS) & ~jnp.all(jnp.isfinite(points)), Status.NONFINITE, status)
+    status = status.astype(jnp.int32)
     return FlowResult(
-        points=sol.ys[0],
+        points=points,
         nfe=overhead + per_step * num_steps,
         num_steps=num_steps,
         num_accepted_steps=stats["num_accepted_steps"],
         num_rejected_steps=stats["num_rejected_steps"],
-        success=sol.result == diffrax.RESULTS.successful,
+        success=status == Status.SUCCESS,
+        status=status,
     )
+
+
+_MESSAGES = [f"flow_map: {s.message}" for s in Status]
+
+
+def _checked(result: FlowResult) -> FlowResult:
+    """Inside a trace: ties an ``equinox`` run-time check to the points, so using them raises on failure."""
+    bad = result.status != Status.SUCCESS
+    idx = jnp.clip(result.status, 0, len(_MESSAGES) - 1)
+    return result._replace(points=eqx.branched_error_if(result.points, bad, idx, _MESSAGES))
+
+
+def _controller(stepsize_controller, num_steps, rtol, atol, pcoeff, icoeff, first_step_fraction, solver, t0, t1):
+    """(controller, dt0, max_steps floor) from the user's controller object or the rtol/atol shortcuts."""
+    if stepsize_controller is not None:
+        if not isinstance(stepsize_controller, diffrax.AbstractStepSizeController):
+            raise V.ArgumentTypeError(
+                "`stepsize_controller` must be a diffrax step-size controller (e.g. diffrax.PIDController(rtol=..., "
+                f"atol=...)), got {type(stepsize_controller).__name__}."
+            )
+        given = [n for n, v in (("rtol", rtol), ("atol", atol), ("pcoeff", pcoeff), ("icoeff", icoeff)) if v is not None]
+        if given:
+            raise ValueError(
+                f"pass either `stepsize_controller` or the shortcuts {given}, not both: set them on the controller."
+            )
+        if isinstance(stepsize_controller, diffrax.ConstantStepSize):
+            if num_steps is None:
+                raise ValueError("`stepsize_controller` ConstantStepSize needs `num_steps` (the number of equal steps).")
+            num_steps = V.check_positive_int(num_steps, "num_steps")
+            return stepsize_controller, (t1 - t0) / num_steps, num_steps
+        if num_steps is not None:
+            raise ValueError("`num_steps` fixes equal steps: do not combine it with an adaptive `stepsize_controller`.")
+        if isinstance(stepsize_controller, diffrax.StepTo):
+            return stepsize_controller, None, 0
+        for name in ("rtol", "atol"):
+            v = getattr(stepsize_controller, name, None)
+            if v is not None and V.is_concrete(v):
+                V.positive_scalar(v, f"stepsize_controller.{name}")
+        if not isinstance(solver, diffrax.AbstractAdaptiveSolver):
+            raise ValueError(f"`solver` {type(solver).__name__} has no error estimate for an adaptive controller.")
+        fraction = V.fraction(first_step_fraction, "first_step_fraction", high_open=False)
+        return stepsize_controller, (t1 - t0) * fraction, 0
+    if num_steps is not None:
+        num_steps = V.check_positive_int(num_steps, "num_steps")
+        return diffrax.ConstantStepSize(), (t1 - t0) / num_steps, num_steps
+    rtol = DEFAULT_RTOL if rtol is None else V.positive_scalar(rtol, "rtol")
+    atol = DEFAULT_ATOL if atol is None else V.positive_scalar(atol, "atol")
+    pcoeff = DEFAULT_PCOEFF if pcoeff is None else V.nonnegative_scalar(pcoeff, "pcoeff")
+    icoeff = DEFAULT_ICOEFF if icoeff is None else V.nonnegative_scalar(icoeff, "icoeff")
+    if isinstance(icoeff, float) and icoeff == 0:
+        raise ValueError("`icoeff` must be > 0: the integral term is what makes the controller adapt steps.")
+    if not isinstance(solver, diffrax.AbstractAdaptiveSolver):
+        raise ValueError(f"`solver` {type(solver).__name__} has no error estimate: pass `num_steps`.")
+    fraction = V.fraction(first_step_fraction, "first_step_fraction", high_open=False)
+    return diffrax.PIDController(rtol=rtol, atol=atol, pcoeff=pcoeff, icoeff=icoeff), (t1 - t0) * fraction, 0
+
+
+DEFAULT_RTOL = 1e-6
+DEFAULT_ATOL = 1e-6
+DEFAULT_PCOEFF = 0.3
+DEFAULT_ICOEFF = 0.4
 
 
 def flow_map(
@@ -119,14 +193,16 @@ def flow_map(
     t1: ArrayLike,
     *,
     solver: str | diffrax.AbstractSolver = "tsit5",
-    rtol: float = 1e-6,
-    atol: float = 1e-6,
+    rtol: float | None = None,
+    atol: float | None = None,
+    stepsize_controller: diffrax.AbstractStepSizeController | None = None,
     num_steps: int | None = None,
     max_steps: int = 16_384,
     first_step_fraction: float = 1.0 / 64,
-    pcoeff: float = 0.3,
-    icoeff: float = 0.4,
+    pcoeff: float | None = None,
+    icoeff: float | None = None,
     adjoint: diffrax.AbstractAdjoint | None = None,
+    throw: bool = True,
 ) -> FlowResult:
     """Maps ``x`` (samples at time ``t0``) along the probability flow to time ``t1``.
 
@@ -138,19 +214,27 @@ def flow_map(
         t0, t1: start and end times, both ``> 0``, different; ``t1 < t0`` integrates backward
             (generation), ``t1 > t0`` forward (encoding).
         solver: a name in :data:`SOLVERS` or a diffrax solver instance.
-        rtol, atol: tolerances of the adaptive PID controller.
+        rtol, atol: shortcuts for the default adaptive controller, ``diffrax.PIDController(rtol, atol,
+            pcoeff, icoeff)``; default ``1e-6`` each; finite and ``> 0``.
+        stepsize_controller: any diffrax step-size controller instead of the shortcuts (e.g.
+            ``diffrax.PIDController(rtol=1e-5, atol=1e-5, dtmax=0.1)``, ``diffrax.ConstantStepSize()`` with
+            ``num_steps``, or ``diffrax.StepTo(ts)``). Do not combine it with ``rtol``/``atol``/``pcoeff``/``icoeff``.
         first_step_fraction: the adaptive solve's first step, as a fraction of ``t1 - t0``.
-        pcoeff, icoeff: proportional and integral coefficients of diffrax's ``PIDController``. The default
-            PI controller (0.3, 0.4) takes fewer steps than diffrax's plain integral controller
+        pcoeff, icoeff: proportional and integral coefficients of the default ``PIDController`` (default
+            0.3 and 0.4). This PI controller takes fewer steps than diffrax's plain integral controller
             (``pcoeff=0, icoeff=1``) on probability flows, whose stiffness grows sharply near ``t -> 0``:
             its step sizes oscillate less, so fewer steps are rejected.
         num_steps: if given, use this many equal steps instead of adaptive stepping.
-        max_steps: step budget; ``success`` is False if it runs out.
+        max_steps: step budget.
         adjoint: diffrax adjoint for gradients (default: recursive checkpointing, reverse mode;
             pass ``diffrax.ForwardMode()`` for ``jax.jacfwd``/``jvp``).
+        throw: as in diffrax: if the solve fails (``max_steps`` ran out, diffrax reported a failure, or
+            the points are not finite) raise a ``RuntimeError`` (eagerly; inside ``jit`` through an
+            ``equinox`` run-time check attached to ``points``). With ``throw=False`` the result is returned
+            and ``success``/``status`` say what happened.
 
     Returns:
-        A :class:`FlowResult` with ``points``, exact ``nfe`` and step diagnostics.
+        A :class:`FlowResult` with ``points``, exact ``nfe``, step diagnostics and a ``status``.
 
     Example:
         >>> import jax, jax.numpy as jnp, jaxotdm as jo
@@ -162,17 +246,22 @@ def flow_map(
         ((4, 1), True)
     """
     if not callable(score):
-        raise ValueError(f"`score` must be callable as score(x, t), got {type(score).__name__}.")
+        raise V.ArgumentTypeError(f"`score` must be callable as score(x, t), got {type(score).__name__}.")
     if not isinstance(schedule, Schedule):
-        raise ValueError(f"`schedule` must be a jaxotdm Schedule, got {type(schedule).__name__}.")
+        raise V.ArgumentTypeError(f"`schedule` must be a jaxotdm Schedule, got {type(schedule).__name__}.")
     x = V.as_float_array(x, "x")
-    if x.ndim < 1:
+    if x.ndim < 1 or x.shape[-1] < 1:
         raise ValueError(f"`x` must have shape (..., d), got {tuple(x.shape)}.")
+    dim = getattr(score, "dim", None)
+    if isinstance(dim, int) and x.shape[-1] != dim:
+        raise ValueError(f"`x` must have last dimension {dim} to match `score`, got shape {tuple(x.shape)}.")
     V.check_finite(x, "x")
-    V.check_time(t0, "t0", t_max=schedule.t_max)
-    V.check_time(t1, "t1", t_max=schedule.t_max)
-    if jnp.ndim(t0) != 0 or jnp.ndim(t1) != 0:
-        raise ValueError("`t0` and `t1` must be scalars.")
+    for name, t in (("t0", t0), ("t1", t1)):
+        if V.is_concrete(t):
+            V.real_scalar(t, name)  # a real number (not a string or a bool), a scalar, finite
+        elif jnp.ndim(t) != 0:
+            raise ValueError(f"`{name}` must be a scalar, got shape {jnp.shape(t)}.")
+        V.check_time(t, name, schedule=schedule, dtype=x.dtype)
     if V.is_concrete(t0) and V.is_concrete(t1) and float(t0) == float(t1):
         raise ValueError(f"`t0` and `t1` must differ, both are {float(t0)}.")
     if isinstance(solver, str):
@@ -180,29 +269,33 @@ def flow_map(
             raise ValueError(f"`solver` must be one of {sorted(SOLVERS)} or a diffrax solver, got {solver!r}.")
         solver = SOLVERS[solver]()
     elif not isinstance(solver, diffrax.AbstractSolver):
-        raise ValueError(f"`solver` must be a name or a diffrax.AbstractSolver, got {type(solver).__name__}.")
-    V.check_positive_int(max_steps, "max_steps")
-    for name, tol in (("rtol", rtol), ("atol", atol)):
-        if not (tol > 0):
-            raise ValueError(f"`{name}` must be > 0, got {tol}.")
+        raise V.ArgumentTypeError(f"`solver` must be a name or a diffrax.AbstractSolver, got {type(solver).__name__}.")
+    max_steps = V.check_positive_int(max_steps, "max_steps")
+    throw = V.check_bool(throw, "throw")
+    if adjoint is not None and not isinstance(adjoint, diffrax.AbstractAdjoint):
+        raise V.ArgumentTypeError(f"`adjoint` must be a diffrax adjoint, got {type(adjoint).__name__}.")
+    overhead, per_step = _evaluations(solver)
     t0 = jnp.asarray(t0, x.dtype)
     t1 = jnp.asarray(t1, x.dtype)
-    if num_steps is None:
-        if not isinstance(solver, diffrax.AbstractAdaptiveSolver):
-            raise ValueError(f"`solver` {type(solver).__name__} has no error estimate: pass `num_steps`.")
-        if not 0.0 < first_step_fraction <= 1.0:
-            raise ValueError(f"`first_step_fraction` must be in (0, 1], got {first_step_fraction}.")
-        for name, c in (("pcoeff", pcoeff), ("icoeff", icoeff)):
-            if not (isinstance(c, (int, float)) and math.isfinite(c) and c >= 0):
-                raise ValueError(f"`{name}` must be a finite number >= 0, got {c!r}.")
-        if icoeff == 0:
-            raise ValueError("`icoeff` must be > 0: the integral term is what makes the controller adapt steps.")
-        controller = diffrax.PIDController(rtol=rtol, atol=atol, pcoeff=pcoeff, icoeff=icoeff)
-        dt0 = (t1 - t0) * first_step_fraction
-    else:
-        num_steps = V.check_positive_int(num_steps, "num_steps")
-        controller, dt0 = diffrax.ConstantStepSize(), (t1 - t0) / num_steps
-        max_steps = max(max_steps, num_steps)
-    overhead, per_step = _evaluations(solver)
+    controller, dt0, min_steps = _controller(
+        stepsize_controller, num_steps, rtol, atol, pcoeff, icoeff, first_step_fraction, solver, t0, t1
+    )
+    max_steps = max(max_steps, min_steps)
     adjoint = diffrax.RecursiveCheckpointAdjoint() if adjoint is None else adjoint
-    return _solve(score, schedule, x, t0, t1, solver, controller, dt0, max_steps, adjoint, overhead, per_step)
+    out = _solve(score, schedule, x, t0, t1, solver, controller, dt0, max_steps, adjoint, overhead, per_step)
+    if not throw:
+        return out
+    if isinstance(out.status, jax.core.Tracer):
+        return _checked(out)
+    report(out.status, what="flow_map", throw=True, detail=_failure_advice(out, max_steps))
+    return out
+
+
+def _failure_advice(out: FlowResult, max_steps: int) -> str:
+    code = Status(int(out.status))
+    if code == Status.MAX_ITERATIONS:
+        return (f"all max_steps={max_steps} steps used; raise `max_steps`, loosen `rtol`/`atol`, or pass "
+                "throw=False to get the unfinished result with its status")
+    if code == Status.NONFINITE:
+        return "the score returned NaN or inf along the way; check the score and the times"
+    return "pass throw=False to get the result with its status"

@@ -10,6 +10,7 @@ import pytest
 from scipy.linalg import sqrtm
 
 import jaxotdm as jo
+from jaxotdm._status import Status
 
 MEAN = np.array([0.5, -1.0, 2.0])
 COV = np.array([[1.5, 0.4, 0.0], [0.4, 0.8, -0.2], [0.0, -0.2, 0.3]])
@@ -166,7 +167,7 @@ def test_accepts_diffrax_solver_instances():
 def test_max_steps_exhaustion_is_reported_not_raised():
     mu = jo.EmpiricalMeasure(np.array([[-1.0], [1.0]]))
     s = jo.OU()
-    out = jo.flow_map(jo.exact_score(mu, s), s, jnp.ones((2, 1)), 3.0, 1e-4, max_steps=3)
+    out = jo.flow_map(jo.exact_score(mu, s), s, jnp.ones((2, 1)), 3.0, 1e-4, max_steps=3, throw=False)
     assert not bool(out.success)
 
 
@@ -199,3 +200,102 @@ def test_bad_input():
         jo.flow_map(sc, s, x, 1.0, 0.1, icoeff=0.0)
     with pytest.raises(ValueError, match="icoeff"):
         jo.flow_map(sc, s, x, 1.0, 0.1, icoeff=float("nan"))
+
+
+# ------------------------------------------------------------------ status, throw, controllers
+def _two_points():
+    mu = jo.EmpiricalMeasure(np.array([[-1.0], [1.0]]))
+    s = jo.OU()
+    return jo.exact_score(mu, s), s
+
+
+@pytest.mark.parametrize("name", ["rtol", "atol"])
+@pytest.mark.parametrize("value", [float("inf"), 0.0, -1e-6, float("nan"), "1e-6", True])
+def test_tolerances_must_be_finite_and_positive(name, value):
+    """Before: rtol = inf was accepted and the solve reported success on garbage."""
+    sc, s = _two_points()
+    with pytest.raises(ValueError, match=f"`{name}`"):
+        jo.flow_map(sc, s, jnp.zeros((2, 1)), 3.0, 0.1, **{name: value})
+
+
+def test_failure_raises_by_default_and_is_reported_with_throw_false():
+    sc, s = _two_points()
+    x = jnp.ones((2, 1))
+    with pytest.raises(RuntimeError, match="flow_map: the iteration budget ran out.*max_steps=3"):
+        jo.flow_map(sc, s, x, 3.0, 1e-4, max_steps=3)
+    out = jo.flow_map(sc, s, x, 3.0, 1e-4, max_steps=3, throw=False)
+    assert Status(int(out.status)) == Status.MAX_ITERATIONS and not bool(out.success)
+    ok = jo.flow_map(sc, s, x, 3.0, 1e-4)
+    assert Status(int(ok.status)) == Status.SUCCESS and bool(ok.success)
+
+
+def test_failure_raises_inside_jit_through_the_points():
+    sc, s = _two_points()
+    f = jax.jit(lambda x: jo.flow_map(sc, s, x, 3.0, 1e-4, max_steps=3).points)
+    with pytest.raises(Exception, match="flow_map: the iteration budget ran out"):
+        jax.block_until_ready(f(jnp.ones((2, 1))))
+    g = jax.jit(lambda x: jo.flow_map(sc, s, x, 3.0, 1e-4, max_steps=3, throw=False))
+    assert Status(int(g(jnp.ones((2, 1))).status)) == Status.MAX_ITERATIONS
+    ok = jax.jit(lambda x: jo.flow_map(sc, s, x, 3.0, 1e-4).points)(jnp.ones((2, 1)))
+    assert bool(jnp.all(jnp.isfinite(ok)))
+
+
+def test_nonfinite_score_is_a_failure():
+    sc, s = _two_points()
+    bad = lambda x, t: jnp.where(t < 1.0, jnp.inf, 1.0) * sc(x, t)
+    out = jo.flow_map(bad, s, jnp.ones((2, 1)), 3.0, 0.1, solver="heun", num_steps=4, throw=False)
+    assert Status(int(out.status)) == Status.NONFINITE
+    with pytest.raises(RuntimeError, match="non-finite"):
+        jo.flow_map(bad, s, jnp.ones((2, 1)), 3.0, 0.1, solver="heun", num_steps=4)
+
+
+def test_stepsize_controller_object():
+    sc, s = _two_points()
+    x = jnp.linspace(-2, 2, 5)[:, None]
+    short = jo.flow_map(sc, s, x, 4.0, 0.05, rtol=1e-7, atol=1e-7)
+    pid = diffrax.PIDController(rtol=1e-7, atol=1e-7, pcoeff=0.3, icoeff=0.4)
+    full = jo.flow_map(sc, s, x, 4.0, 0.05, stepsize_controller=pid)
+    np.testing.assert_array_equal(full.points, short.points)
+    assert int(full.nfe) == int(short.nfe)
+    counter = _CountingScore(sc)
+    clipped = jo.flow_map(counter, s, x, 4.0, 0.05,
+                          stepsize_controller=diffrax.PIDController(rtol=1e-7, atol=1e-7, dtmax=0.05))
+    jax.block_until_ready(clipped.points)
+    jax.effects_barrier()
+    assert int(clipped.nfe) == counter.count and int(clipped.num_steps) >= 79  # |t1 - t0| / dtmax
+    np.testing.assert_allclose(clipped.points, short.points, atol=1e-5)
+    fixed = jo.flow_map(sc, s, x, 4.0, 0.05, solver="heun", stepsize_controller=diffrax.ConstantStepSize(),
+                        num_steps=16)
+    ref = jo.flow_map(sc, s, x, 4.0, 0.05, solver="heun", num_steps=16)
+    np.testing.assert_array_equal(fixed.points, ref.points)
+    ts = jnp.linspace(4.0, 0.05, 17)
+    step_to = jo.flow_map(sc, s, x, 4.0, 0.05, solver="heun", stepsize_controller=diffrax.StepTo(ts))
+    np.testing.assert_allclose(step_to.points, ref.points, rtol=1e-12)
+    assert int(step_to.num_steps) == 16
+
+
+def test_stepsize_controller_conflicts_are_rejected():
+    sc, s = _two_points()
+    x = jnp.zeros((2, 1))
+    pid = diffrax.PIDController(rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="either `stepsize_controller` or"):
+        jo.flow_map(sc, s, x, 3.0, 0.1, stepsize_controller=pid, rtol=1e-6)
+    with pytest.raises(ValueError, match="`stepsize_controller`"):
+        jo.flow_map(sc, s, x, 3.0, 0.1, stepsize_controller="pid")
+    with pytest.raises(ValueError, match="`num_steps`"):
+        jo.flow_map(sc, s, x, 3.0, 0.1, stepsize_controller=pid, num_steps=4)
+    with pytest.raises(ValueError, match="`num_steps`"):
+        jo.flow_map(sc, s, x, 3.0, 0.1, solver="heun", stepsize_controller=diffrax.ConstantStepSize())
+    with pytest.raises(ValueError, match="stepsize_controller.rtol"):
+        jo.flow_map(sc, s, x, 3.0, 0.1, stepsize_controller=diffrax.PIDController(rtol=float("inf"), atol=1e-5))
+
+
+def test_times_are_checked_against_the_dtype_and_the_schedule():
+    sc, s = _two_points()
+    x32 = jnp.zeros((2, 1), jnp.float32)
+    with pytest.raises(ValueError, match="`t1`.*float32"):  # before: passed t > 0 and gave NaN
+        jo.flow_map(sc, s, x32, 3.0, 1e-40)
+    with pytest.raises(ValueError, match="`t0`"):
+        jo.flow_map(sc, s, x32, "3", 0.1)
+    with pytest.raises(ValueError, match="`x`"):
+        jo.flow_map(sc, s, jnp.zeros((2, 3)), 3.0, 0.1)  # score has d = 1
