@@ -9,6 +9,7 @@ import pytest
 
 import jaxotdm as jo
 from jaxotdm import samplers as S
+from jaxotdm._status import ConvergenceWarning, Status
 from jaxotdm.samplers._core import _sample_with_noise
 
 MEAN = np.array([0.5, -1.0])
@@ -154,7 +155,7 @@ def test_sde_sampler_with_key_has_the_computed_law(gauss):
     times = S.time_grid(sched, T0, T1, k, "uniform")
     m_exact, c_exact = exact_output_moments(S.EulerMaruyama(), score, sched, times)
     x0 = mu.sample_marginal(jax.random.key(3), T0, sched, n)
-    out = S.euler_maruyama(score, sched, x0, t_start=T0, t_end=T1, num_steps=k, key=jax.random.key(4))
+    out = S.euler_maruyama(score, sched, x0, t_start=T0, t_end=T1, num_steps=k, key=jax.random.key(4), grid="uniform")
     pts = np.asarray(out.points)
     se = np.sqrt(np.diag(c_exact) / n)
     np.testing.assert_array_less(np.abs(pts.mean(0) - m_exact), 5 * se)
@@ -325,3 +326,167 @@ def test_no_retrace_across_calls(gauss):
     run = jax.jit(chex.assert_max_traces(lambda x: S.heun(score, sched, x, t_start=T0, t_end=T1, num_steps=5).points, n=1))
     for i in range(3):
         run(jax.random.normal(jax.random.key(10 + i), (6, 2)))
+
+
+# ------------------------------------------------------------------ default grids: no divergence
+USUAL_STARTS = [  # each schedule from its usual start time to a small end time
+    (jo.OU(), 8.0, 1e-3),
+    (jo.VPLinear(), 1.0, 1e-3),
+    (jo.SubVP(), 1.0, 1e-3),
+    (jo.Cosine(), 0.99, 1e-3),
+    (jo.VE(), 1.0, 1e-3),
+    (jo.EDM(), 80.0, 2e-3),
+]
+FIXED = [S.euler, S.heun, S.ddim, S.dpm_solver_2, S.dpm_solver_3, S.dpm_solver_pp_2m, S.ddpm, S.euler_maruyama,
+         S.predictor_corrector]
+PER_STEP = {"heun": 2, "dpm_solver_2": 2, "dpm_solver_3": 3, "predictor_corrector": 2}
+
+
+@pytest.fixture(scope="module")
+def toy():
+    y = jo.data.toy_2d("eight_gaussians", 64, seed=0).astype(np.float64)
+    return jo.EmpiricalMeasure(y), float(np.linalg.norm(y, axis=1).max())
+
+
+@pytest.mark.parametrize("nfe", [10, pytest.param(100, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("fn", FIXED, ids=[f.__name__ for f in FIXED])
+def test_default_grid_does_not_diverge(toy, fn, nfe):
+    """Every sampler with its default grid, on the exact score of a small dataset, from each schedule's
+    usual start time, ends within a small multiple of the data scale. (Before: equal steps in t; e.g.
+    heun on OU from t = 8 reached |x| = 20 times the data scale, with no flag.)"""
+    mu, radius = toy
+    n = nfe - nfe % PER_STEP.get(fn.__name__, 1)
+    for sched, t0, t1 in USUAL_STARTS:
+        out = fn(jo.exact_score(mu, sched), sched, t_start=t0, t_end=t1, nfe=n, key=jax.random.key(1),
+                 shape=(256, 2))
+        reach = float(jnp.max(jnp.linalg.norm(out.points, axis=-1)))
+        assert reach <= 1.5 * radius, (fn.__name__, type(sched).__name__, reach / radius)
+        assert Status(int(out.status)) == Status.SUCCESS, (fn.__name__, type(sched).__name__)
+
+
+def test_default_grid_is_the_log_snr_grid(gauss):
+    _, sched, score = gauss
+    for method in (S.Euler(), S.Heun(), S.DDIM(), S.DPMSolver3(), S.AncestralDDPM(), S.PredictorCorrector()):
+        out = S.sample(method, score, sched, np.zeros((2, 2)), t_start=T0, t_end=T1, num_steps=6,
+                       key=jax.random.key(0))
+        np.testing.assert_allclose(out.times, S.time_grid(sched, T0, T1, 6, "log_snr"), rtol=1e-12)
+
+
+def test_divergence_is_flagged_and_warned(toy):
+    """Equal steps in t with 10 NFE: the run leaves the data scale; the result says so and a warning is
+    raised (eagerly); under jit the status still says so."""
+    mu, radius = toy
+    sched = jo.OU()
+    score = jo.exact_score(mu, sched)
+    kw = dict(t_start=8.0, t_end=1e-3, nfe=10, grid="uniform", key=jax.random.key(1), shape=(256, 2))
+    with pytest.warns(ConvergenceWarning, match="diverg"):
+        out = S.heun(score, sched, **kw)
+    assert Status(int(out.status)) == Status.DIVERGED
+    assert float(out.scale_ratio) > 5.0
+    assert float(jnp.max(jnp.linalg.norm(out.points, axis=-1))) > 3 * radius
+    jitted = jax.jit(lambda key: S.heun(score, sched, **{**kw, "key": key}))(jax.random.key(1))
+    assert Status(int(jitted.status)) == Status.DIVERGED
+    healthy = S.heun(score, sched, **{**kw, "grid": None})
+    assert Status(int(healthy.status)) == Status.SUCCESS
+
+
+def test_divergence_reference_uses_the_measure_radius_and_the_start(gauss):
+    """A run started far outside the prior is judged relative to its start, not flagged for it."""
+    _, sched, score = gauss
+    out = S.ddim(score, sched, np.full((4, 2), 30.0), t_start=T0, t_end=T1, num_steps=8)
+    assert Status(int(out.status)) == Status.SUCCESS
+
+
+def test_nonfinite_score_is_flagged(gauss):
+    _, sched, score = gauss
+    bad = lambda x, t: jnp.where(t < 0.5, jnp.nan, 1.0) * score(x, t)
+    with pytest.warns(ConvergenceWarning, match="non-finite"):
+        out = S.euler(bad, sched, np.zeros((3, 2)), t_start=T0, t_end=T1, num_steps=4)
+    assert Status(int(out.status)) == Status.NONFINITE
+
+
+def test_adaptive_flow_reads_the_solver_status(gauss):
+    _, sched, score = gauss
+    x = np.zeros((3, 2))
+    with pytest.raises(RuntimeError, match="flow_map: the iteration budget ran out"):
+        S.adaptive_flow(score, sched, x, t_start=T0, t_end=T1, max_steps=2)
+    out = S.adaptive_flow(score, sched, x, t_start=T0, t_end=T1, max_steps=2, throw=False)
+    assert Status(int(out.status)) == Status.MAX_ITERATIONS
+    ok = S.adaptive_flow(score, sched, x, t_start=T0, t_end=T1)
+    assert Status(int(ok.status)) == Status.SUCCESS
+
+
+def test_predictor_corrector_snr_rule_has_songs_alpha_factor():
+    """Song et al.'s corrector step for VP schedules is 2 a_i (snr |z| / |score|)^2 with a_i = 1 - beta_i;
+    for the continuous step t -> s, a_i = alpha(t)^2 / alpha(s)^2 (1 for VE)."""
+    snr = 0.16
+    for sched, t, s in ((jo.VPLinear(), 0.5, 0.4), (jo.VE(), 0.5, 0.4)):
+        mu = jo.GaussianMeasure(MEAN, COV)
+        score = jo.exact_score(mu, sched)
+        x = np.array([[0.3, -0.7]])
+        z0, z1 = np.array([[0.5, 1.0]]), np.array([[-0.2, 0.4]])
+        out = _sample_with_noise(S.PredictorCorrector(1, 1.0, snr), score, sched, jnp.asarray(x),
+                                 jnp.asarray([t, s]), jnp.asarray(np.stack([z0, z1])[None]))
+        g = np.asarray(score(x, t))
+        a_i = float(np.exp(2 * (sched.log_alpha(t) - sched.log_alpha(s))))
+        eps = 2 * a_i * (snr * np.linalg.norm(z0) / np.linalg.norm(g)) ** 2
+        xc = x + eps * g + np.sqrt(2 * eps) * z0
+        h, g2 = t - s, float(sched.diffusion2(t))
+        ref = xc - h * (float(sched.drift(t)) * xc - g2 * np.asarray(score(xc, t))) + np.sqrt(g2 * h) * z1
+        np.testing.assert_allclose(out.points, ref, rtol=1e-12)
+        if isinstance(sched, jo.VE):
+            assert a_i == 1.0
+        else:
+            assert 0.0 < a_i < 1.0
+
+
+def test_predictor_corrector_step_is_capped_at_sigma2(gauss):
+    """The default Langevin step min(c g^2 h, sigma_t^2): one coarse step leaves a bounded result."""
+    _, sched, score = gauss
+    x = np.array([[0.3, -0.7]])
+    z = jnp.zeros((1, 2, 1, 2))
+    t, s = 0.5, 0.01
+    out = _sample_with_noise(S.PredictorCorrector(1, 100.0), score, sched, jnp.asarray(x), jnp.asarray([t, s]), z)
+    eps = float(sched.sigma2(t))  # 100 g^2 h is far larger: the cap acts
+    xc = x + eps * np.asarray(score(x, t))
+    h, g2 = t - s, float(sched.diffusion2(t))
+    ref = xc - h * (float(sched.drift(t)) * xc - g2 * np.asarray(score(xc, t)))
+    np.testing.assert_allclose(out.points, ref, rtol=1e-12)
+
+
+def test_time_grid_validates_its_times():
+    sched = jo.OU()
+    with pytest.raises(ValueError, match="`t_end`"):  # before: negative times came back
+        S.time_grid(sched, 1.0, -0.5, 4)
+    with pytest.raises(ValueError, match="`t_end` must be < `t_start`"):
+        S.time_grid(sched, 0.5, 1.0, 4)
+    with pytest.raises(ValueError, match="`t_start`"):
+        S.time_grid(jo.Cosine(), 1.5, 0.1, 4)
+    with pytest.raises(ValueError, match="`rho`"):
+        S.EDMGrid(rho=-7.0)
+    with pytest.raises(ValueError, match="`num_train_steps`"):
+        S.DDPMGrid(num_train_steps=0)
+    with pytest.raises(ValueError, match="smallest normal float32"):
+        S.time_grid(sched, 1.0, 1e-40, 4, dtype=jnp.float32)
+
+
+def test_sampler_parameters_are_validated():
+    with pytest.raises(ValueError, match="`snr`"):
+        S.PredictorCorrector(snr=float("inf"))
+    with pytest.raises(ValueError, match="`corrector_scale`"):
+        S.PredictorCorrector(corrector_scale=float("inf"))
+    with pytest.raises(ValueError, match="`corrector_scale`"):
+        S.PredictorCorrector(corrector_scale=-1.0)
+    with pytest.raises(ValueError, match="`method`"):
+        S.sample(S.Heun, lambda x, t: x, jo.OU(), np.zeros((2, 1)), t_start=1.0, t_end=0.1, num_steps=2)
+    with pytest.raises(ValueError, match="`dtype`"):
+        S.euler(lambda x, t: x, jo.OU(), np.zeros((2, 1)), t_start=1.0, t_end=0.1, num_steps=2, dtype=np.int32)
+
+
+def test_t_below_float32_resolution_is_rejected_before_the_run(gauss):
+    """t = 1e-40 is > 0 but rounds to zero in float32 (before: the run returned NaN)."""
+    _, sched, score = gauss
+    x32 = np.zeros((2, 2), np.float32)
+    with pytest.raises(ValueError, match="`t_end`.*float32"):
+        S.ddim(score, sched, x32, t_start=1.0, t_end=1e-40, num_steps=3)
+    S.ddim(score, sched, x32.astype(np.float64), t_start=1.0, t_end=1e-40, num_steps=3)  # fine in float64

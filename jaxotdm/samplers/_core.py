@@ -10,6 +10,15 @@ A sampler *method* is an immutable PyTree with an init/step pair::
 deterministic methods). :func:`sample` runs the steps over a time grid in one ``lax.scan``. The NFE is
 exact by construction: inside the scan body the score is wrapped in a counter, so the count added per
 step is the number of score calls the traced step actually makes, not a declared constant.
+
+Divergence is detected: the largest sample norm is compared with the scale the samples should have at
+that time, ``ref(t) = alpha_t R + sigma_t (sqrt(d) + 4)`` (``R`` the data radius, ``score.measure.radius``
+when the score exposes its measure, else ``sqrt(d)``, data in ``[-1, 1]^d``). If at ``t_end`` the ratio
+exceeds :data:`DIVERGENCE_FACTOR` times its value at the start (or 1), the result's ``status`` is
+``Status.DIVERGED`` (``NONFINITE`` for NaN/inf) and an eager call warns (:class:`ConvergenceWarning`).
+The largest ratio over the whole run is returned as ``scale_ratio``: coarse stochastic steps often
+overshoot mid-run (by up to ~15x with 5 Euler-Maruyama steps on VE) and recover by the end, so the
+status judges the samples that are returned.
 """
 
 from __future__ import annotations
@@ -20,13 +29,18 @@ from typing import NamedTuple
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxotdm import _validation as V
+from jaxotdm._status import Status, report
 from jaxotdm._types import Array, ArrayLike, Float, Int
-from jaxotdm.samplers._grid import time_grid
+from jaxotdm.samplers._grid import check_times, time_grid
 from jaxotdm.schedules import Schedule
 
-__all__ = ["SampleResult", "sample"]
+__all__ = ["SampleResult", "sample", "DIVERGENCE_FACTOR"]
+
+DIVERGENCE_FACTOR = 5.0
+"""A run is flagged ``DIVERGED`` when its samples exceed this multiple of the scale they should have."""
 
 
 class SampleResult(NamedTuple):
@@ -38,12 +52,19 @@ class SampleResult(NamedTuple):
         num_steps: number of steps taken.
         times: the time grid ``t_start = t_0 > ... > t_K = t_end`` (for the adaptive flow: the two
             endpoints).
+        status: ``int32`` :class:`~jaxotdm._status.Status`: ``SUCCESS``, ``DIVERGED`` (samples left
+            :data:`DIVERGENCE_FACTOR` times their expected scale), ``NONFINITE``, or (adaptive flow) the
+            solver's failure.
+        scale_ratio: the largest ``max |x| / ref(t)`` over the run, relative to its starting value (``ref``
+            in the module docstring); about 1 for an accurate run, larger when coarse steps overshoot.
     """
 
     points: Float[Array, "... d"]
     nfe: Int[Array, ""]
     num_steps: Int[Array, ""]
     times: Float[Array, " k"]
+    status: Int[Array, ""]
+    scale_ratio: Float[Array, ""]
 
 
 class _Counted:
@@ -58,15 +79,44 @@ class _Counted:
         return self.score(x, t)
 
 
+def _data_radius(score, d: int, dtype):
+    """``score.measure.radius`` when the score exposes its measure, else ``sqrt(d)`` (data in [-1, 1]^d)."""
+    measure = getattr(score, "measure", None)
+    radius = getattr(measure, "radius", None) if measure is not None else None
+    if radius is None:
+        return jnp.asarray(np.sqrt(d), dtype)
+    return jnp.asarray(radius, dtype)
+
+
+def _scale(schedule, t, radius, d: int):
+    """``ref(t) = alpha_t R + sigma_t (sqrt(d) + 4)``: where samples of ``p_t`` live."""
+    return schedule.alpha(t) * radius + schedule.sigma(t) * (np.sqrt(d) + 4.0)
+
+
+def _ratio(x, ref):
+    return jnp.max(jnp.sqrt(jnp.sum(x * x, axis=-1))) / ref
+
+
+def _divergence_status(ratio0, final_ratio, max_ratio, points):
+    """NONFINITE, DIVERGED (judged on the final samples) or SUCCESS, and the run's largest scale ratio."""
+    norm = jnp.maximum(ratio0, 1.0)
+    diverged = ~(final_ratio <= DIVERGENCE_FACTOR * norm)  # NaN counts as diverged
+    status = jnp.where(diverged, Status.DIVERGED, Status.SUCCESS)
+    status = jnp.where(jnp.all(jnp.isfinite(points)), status, Status.NONFINITE)
+    return status.astype(jnp.int32), max_ratio / norm
+
+
 @eqx.filter_jit
 def _drive(method_type, method, score, schedule, x, times, noise_key, noises):
     # ``method_type`` is static: empty flax dataclasses of different classes have equal treedefs, so
     # the class must be part of the cache key.
     del method_type
     num_steps = times.shape[0] - 1
+    d = x.shape[-1]
+    radius = _data_radius(score, d, x.dtype)
 
     def body(carry, inputs):
-        state, nfe = carry
+        state, nfe, worst = carry
         k, t, s, noise_k = inputs
         if noises is not None:
             noise = lambda i: noise_k[i]
@@ -79,31 +129,64 @@ def _drive(method_type, method, score, schedule, x, times, noise_key, noises):
         new = method.step(counted, schedule, state, t, s, noise)
         # Keep the carry's dtypes (a float64 score must not promote a float32 run).
         new = jax.tree.map(lambda a, b: jnp.asarray(a).astype(b.dtype), new, state)
-        return (new, nfe + counted.calls), None
+        r = _ratio(method.points(new), _scale(schedule, s, radius, d)).astype(worst.dtype)
+        worst = jnp.where(jnp.isnan(r) | (r > worst), r, worst)  # NaN sticks
+        return (new, nfe + counted.calls, worst), None
 
-    init = (method.init(x), jnp.zeros((), jnp.int32))
+    ratio0 = _ratio(x, _scale(schedule, times[0], radius, d)).astype(x.dtype)
+    init = (method.init(x), jnp.zeros((), jnp.int32), ratio0)
     ks = jnp.arange(num_steps)
-    (state, nfe), _ = jax.lax.scan(body, init, (ks, times[:-1], times[1:], noises))
-    return SampleResult(method.points(state), nfe, jnp.asarray(num_steps, jnp.int32), times)
+    (state, nfe, worst), _ = jax.lax.scan(body, init, (ks, times[:-1], times[1:], noises))
+    points = method.points(state)
+    final = _ratio(points, _scale(schedule, times[-1], radius, d)).astype(x.dtype)
+    status, scale_ratio = _divergence_status(ratio0, final, worst, points)
+    return SampleResult(points, nfe, jnp.asarray(num_steps, jnp.int32), times, status, scale_ratio)
+
+
+def _warn(result: SampleResult, what: str) -> SampleResult:
+    """Eagerly: a ConvergenceWarning when the run diverged or went non-finite (inside jit: status only)."""
+    if isinstance(result.status, jax.core.Tracer):
+        return result
+    report(result.status, what=what, warn=True,
+           detail=f"samples reached {float(result.scale_ratio):.3g} times their expected scale; use more steps or "
+                  "the method's default grid (grid=None)")
+    return result
+
+
+def _check_method(method):
+    needed = ("init", "step", "points", "evals_per_step", "stochastic")
+    if isinstance(method, type) or not all(hasattr(method, a) for a in needed):
+        raise V.ArgumentTypeError(
+            "`method` must be a sampler method object such as jaxotdm.samplers.Heun() (with init/step/points), "
+            f"got {method!r}."
+        )
+
+
+def _work_dtype(x, dtype):
+    """The run's floating dtype: ``dtype``, else that of a floating ``x``, else the default float."""
+    if dtype is not None:
+        try:
+            dt = np.dtype(dtype)
+        except TypeError as exc:
+            raise V.ArgumentTypeError(f"`dtype` must be a floating dtype, got {dtype!r}.") from exc
+        if not np.issubdtype(dt, np.floating):
+            raise V.ArgumentTypeError(f"`dtype` must be a floating dtype, got {dtype!r}.")
+        return jnp.dtype(jnp.zeros((), dt).dtype)  # canonical (float64 -> float32 without x64)
+    xd = getattr(x, "dtype", None)
+    if xd is not None and np.issubdtype(np.dtype(xd), np.floating):
+        return jnp.zeros((), xd).dtype
+    return jnp.result_type(float)
 
 
 def _check_score_schedule(score, schedule):
-    if not callable(score):
-        raise ValueError(f"`score` must be callable as score(x, t), got {type(score).__name__}.")
+    if not callable(score) or isinstance(score, type):
+        raise V.ArgumentTypeError(f"`score` must be callable as score(x, t), got {score!r}.")
     if not isinstance(schedule, Schedule):
-        raise ValueError(f"`schedule` must be a jaxotdm Schedule, got {type(schedule).__name__}.")
+        raise V.ArgumentTypeError(f"`schedule` must be a jaxotdm Schedule instance, got {schedule!r}.")
 
 
-def _check_times(schedule, t_start, t_end):
-    for name, t in (("t_start", t_start), ("t_end", t_end)):
-        if jnp.ndim(t) != 0:
-            raise ValueError(f"`{name}` must be a scalar, got shape {jnp.shape(t)}.")
-        V.check_time(t, name, t_max=schedule.t_max)
-    if V.is_concrete(t_start) and V.is_concrete(t_end) and not float(t_end) < float(t_start):
-        raise ValueError(
-            f"`t_end` must be < `t_start` (samplers run backward in time), got t_start={float(t_start)}, "
-            f"t_end={float(t_end)}."
-        )
+def _check_times(schedule, t_start, t_end, dtype=None):
+    check_times(schedule, t_start, t_end, dtype=dtype)
 
 
 @jax.jit
@@ -116,9 +199,14 @@ def _initial_points(score, schedule, x, t_start, key, shape, dtype):
     if x is None:
         if shape is None:
             raise ValueError("pass the initial points `x`, or `shape` (and `key`) to draw them from the prior.")
-        shape = tuple(shape)
-        if len(shape) < 1 or not all(isinstance(n, int) and n >= 1 for n in shape):
+        try:
+            shape = tuple(shape)
+        except TypeError as exc:
+            raise V.ArgumentTypeError(f"`shape` must be a tuple of positive ints (..., d), got {shape!r}.") from exc
+        if len(shape) < 1 or not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 1
+                                     for n in shape):
             raise ValueError(f"`shape` must be a tuple of positive ints (..., d), got {shape!r}.")
+        shape = tuple(int(n) for n in shape)
         V.check_key(key)
         key, k_prior = jax.random.split(key)
         dtype = jnp.result_type(float) if dtype is None else dtype
@@ -135,6 +223,8 @@ def _initial_points(score, schedule, x, t_start, key, shape, dtype):
             raise ValueError(f"`x` must have shape (..., d), got {tuple(x.shape)}.")
         if V.is_concrete(x) and not bool(_all_finite(x)):  # one fused dispatch; check_finite names the count
             V.check_finite(x, "x")
+    if x.shape[-1] < 1:
+        raise ValueError(f"`x` must have shape (..., d) with d >= 1, got {tuple(x.shape)}.")
     dim = getattr(score, "dim", None)
     if isinstance(dim, int) and x.shape[-1] != dim:
         raise ValueError(f"`x` (or `shape`) must have last dimension {dim} to match `score`, got {tuple(x.shape)}.")
@@ -166,7 +256,7 @@ def sample(
     t_end: ArrayLike,
     num_steps: int | None = None,
     nfe: int | None = None,
-    grid="uniform",
+    grid=None,
     key=None,
     shape: tuple[int, ...] | None = None,
     dtype=None,
@@ -182,13 +272,16 @@ def sample(
         t_start, t_end: ``0 < t_end < t_start < schedule.t_max``.
         num_steps, nfe: exactly one: the number of steps, or the score-evaluation budget (a multiple of
             ``method.evals_per_step``).
-        grid: a name in :data:`~jaxotdm.samplers.GRIDS`, a grid object or an explicit array of times.
+        grid: ``None`` (default) for the method's own grid, ``method.default_grid(schedule)`` (log-SNR for
+            the exponential integrators, Karras ``rho = 7`` for the others); a name in
+            :data:`~jaxotdm.samplers.GRIDS`, a grid object or an explicit array of times.
         key: PRNG key; required for the prior draw and for stochastic methods.
         shape: shape of the prior draw when ``x`` is ``None``.
         dtype: floating dtype (default: that of ``x``, or the default float).
 
     Returns:
-        A :class:`SampleResult` (points at ``t_end``, exact ``nfe``, ``num_steps``, ``times``).
+        A :class:`SampleResult` (points at ``t_end``, exact ``nfe``, ``num_steps``, ``times``, ``status``,
+        ``scale_ratio``). A diverged or non-finite run warns (eagerly) and says so in ``status``.
 
     Example:
         >>> import jax, jax.numpy as jnp, jaxotdm as jo
@@ -200,15 +293,20 @@ def sample(
         >>> int(out.nfe), out.points.shape
         (20, (8, 1))
     """
+    _check_method(method)
     _check_score_schedule(score, schedule)
-    _check_times(schedule, t_start, t_end)
+    work = _work_dtype(x, dtype)
+    _check_times(schedule, t_start, t_end, dtype=work)
     k = _num_steps(method, num_steps, nfe)
     if method.stochastic or x is None:
         V.check_key(key)
     x, key = _initial_points(score, schedule, x, t_start, key, shape, dtype)
+    if grid is None:
+        grid = method.default_grid(schedule) if hasattr(method, "default_grid") else "log_snr"
     times = time_grid(schedule, t_start, t_end, k, grid, dtype=x.dtype)
     noise_key = key if method.stochastic else None
-    return _drive(type(method), method, score, schedule, x, times, noise_key, None)
+    out = _drive(type(method), method, score, schedule, x, times, noise_key, None)
+    return _warn(out, f"sample ({type(method).__name__})")
 
 
 def _sample_with_noise(method, score, schedule, x, times, noises) -> SampleResult:
@@ -230,7 +328,7 @@ def make_sampler_function(method_cls, name: str, order_doc: str):
         t_end: ArrayLike,
         num_steps: int | None = None,
         nfe: int | None = None,
-        grid="uniform",
+        grid=None,
         key=None,
         shape: tuple[int, ...] | None = None,
         dtype=None,

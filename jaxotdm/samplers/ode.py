@@ -3,8 +3,13 @@
 Every method is an immutable PyTree with ``init``/``step``/``points`` (see :mod:`jaxotdm.samplers._core`)
 and a function of the same name runs it over a time grid with an exact NFE count.
 
-* :class:`Euler` (order 1, 1 NFE/step) and :class:`Heun` (order 2, 2 NFE/step, Karras et al. 2022,
-  Alg. 1 without the stochastic churn) integrate the ODE in ``t``.
+* :class:`Euler` (order 1, 1 NFE/step) integrates the ODE in ``t``. :class:`Heun` (order 2, 2 NFE/step) is
+  Karras et al.'s (2022) second-order sampler (their Algorithm 1 without stochastic churn) on their
+  normalised ODE ``d(x / alpha) / d s = (x / alpha - D(x, t)) / s`` in the noise-to-signal ratio
+  ``s = sigma / alpha`` (for :class:`~jaxotdm.EDM`, ``s = t``: Heun in ``t``). In ``s`` each Euler
+  predictor is a convex combination of the point and its denoised value, so it does not overshoot on
+  coarse grids as Heun in ``t`` does (with 5 steps Heun in ``t`` left the data scale by 15x on
+  :class:`~jaxotdm.VE`; in ``s`` it stays within 1.05x).
 * :class:`DDIM` (order 1, 1 NFE/step; Song, Meng & Ermon 2021 with ``eta = 0``) is the first-order
   exponential integrator: ``x_s = (sigma_s / sigma_t) x_t + alpha_s (1 - e^{-h}) D(x_t, t)`` with the
   denoiser ``D = (x + sigma^2 score) / alpha`` and ``h = lambda_s - lambda_t``, where here
@@ -16,18 +21,39 @@ and a function of the same name runs it over a time grid with an exact NFE count
   prediction; the first step is first order (DDIM).
 
 All act on a batch ``x`` of shape ``(..., d)``; the score is called on the whole batch.
+
+Default grid (``grid=None``): equal steps in the log-SNR for every method. Measured on the exact score
+of a 64-point 2-D dataset, from each schedule's usual start time with 10 NFE, it is the only one of the
+standard grids that kept every method within 1.4x of the data scale on every schedule (equal steps in
+``t`` diverged, by up to 1000x; Karras' ``rho = 7`` grid by up to 30x for the DPM-Solvers).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+import jax
 import jax.numpy as jnp
 
+from jaxotdm import _validation as V
 from jaxotdm._pytree import pytree_dataclass
+from jaxotdm._status import Status
 from jaxotdm._types import Array, ArrayLike, Float
 from jaxotdm.flow import flow_map, probability_flow_velocity
-from jaxotdm.samplers._core import SampleResult, make_sampler_function
+from jaxotdm.samplers._core import (
+    SampleResult,
+    _check_score_schedule,
+    _check_times,
+    _data_radius,
+    _divergence_status,
+    _initial_points,
+    _ratio,
+    _scale,
+    _warn,
+    _work_dtype,
+    make_sampler_function,
+)
+from jaxotdm.samplers._grid import UniformLogSNR
 from jaxotdm.schedules import Schedule
 
 __all__ = [
@@ -78,6 +104,10 @@ class _Deterministic:
     evals_per_step = 1
     stochastic = False
 
+    def default_grid(self, schedule):
+        """Equal steps in the log-SNR (the safe default for every method; see the module docstring)."""
+        return UniformLogSNR()
+
     def init(self, x):
         return x
 
@@ -97,16 +127,24 @@ class Euler(_Deterministic):
 
 @pytree_dataclass
 class Heun(_Deterministic):
-    """Heun's method (explicit trapezoid) on the probability-flow ODE in ``t`` (order 2, 2 NFE per step)."""
+    """Karras et al.'s Heun sampler (order 2, 2 NFE per step): the explicit trapezoid rule on the normalised
+    probability-flow ODE ``d x_hat / d s = (x_hat - D) / s``, ``x_hat = x / alpha``, ``s = sigma / alpha``.
+
+    For :class:`~jaxotdm.EDM` (``alpha = 1``, ``sigma = t``) this is Heun's method in ``t``.
+    """
 
     order = 2
     evals_per_step = 2
 
     def step(self, score, schedule, x, t, s, noise=None):
-        dt = s - t
-        d1 = probability_flow_velocity(score, schedule, x, t)
-        d2 = probability_flow_velocity(score, schedule, x + dt * d1, s)
-        return x + 0.5 * dt * (d1 + d2)
+        a_t, a_s = schedule.alpha(t), schedule.alpha(s)
+        n_t, n_s = schedule.sigma(t) / a_t, schedule.sigma(s) / a_s
+        dn = n_s - n_t
+        x_hat = x / a_t
+        d1 = (x_hat - _denoise(score, schedule, x, t)) / n_t
+        x_pred = x_hat + dn * d1  # Euler predictor: (n_s / n_t) x_hat + (1 - n_s / n_t) D, no overshoot
+        d2 = (x_pred - _denoise(score, schedule, a_s * x_pred, s)) / n_s
+        return a_s * (x_hat + 0.5 * dn * (d1 + d2))
 
 
 @pytree_dataclass
@@ -114,6 +152,10 @@ class DDIM(_Deterministic):
     """Deterministic DDIM (``eta = 0``) = first-order exponential integrator (order 1, 1 NFE per step)."""
 
     order = 1
+
+    def default_grid(self, schedule):
+        """Equal steps in the log-SNR, the variable the exponential integrator is derived in."""
+        return UniformLogSNR()
 
     def step(self, score, schedule, x, t, s, noise=None):
         h = _lam(schedule, s) - _lam(schedule, t)
@@ -127,6 +169,10 @@ class DPMSolver2(_Deterministic):
 
     order = 2
     evals_per_step = 2
+
+    def default_grid(self, schedule):
+        """Equal steps in the log-SNR, the variable the exponential integrator is derived in."""
+        return UniformLogSNR()
 
     def step(self, score, schedule, x, t, s, noise=None):
         r1 = 0.5
@@ -146,6 +192,10 @@ class DPMSolver3(_Deterministic):
 
     order = 3
     evals_per_step = 3
+
+    def default_grid(self, schedule):
+        """Equal steps in the log-SNR, the variable the exponential integrator is derived in."""
+        return UniformLogSNR()
 
     def step(self, score, schedule, x, t, s, noise=None):
         r1, r2 = 1.0 / 3.0, 2.0 / 3.0
@@ -179,6 +229,10 @@ class DPMSolverPP2M:
     evals_per_step = 1
     stochastic = False
 
+    def default_grid(self, schedule):
+        """Equal steps in the log-SNR, the variable the exponential integrator is derived in."""
+        return UniformLogSNR()
+
     def init(self, x):
         return (x, jnp.zeros_like(x), jnp.ones((), x.dtype), jnp.ones((), bool))
 
@@ -196,7 +250,7 @@ class DPMSolverPP2M:
 
 
 euler = make_sampler_function(Euler, "euler", "Euler on the probability-flow ODE (order 1, 1 NFE per step).")
-heun = make_sampler_function(Heun, "heun", "Heun on the probability-flow ODE (order 2, 2 NFE per step; use ``grid='edm'`` for EDM).")
+heun = make_sampler_function(Heun, "heun", "Karras et al.'s Heun sampler on the probability-flow ODE (order 2, 2 NFE per step).")
 ddim = make_sampler_function(DDIM, "ddim", "Deterministic DDIM, ``eta = 0`` (order 1, 1 NFE per step).")
 dpm_solver_2 = make_sampler_function(DPMSolver2, "dpm_solver_2", "Single-step DPM-Solver-2 (order 2, 2 NFE per step).")
 dpm_solver_3 = make_sampler_function(DPMSolver3, "dpm_solver_3", "Single-step DPM-Solver-3 (order 3, 3 NFE per step).")
@@ -217,11 +271,14 @@ def adaptive_flow(
     rtol: float = 1e-5,
     atol: float = 1e-5,
     max_steps: int = 16_384,
+    throw: bool = True,
 ) -> SampleResult:
     """The adaptive diffrax probability flow (:func:`jaxotdm.flow_map`) as a sampler.
 
     Same starting conventions as the fixed-step samplers; ``nfe`` and ``num_steps`` are diffrax's exact
-    counts (attempted steps, including rejected ones) and ``times`` holds the two endpoints.
+    counts (attempted steps, including rejected ones) and ``times`` holds the two endpoints. The solver's
+    outcome is read: with ``throw=True`` (default) a failed solve raises (see :func:`~jaxotdm.flow_map`);
+    with ``throw=False`` it is returned in ``status``. Divergence is detected as for the fixed-step samplers.
 
     Example:
         >>> import jax, jax.numpy as jnp, jaxotdm as jo
@@ -232,11 +289,19 @@ def adaptive_flow(
         ...               key=jax.random.key(0), shape=(4, 2)).points.shape
         (4, 2)
     """
-    from jaxotdm.samplers._core import _check_score_schedule, _check_times, _initial_points
-
     _check_score_schedule(score, schedule)
-    _check_times(schedule, t_start, t_end)
+    _check_times(schedule, t_start, t_end, dtype=_work_dtype(x, dtype))
     x, _ = _initial_points(score, schedule, x, t_start, key, shape, dtype)
-    out = flow_map(score, schedule, x, t_start, t_end, solver=solver, rtol=rtol, atol=atol, max_steps=max_steps)
+    out = flow_map(score, schedule, x, t_start, t_end, solver=solver, rtol=rtol, atol=atol, max_steps=max_steps,
+                   throw=V.check_bool(throw, "throw"))
     times = jnp.asarray([t_start, t_end], x.dtype)
-    return SampleResult(out.points, out.nfe, out.num_steps, times)
+    d = x.shape[-1]
+    radius = _data_radius(score, d, x.dtype)
+    ratio0 = _ratio(x, _scale(schedule, times[0], radius, d))
+    ratio1 = _ratio(out.points, _scale(schedule, times[1], radius, d))
+    status, scale_ratio = _divergence_status(ratio0, ratio1, jnp.maximum(ratio0, ratio1), out.points)
+    status = jnp.where(out.status != Status.SUCCESS, out.status, status).astype(jnp.int32)
+    result = SampleResult(out.points, out.nfe, out.num_steps, times, status, scale_ratio)
+    if isinstance(status, jax.core.Tracer) or int(out.status) == Status.SUCCESS:
+        return _warn(result, "adaptive_flow")
+    return result  # a solver failure with throw=False: reported in ``status``, as flow_map does
