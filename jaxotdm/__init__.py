@@ -11,7 +11,7 @@ Submodules: :mod:`~jaxotdm.schedules`, :mod:`~jaxotdm.measures`, :mod:`~jaxotdm.
 from jaxotdm import data, metrics, networks, ot, samplers, training, verify
 from jaxotdm.flow import SOLVERS, FlowResult, flow_map, probability_flow_velocity
 from jaxotdm.measures import EmpiricalMeasure, GaussianMeasure
-from jaxotdm.networks import MLP, LearnedScore, ScoreModel, UNet
+from jaxotdm.networks import MLP, LearnedScore, ScoreModel, UNet, load_score
 from jaxotdm.ot import (
     AdamSolver,
     NewtonSolver,
@@ -47,6 +47,7 @@ __all__ = [
     "UNet",
     "ScoreModel",
     "LearnedScore",
+    "load_score",
     "MLP",
     "EDM",
     "OU",

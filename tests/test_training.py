@@ -388,16 +388,17 @@ def test_final_checkpoint_is_written_before_the_last_evaluation(tmp_path):
 
 
 class _Fuse(nn.Module):
-    """Outputs NaN once |fuse| > 0.5; Adam moves ``fuse`` by about the learning rate per step (its gradient
-    has a constant sign), so a high rate blows up within a few steps and a low one never does."""
+    """Predicts the noise as the constant ``fuse - 10`` and outputs NaN once ``fuse > 0.5``. The loss
+    ``(fuse - 10)^2 + 1`` pulls ``fuse`` up; Adam moves it by the learning rate per step (a gradient of constant
+    sign), so a high rate blows up within a few steps and a low one does not."""
 
     num_classes = None
 
     @nn.compact
     def __call__(self, x, log_snr, labels=None):
         fuse = self.param("fuse", nn.initializers.zeros, ())
-        out = nn.Dense(x.shape[-1])(x) + 0.0 * log_snr[..., None] + 0.01 * fuse
-        return out + jnp.where(jnp.abs(jax.lax.stop_gradient(fuse)) > 0.5, jnp.nan, 0.0)
+        out = jnp.zeros_like(x) + 0.0 * log_snr[..., None] + (fuse - 10.0)
+        return out + jnp.where(jax.lax.stop_gradient(fuse) > 0.5, jnp.nan, 0.0)
 
 
 def test_nan_stop_then_resume_with_a_lower_learning_rate(tmp_path):

@@ -190,31 +190,6 @@ def generate(saved, s, args):
     return np.asarray(out.points), int(out.nfe), extra
 
 
-def _write_png(path: Path, x: np.ndarray, saved, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from jaxotdm.cli._common import image_grid
-
-    shape = saved.data.get("shape")
-    if shape is not None:
-        scale = saved.data.get("scale")
-        lo, hi = scale if scale is not None else (-1.0, 1.0)
-        img = 2.0 * (np.asarray(x[:128], np.float64) - lo) / (hi - lo) - 1.0  # the grid draws [-1, 1]
-        image_grid(np.clip(img, -1, 1), tuple(shape[:2]) if shape[2] == 1 else tuple(shape), path, title=title)
-        return
-    fig, ax = plt.subplots(figsize=(4, 4))
-    if x.shape[1] >= 2:
-        ax.scatter(x[:, 0], x[:, 1], s=3)
-    else:
-        ax.hist(x[:, 0], bins=50)
-    ax.set_title(title, fontsize=8)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-
-
 def run(args) -> int:
     import io
 
@@ -237,7 +212,9 @@ def run(args) -> int:
     what = f"{s['sampler']}, {nfe} NFE" + (f", OT prior T'={s['t_prime']:g} tau={s['tau']:g}" if args.ot_prior else "")
     if args.label is not None:
         what += f", class {args.label}" + (f", guidance {args.guidance:g}" if args.guidance else "")
-    _write_png(out.with_suffix(".png"), x, saved, what)
+    from jaxotdm.cli._model_figures import samples_png
+
+    samples_png(out.with_suffix(".png"), x, saved, what)
     meta = {"checkpoint": str(Path(args.checkpoint).resolve()), "num_samples": int(len(x)), "dim": int(x.shape[1]),
             "units": "data" if scale is not None else "model", "scale": scale, "clipped": bool(args.clip),
             "sampler": s["sampler"], "grid": s["grid"], "nfe": nfe, "t_start": s["t_start"], "t_end": args.t_end,

@@ -23,6 +23,7 @@ import argparse
 import math
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -152,23 +153,16 @@ def resolve(args) -> dict:
     bad = [tp for tp in s["t_prime"] if not args.t_end < tp < T]
     if bad:
         raise ValueError(f"`--t-prime` values must lie in (--t-end, --T) = ({args.t_end}, {T}), got {bad}.")
-    if args.ddpm_steps < 1:
-        raise ValueError(f"`--ddpm-steps` must be an integer >= 1, got {args.ddpm_steps}.")
-    if args.classifier_steps < 1:
-        raise ValueError(f"`--classifier-steps` must be an integer >= 1, got {args.classifier_steps}.")
-    if args.train_size < 0:
-        raise ValueError(f"`--train-size` must be >= 0 (0 = all), got {args.train_size}.")
-    if args.num_samples is not None and args.num_samples < 4:
-        raise ValueError(f"`--num-samples` must be >= 4, got {args.num_samples}.")
-    if args.max_points is not None and args.max_points < 1:
-        raise ValueError(f"`--max-points` must be >= 1, got {args.max_points}.")
+    for name, low in (("ddpm_steps", 1), ("classifier_steps", 1), ("train_size", 0), ("num_samples", 4),
+                      ("max_points", 1)):
+        v = getattr(args, name)
+        if v is not None and v < low:
+            raise ValueError(f"`--{name.replace('_', '-')}` must be an integer >= {low}, got {v}.")
     s["T"] = T
     return s
 
 
 def _check_output(out: str, overwrite: bool):
-    from pathlib import Path
-
     folder = Path(out)
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"`--out` {out!r} exists and is not a folder.")

@@ -169,30 +169,22 @@ def resolve(args) -> dict:
     s = {k: (getattr(args, k) if getattr(args, k, None) is not None else v) for k, v in defaults.items()}
     if args.quick and args.steps is None:
         s["steps"] = max(10, s["steps"] // 10)
-    for name in ("steps", "batch_size", "features", "depth", "embedding_dim", "channels", "expansion"):
+    ints = [(n, s[n], 1) for n in ("steps", "batch_size", "features", "depth", "embedding_dim", "channels",
+                                   "expansion")]
+    ints += [(n, getattr(args, n), 1) for n in ("checkpoint_every", "eval_samples", "log_every", "num_points",
+                                                 "eval_every", "max_train")]
+    ints += [("warmup_steps", s["warmup_steps"], 0), ("lr_decay_start", s["lr_decay_start"], 1)]
+    for name, v, low in ints:
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < low):
+            raise ValueError(f"`--{name.replace('_', '-')}` must be an integer >= {low}, got {v!r}.")
+    for name, lo, hi, closed in (("lr", 0.0, math.inf, False), ("ema_decay", 0.0, 1.0, True),
+                                 ("label_dropout", 0.0, 1.0, True), ("p_std", 0.0, math.inf, False)):
         v = s[name]
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"`--{name.replace('_', '-')}` must be an integer >= 1, got {v!r}.")
-    for name in ("checkpoint_every", "eval_samples", "log_every", "num_points"):
-        v = getattr(args, name)
-        if v < 1:
-            raise ValueError(f"`--{name.replace('_', '-')}` must be an integer >= 1, got {v}.")
-    if args.eval_every is not None and args.eval_every < 1:
-        raise ValueError(f"`--eval-every` must be an integer >= 1, got {args.eval_every}.")
-    if args.max_train is not None and args.max_train < 1:
-        raise ValueError(f"`--max-train` must be an integer >= 1, got {args.max_train}.")
-    if s["warmup_steps"] < 0:
-        raise ValueError(f"`--warmup-steps` must be >= 0, got {s['warmup_steps']}.")
-    if s["lr_decay_start"] is not None and s["lr_decay_start"] < 1:
-        raise ValueError(f"`--lr-decay-start` must be >= 1, got {s['lr_decay_start']}.")
-    if not (math.isfinite(s["lr"]) and s["lr"] > 0):
-        raise ValueError(f"`--lr` must be a finite number > 0, got {s['lr']}.")
-    if not (math.isfinite(s["ema_decay"]) and 0.0 <= s["ema_decay"] < 1.0):
-        raise ValueError(f"`--ema-decay` must be in [0, 1), got {s['ema_decay']}.")
-    if not (math.isfinite(s["label_dropout"]) and 0.0 <= s["label_dropout"] < 1.0):
-        raise ValueError(f"`--label-dropout` must be in [0, 1), got {s['label_dropout']}.")
-    if not (math.isfinite(s["p_mean"]) and math.isfinite(s["p_std"]) and s["p_std"] > 0):
-        raise ValueError(f"`--p-std` must be > 0 and `--p-mean` finite, got {s['p_mean']}, {s['p_std']}.")
+        if not (math.isfinite(v) and (lo <= v if closed else lo < v) and v < hi):
+            raise ValueError(f"`--{name.replace('_', '-')}` must be a finite number in {'[' if closed else '('}{lo:g}, "
+                             f"{hi:g}), got {v}.")
+    if not math.isfinite(s["p_mean"]):
+        raise ValueError(f"`--p-mean` must be finite, got {s['p_mean']}.")
     if not 0.0 < args.test_fraction < 1.0:
         raise ValueError(f"`--test-fraction` must be in (0, 1), got {args.test_fraction}.")
     if not (math.isfinite(args.t_min) and args.t_min > 0):
@@ -365,63 +357,6 @@ def _make_eval(objective, x_tr, x_te, y_te, args):
     return evaluate
 
 
-def _plot(path: Path, losses: np.ndarray, evaluations: list[dict], title: str) -> None:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(9, 3.6))
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, 2, 1)
-    steps = np.arange(1, len(losses) + 1)
-    ax.plot(steps, losses, lw=0.5, alpha=0.4, label="loss")
-    if len(losses) >= 10:
-        w = max(1, len(losses) // 50)
-        smooth = np.convolve(losses, np.ones(w) / w, mode="valid")
-        ax.plot(steps[w - 1 :], smooth, lw=1.5, label=f"moving average ({w})")
-    if evaluations:
-        ax.plot([e["step"] for e in evaluations], [e["val_loss"] for e in evaluations], "o-", label="held-out (EMA)")
-    ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7)
-    ax2 = fig.add_subplot(1, 2, 2)
-    keys = [k for k in (evaluations[0] if evaluations else {}) if k.startswith("score_rel_err")]
-    for k in keys:
-        ax2.plot([e["step"] for e in evaluations], [e[k] for e in evaluations], "o-", label=k.split("@")[1])
-    ax2.axhline(0.15, color="k", lw=0.8, ls="--", label="quality bar 0.15")
-    ax2.set_yscale("log")
-    ax2.set_xlabel("step")
-    ax2.set_title("relative L2 error vs exact score of the training split (EMA)", fontsize=9)
-    ax2.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-
-
-def _samples_png(out: Path, score, image_shape, x_tr, seed: int, t_start: float) -> None:
-    import jax
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from jaxotdm.cli._common import image_grid
-    from jaxotdm.samplers import DPMSolverPP2M, sample
-
-    res = sample(DPMSolverPP2M(), score, score.schedule, t_start=t_start, t_end=1e-3, nfe=50, grid="log_snr",
-                 key=jax.random.key(seed + 12345), shape=(64 if image_shape else 512, x_tr.shape[1]), dtype=x_tr.dtype)
-    pts = np.asarray(res.points)
-    if image_shape is not None:
-        image_grid(np.clip(pts, -1, 1), image_shape[:2] if image_shape[2] == 1 else image_shape, out / "samples.png",
-                   title="EMA model, DPM-Solver++(2M), 50 NFE", ncol=16)
-        return
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(4, 4))
-    ax.scatter(x_tr[:, 0], x_tr[:, 1], s=2, alpha=0.3, label="training data")
-    ax.scatter(pts[:, 0], pts[:, 1], s=2, label="samples")
-    ax.legend(fontsize=7)
-    fig.savefig(out / "samples.png", dpi=110)
-    plt.close(fig)
-
-
 # ---------------------------------------------------------------------------------------------- run
 def run(args) -> int:
     from jaxotdm.training import CHECKPOINT_NAME
@@ -459,6 +394,7 @@ def _train(args, s, out, objective, num_classes, x_tr, x_te, y_tr, y_te, image_s
 
     from jaxotdm import networks as N
     from jaxotdm import training as T
+    from jaxotdm.cli import _model_figures as F
 
     evaluate = _make_eval(objective, x_tr, x_te, y_te, args)
     out.mkdir(parents=True, exist_ok=True)
@@ -505,7 +441,7 @@ def _train(args, s, out, objective, num_classes, x_tr, x_te, y_tr, y_te, image_s
     bar.close()
     wall = time.perf_counter() - t0
     title = f"{args.dataset}: {s['network']}, {s['schedule']}, {s['parametrisation']}/{s['weighting']}"
-    _plot(out / "loss.png", np.asarray(losses), evaluations, title)
+    F.loss_figure(out / "loss.png", np.asarray(losses), evaluations, title)
     summary = {"status": message, "steps": final_step, "wall_seconds_this_run": wall,
                "final_loss_mean_last_100": float(np.mean(losses[-100:])) if len(losses) else None,
                "evaluations": evaluations, "learning_rates": history.get("learning_rates"),
@@ -519,7 +455,7 @@ def _train(args, s, out, objective, num_classes, x_tr, x_te, y_tr, y_te, image_s
              "label_dropout": s["label_dropout"], "seed": args.seed}
     N.save_model(out, objective.model, state.ema_params, data=record, extra=extra)
     score = objective.model.bind(state.ema_params)
-    _samples_png(out, score, image_shape, x_tr, args.seed, start_time(s["schedule"]))
+    F.samples_figure(out, score, image_shape, x_tr, args.seed, start_time(s["schedule"]))
     if evaluations:
         last = evaluations[-1]
         errs = ", ".join(f"{k.split('@')[1]}: {v:.3g}" for k, v in last.items() if k.startswith("score_rel_err"))

@@ -195,7 +195,46 @@ def fit(
     x, labels = _check_fit_args(objective, data, steps, batch_size, labels, ema_decay, checkpoint_dir,
                                 checkpoint_every, resume, overwrite, eval_every, eval_fn, log_every, divergence_factor)
     opt, opt_entry, lr = _resolve_optimizer(optimizer, learning_rate)
-    run_config = {
+    run_config = _run_config(objective, x, labels, batch_size, seed, ema_decay, opt_entry, config)
+    base = jax.random.key(seed)
+    data_key = jax.random.fold_in(base, 2)
+    xd = jnp.asarray(x)
+    ld = None if labels is None else jnp.asarray(labels)
+    state = init_train_state(objective.model, opt, xd[:1], key=base, labels_example=None if ld is None else ld[:1])
+    book = _Book(None if checkpoint_dir is None else Path(checkpoint_dir) / CHECKPOINT_NAME, run_config,
+                 divergence_factor)
+    if resume:
+        state = book.resume(state)
+    start = int(state.step)
+    if start > steps:
+        raise ValueError(f"`steps` ({steps}) is below the checkpoint's step ({start}); nothing to resume.")
+    book.record_learning_rate(start, lr)
+    length = min(log_every, steps)
+    k = start
+    while k < steps:
+        stop = min(steps, *((k // e + 1) * e for e in (log_every, eval_every, checkpoint_every) if e))
+        state, log = train_steps(state, xd, ld, data_key, jnp.asarray(stop - k, jnp.int32), length=length,
+                                 objective=objective, optimizer=opt, batch_size=batch_size, ema_decay=ema_decay)
+        chunk = book.take(jax.device_get(log), state, k)
+        k = stop
+        if callback is not None:
+            callback(k, chunk)
+        if book.path is not None and (_at(k, checkpoint_every) or k == steps):
+            book.checkpoint(state, k, final=k == steps)
+        if eval_fn is not None and (_at(k, eval_every) or k == steps):
+            book.evaluate(eval_fn, state, k)
+    last = book.path if (book.path is not None and start == steps) else book.last_path
+    return FitResult(state, np.asarray(book.history["losses"], np.float64), book.history["evaluations"], last, start,
+                     book.history)
+
+
+def _at(k: int, every: int | None) -> bool:
+    return bool(every) and k % every == 0
+
+
+def _run_config(objective, x, labels, batch_size, seed, ema_decay, opt_entry, config) -> dict:
+    """The settings a resumed run must share with the checkpoint (not the learning rate)."""
+    return {
         "model": repr(objective.model),
         "weighting": repr(objective.weighting),
         "time_distribution": repr(objective.time_distribution),
@@ -210,80 +249,68 @@ def fit(
         "optimizer": opt_entry,
         **(config or {}),
     }
-    base = jax.random.key(seed)
-    data_key = jax.random.fold_in(base, 2)
-    xd = jnp.asarray(x)
-    ld = None if labels is None else jnp.asarray(labels)
-    state = init_train_state(objective.model, opt, xd[:1], key=base, labels_example=None if ld is None else ld[:1])
 
-    ckpt = None if checkpoint_dir is None else Path(checkpoint_dir) / CHECKPOINT_NAME
-    history: dict = {"losses": [], "evaluations": [], "learning_rates": [], "skipped_checkpoints": []}
-    last_ckpt, last_ckpt_step = None, -1
-    if resume:
-        state, _, saved = load_checkpoint(ckpt, state, config=run_config)
-        history.update({k: list(v) for k, v in saved.items()})
-        last_ckpt, last_ckpt_step = ckpt, int(state.step)
-        if len(history["losses"]) != int(state.step):
-            raise CheckpointError(f"checkpoint {str(ckpt)!r} is inconsistent: {len(history['losses'])} losses for "
-                                  f"step {int(state.step)}.")
-    start = int(state.step)
-    if start > steps:
-        raise ValueError(f"`steps` ({steps}) is below the checkpoint's step ({start}); nothing to resume.")
-    if lr is not None and (not history["learning_rates"] or history["learning_rates"][-1][1] != lr):
-        history["learning_rates"].append([start, lr])
-    losses: list = history["losses"]
-    best_chunk = math.inf
 
-    def at(k, every):
-        return bool(every) and k % every == 0
+class _Book:
+    """The host-side record of a :func:`fit` run: losses, evaluations, learning rates, checkpoints written or
+    skipped, and the divergence test that decides whether a checkpoint may be written."""
 
-    def fail(message, st, k, detail=""):
-        where = (f"the last good checkpoint (step {last_ckpt_step}) is kept at {str(last_ckpt)!r}; resume from it with "
-                 "a lower learning rate (fit(..., resume=True, learning_rate=...); CLI: --resume --lr)"
-                 if last_ckpt is not None else "no checkpoint had been written; lower the learning rate")
+    def __init__(self, path, run_config, divergence_factor):
+        self.path, self.run_config, self.factor = path, run_config, divergence_factor
+        self.history = {"losses": [], "evaluations": [], "learning_rates": [], "skipped_checkpoints": []}
+        self.last_path, self.last_step = None, -1
+        self.best_chunk, self.since_ckpt, self.diverged = math.inf, [], False
+
+    def resume(self, state):
+        state, _, saved = load_checkpoint(self.path, state, config=self.run_config)
+        self.history.update({k: list(v) for k, v in saved.items()})
+        self.last_path, self.last_step = self.path, int(state.step)
+        if len(self.history["losses"]) != int(state.step):
+            raise CheckpointError(f"checkpoint {str(self.path)!r} is inconsistent: {len(self.history['losses'])} "
+                                  f"losses for step {int(state.step)}.")
+        return state
+
+    def record_learning_rate(self, step, lr):
+        rates = self.history["learning_rates"]
+        if lr is not None and (not rates or rates[-1][1] != lr):
+            rates.append([step, lr])
+
+    def fail(self, message, state, k, detail=""):
+        where = (f"the last good checkpoint (step {self.last_step}) is kept at {str(self.last_path)!r}; resume from "
+                 "it with a lower learning rate (fit(..., resume=True, learning_rate=...); CLI: --resume --lr)"
+                 if self.last_path is not None else "no checkpoint had been written; lower the learning rate")
         raise NonFiniteLossError(f"training stopped: {message} at step {k}{detail}; {where}, or check the data.",
-                                 state=st, step=k, checkpoint=last_ckpt)
+                                 state=state, step=k, checkpoint=self.last_path)
 
-    length = min(log_every, steps)
-    k = start
-    since_ckpt: list = []
-    while k < steps:
-        stop = min(steps, (k // log_every + 1) * log_every)
-        for every in (eval_every, checkpoint_every):
-            if every:
-                stop = min(stop, (k // every + 1) * every)
-        state, log = train_steps(state, xd, ld, data_key, jnp.asarray(stop - k, jnp.int32), length=length,
-                                 objective=objective, optimizer=opt, batch_size=batch_size, ema_decay=ema_decay)
-        log = jax.device_get(log)
+    def take(self, log, state, k) -> dict:
+        """Books one chunk's per-step records; stops on a non-finite step. Returns the callback's metrics."""
         done = np.asarray(log.done)
         chunk = np.asarray(log.loss, np.float64)[done]
-        losses.extend(chunk.tolist())
-        since_ckpt.extend(chunk.tolist())
+        self.history["losses"].extend(chunk.tolist())
+        self.since_ckpt.extend(chunk.tolist())
         if not np.all(log.finite):
             bad = k + int(np.argmin(log.finite))
-            fail("non-finite loss or update", state, bad, f" (loss = {float(np.asarray(log.loss)[bad - k])})")
-        k = stop
-        if callback is not None:
-            callback(k, {"loss": float(chunk.mean()), "eps_mse": float(np.asarray(log.eps_mse)[done].mean()),
-                         "grad_norm": float(np.asarray(log.grad_norm)[done][-1])})
-        chunk_mean = float(chunk.mean())
-        diverged = chunk_mean > divergence_factor * best_chunk
-        best_chunk = min(best_chunk, chunk_mean)
-        if ckpt is not None and (at(k, checkpoint_every) or k == steps):
-            recent = float(np.mean(since_ckpt))
-            if diverged or recent > divergence_factor * best_chunk or not _finite_params(state):
-                history["skipped_checkpoints"].append([k, recent])
-                if k == steps:
-                    fail("the loss diverged", state, k, f" (mean {recent:.4g} since the last checkpoint, best "
-                         f"chunk mean {best_chunk:.4g})")
-            else:
-                save_checkpoint(ckpt, state, config=run_config, history=history)
-                last_ckpt, last_ckpt_step = ckpt, k
-            since_ckpt = []
-        if eval_fn is not None and (at(k, eval_every) or k == steps):
-            history["evaluations"].append({"step": k, **{n: float(v) for n, v in eval_fn(state).items()}})
-            if ckpt is not None and last_ckpt_step == k:  # the evaluation joins the checkpoint's history
-                save_checkpoint(ckpt, state, config=run_config, history=history)
-    if ckpt is not None and start == steps:  # nothing to do: the checkpoint is already final
-        last_ckpt = ckpt
-    return FitResult(state, np.asarray(losses, np.float64), history["evaluations"], last_ckpt, start, history)
+            self.fail("non-finite loss or update", state, bad, f" (loss = {float(np.asarray(log.loss)[bad - k])})")
+        mean = float(chunk.mean())
+        self.diverged = mean > self.factor * self.best_chunk
+        self.best_chunk = min(self.best_chunk, mean)
+        return {"loss": mean, "eps_mse": float(np.asarray(log.eps_mse)[done].mean()),
+                "grad_norm": float(np.asarray(log.grad_norm)[done][-1])}
+
+    def checkpoint(self, state, k, *, final: bool):
+        """Writes the checkpoint unless the parameters are not finite or the loss has diverged."""
+        recent = float(np.mean(self.since_ckpt))
+        self.since_ckpt = []
+        if self.diverged or recent > self.factor * self.best_chunk or not _finite_params(state):
+            self.history["skipped_checkpoints"].append([k, recent])
+            if final:
+                self.fail("the loss diverged", state, k, f" (mean {recent:.4g} since the last checkpoint, best "
+                          f"chunk mean {self.best_chunk:.4g})")
+            return
+        save_checkpoint(self.path, state, config=self.run_config, history=self.history)
+        self.last_path, self.last_step = self.path, k
+
+    def evaluate(self, eval_fn, state, k):
+        self.history["evaluations"].append({"step": k, **{n: float(v) for n, v in eval_fn(state).items()}})
+        if self.path is not None and self.last_step == k:  # the evaluation joins the checkpoint's history
+            save_checkpoint(self.path, state, config=self.run_config, history=self.history)
