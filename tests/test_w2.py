@@ -110,3 +110,18 @@ def test_bures_under_jit_and_float32():
                       (2 * s).astype(np.float32))
     assert f32.dtype == jnp.float32
     np.testing.assert_allclose(f32, eager, rtol=1e-5)
+
+
+@pytest.mark.parametrize("delta", [1e-4, 1e-8, 1e-12])
+def test_bures_keeps_relative_accuracy_for_nearly_equal_covariances(delta):
+    """W2 between N(0, S) and N(0, (1 + delta) S) is |sqrt(1 + delta) - 1| |S^{1/2}|_F exactly. The trace
+    formula cancels tr S1 + tr S2 against 2 tr(...)^{1/2} and loses every digit once W2^2 ~ eps tr S."""
+    rng = np.random.default_rng(7)
+    v, _ = np.linalg.qr(rng.standard_normal((3, 3)))
+    lam = np.array([0.5, 1.0, 2.0])
+    s1 = v @ np.diag(lam) @ v.T
+    s2 = v @ np.diag(lam * (1 + delta)) @ v.T
+    exact = abs(np.expm1(0.5 * np.log1p(delta))) * np.sqrt(lam.sum())
+    got = float(jo.bures_w2(np.zeros(3), s1, np.zeros(3), s2))
+    assert got == pytest.approx(exact, rel=1e-6)
+    np.testing.assert_allclose(L.bures(np.zeros(3), s1, np.zeros(3), s1), 0.0, atol=1e-14)
