@@ -227,7 +227,7 @@ def load_points(
     if arr.ndim > 2:
         arr = arr.reshape(arr.shape[0], -1)
     if dim is not None and arr.shape[1] != dim:
-        raise ValueError(f"`path` {str(p)!r} holds points of dimension {arr.shape[1]}; expected {dim}.")
+        raise ValueError(f"`path` {str(p)!r} holds points of dimension {arr.shape[1]}; expected {dim} (`dim`).")
     arr = arr.astype(dtype)
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"`path` {str(p)!r} has non-finite (NaN or inf) values.")
@@ -248,7 +248,9 @@ def load_labels(path: str | Path, *, key: str | None = None, num_points: int | N
     if arr.ndim != 1 or arr.size == 0:
         raise ValueError(f"`path` {str(p)!r} holds labels of shape {arr.shape}; expected (n,).")
     if num_points is not None and arr.shape[0] != num_points:
-        raise ValueError(f"`path` {str(p)!r} holds {arr.shape[0]} labels; expected {num_points} (one per point).")
+        raise ValueError(
+            f"`path` {str(p)!r} holds {arr.shape[0]} labels; expected {num_points} (`num_points`, one per point)."
+        )
     if np.any(arr < 0):
         raise ValueError(f"`path` {str(p)!r} holds negative labels; expected classes 0..K-1.")
     return arr.astype(np.int32)

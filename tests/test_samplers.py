@@ -490,3 +490,23 @@ def test_t_below_float32_resolution_is_rejected_before_the_run(gauss):
     with pytest.raises(ValueError, match="`t_end`.*float32"):
         S.ddim(score, sched, x32, t_start=1.0, t_end=1e-40, num_steps=3)
     S.ddim(score, sched, x32.astype(np.float64), t_start=1.0, t_end=1e-40, num_steps=3)  # fine in float64
+
+
+def test_log_snr_grid_crosses_the_prior_regime_in_one_step(toy):
+    """From far beyond the point where the data is forgotten (VPLinear t = 5: log-SNR -249), equal log-SNR
+    steps would leave almost none where the data is resolved; the first step goes to the floor instead."""
+    sched = jo.VPLinear()
+    t = np.asarray(S.time_grid(sched, 5.0, 1e-3, 10, "log_snr"))
+    lam = np.asarray(sched.log_snr(t))
+    assert t[0] == 5.0 and t[-1] == 1e-3
+    np.testing.assert_allclose(lam[1], S.UniformLogSNR().floor, atol=1e-6)
+    np.testing.assert_allclose(np.diff(lam[1:]), (lam[-1] - lam[1]) / 9, rtol=1e-8)
+    np.testing.assert_allclose(S.time_grid(sched, 1.0, 1e-3, 10, "log_snr"),
+                               sched.t_from_log_snr(np.linspace(sched.log_snr(1.0), sched.log_snr(1e-3), 11)), rtol=1e-10)
+    t_far = np.asarray(S.time_grid(jo.OU(), 60.0, 40.0, 4, "log_snr"))  # both ends beyond the floor: plain
+    assert np.all(np.diff(t_far) < 0)
+    mu, radius = toy
+    for fn in (S.euler, S.ddim, S.heun):
+        out = fn(jo.exact_score(mu, sched), sched, t_start=5.0, t_end=1e-3, nfe=10, key=jax.random.key(1),
+                 shape=(256, 2))
+        assert float(jnp.max(jnp.linalg.norm(out.points, axis=-1))) <= 1.5 * radius, fn.__name__

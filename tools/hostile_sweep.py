@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
+import inspect
 import io
 import json
 import os
@@ -341,8 +342,9 @@ def build_cases(mode: str) -> list[Case]:  # noqa: C901 - one long table of case
     sweep("flow.flow_map", jo.flow_map, fkw, "x", bad_queries())
     sweep("flow.flow_map", jo.flow_map, fkw, "t0", bad_time())
     sweep("flow.flow_map", jo.flow_map, fkw, "t1", bad_time())
-    sweep("flow.flow_map", jo.flow_map, fkw, "rtol", bad_pos())
-    sweep("flow.flow_map", jo.flow_map, fkw, "atol", bad_pos())
+    not_none = [(lbl, v) for lbl, v in bad_pos() if v is not None]  # None = the default tolerance
+    sweep("flow.flow_map", jo.flow_map, fkw, "rtol", not_none)
+    sweep("flow.flow_map", jo.flow_map, fkw, "atol", not_none)
     sweep("flow.flow_map", jo.flow_map, fkw, "max_steps", bad_int())
     sweep("flow.flow_map", jo.flow_map, {**fkw, "solver": "heun"}, "num_steps",
           [(lbl, v) for lbl, v in bad_int() if v is not None])
@@ -397,7 +399,8 @@ def build_cases(mode: str) -> list[Case]:  # noqa: C901 - one long table of case
                         dtype=DT),
                     "ok", check=within(3.0 * R + 0.5), timeout=180)
     pc = {"score": score(), "schedule": jo.OU(), "x": X, "t_start": 2.0, "t_end": 0.01, "num_steps": 4, "key": KEY}
-    sweep("samplers.predictor_corrector", S.predictor_corrector, pc, "snr", bad_pos())
+    sweep("samplers.predictor_corrector", S.predictor_corrector, pc, "snr",
+          [(lbl, v) for lbl, v in bad_pos() if v is not None])  # None = the corrector_scale rule
     sweep("samplers.predictor_corrector", S.predictor_corrector, pc, "corrector_scale", bad_pos())
     sweep("samplers.predictor_corrector", S.predictor_corrector, pc, "num_corrector_steps", bad_int())
     sweep("samplers.PredictorCorrector", S.PredictorCorrector, {}, "corrector_scale",
@@ -514,7 +517,8 @@ def build_cases(mode: str) -> list[Case]:  # noqa: C901 - one long table of case
               bad_queries())
         sweep("samplers.ot_prior_points", lambda z=X, tau=0.0: S.ot_prior_points(prior(), z, tau), {}, "tau",
               [("neg", -1.0), ("nan", float("nan")), ("inf", float("inf"))])
-        oak = {"score": score(jo.VPLinear()), "schedule": jo.VPLinear(), "data_points": Y, "key": KEY, "t_prime": 0.2,
+        sched_kw = "prior" if "prior" in inspect.signature(S.ot_accelerated_sample).parameters else "schedule"
+        oak = {"score": score(jo.VPLinear()), sched_kw: jo.VPLinear(), "data_points": Y, "key": KEY, "t_prime": 0.2,
                "num_samples": 8, "num_steps": 3, "t_end": 1e-3, "ot_tol": 0.3}
         sweep("samplers.ot_accelerated_sample", S.ot_accelerated_sample, oak, "num_samples", bad_int())
         sweep("samplers.ot_accelerated_sample", S.ot_accelerated_sample, oak, "t_end", bad_time())
@@ -914,7 +918,8 @@ def run_case(c: Case) -> dict:
         elif rc == 0:
             rec.update(outcome="silent", detail="exit 0 on a bad option: " + out[-200:])
         else:
-            clear = _names_in(err, c.names) and "Traceback" not in err
+            text = err + out  # argparse and the commands write errors to stderr; bare `jaxotdm` prints help
+            clear = _names_in(text, c.names) and "Traceback" not in text
             outcome = "clear" if clear else "unclear"
             if clear and dt > LATE_SECONDS:
                 outcome = "late"

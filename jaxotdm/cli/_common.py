@@ -127,7 +127,10 @@ def load_dataset(name: str, *, max_points: int | None = None, npz_key: str | Non
             raise ValueError(
                 f"`--dataset` must be 'digits', 'mnist', one of {D.TOY_2D} or a .npy/.npz/.csv path, got {name!r}."
             )
-        x, shape, desc = D.load_points(path, key=npz_key), None, f"points from {path}"
+        try:
+            x, shape, desc = D.load_points(path, key=npz_key), None, f"points from {path}"
+        except ValueError as exc:  # the loader names `path`; on the command line it is --dataset
+            raise ValueError(f"`--dataset`: {exc}") from None
     if max_points is not None:
         positive_int(max_points, "--max-points")
         x = x[:max_points]

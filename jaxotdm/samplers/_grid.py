@@ -38,7 +38,7 @@ from jaxotdm._pytree import pytree_dataclass, static_field
 from jaxotdm._types import Array, ArrayLike, Float
 from jaxotdm.schedules import Schedule
 
-__all__ = ["UniformTime", "UniformLogSNR", "EDMGrid", "DDPMGrid", "GRIDS", "time_grid"]
+__all__ = ["UniformTime", "UniformLogSNR", "EDMGrid", "DDPMGrid", "GRIDS", "time_grid", "LOG_SNR_FLOOR"]
 
 
 def _pin(times: Array, t_start, t_end) -> Array:
@@ -54,12 +54,33 @@ class UniformTime:
         return jnp.linspace(t_start, t_end, num_steps + 1)
 
 
+LOG_SNR_FLOOR = -30.0
+"""Below this log-SNR (``alpha / sigma < 3e-7``) the marginal is the prior to within any sampler's
+accuracy; :class:`UniformLogSNR` crosses that stretch in one step instead of spending steps on it."""
+
+
 @pytree_dataclass
 class UniformLogSNR:
-    """Equal steps in the log-SNR ``lambda(t)``."""
+    """Equal steps in the log-SNR ``lambda(t)``.
+
+    When ``t_start`` lies beyond the log-SNR ``floor`` (default :data:`LOG_SNR_FLOOR`, e.g. OU from
+    ``t > 30`` or VPLinear from ``t > 1.7``), the first step goes straight to the floor and the other
+    ``num_steps - 1`` are equal in the log-SNR from there: spread from ``lambda(t_start) = -249``
+    (VPLinear, ``t = 5``), equal steps would leave almost none where the data is resolved.
+    """
+
+    floor: float = static_field(LOG_SNR_FLOOR)
 
     def times(self, schedule: Schedule, t_start, t_end, num_steps: int) -> Array:
-        lam = jnp.linspace(schedule.log_snr(t_start), schedule.log_snr(t_end), num_steps + 1)
+        lam0, lam1 = schedule.log_snr(t_start), schedule.log_snr(t_end)
+        if num_steps == 1:
+            return jnp.stack([jnp.asarray(t_start, lam0.dtype), jnp.asarray(t_end, lam0.dtype)])
+        u = jnp.linspace(0.0, 1.0, num_steps + 1, dtype=lam0.dtype)
+        plain = lam0 + u * (lam1 - lam0)
+        floor = jnp.asarray(self.floor, lam0.dtype)
+        floored = jnp.concatenate([lam0[None], floor + jnp.linspace(0.0, 1.0, num_steps, dtype=lam0.dtype)
+                                   * (lam1 - floor)])
+        lam = jnp.where((lam0 < floor) & (lam1 > floor), floored, plain)
         return _pin(schedule.t_from_log_snr(lam), t_start, t_end)
 
 

@@ -125,26 +125,36 @@ class Euler(_Deterministic):
         return x + (s - t) * probability_flow_velocity(score, schedule, x, t)
 
 
+HEUN_MIN_RATIO = 0.01
+"""A :class:`Heun` step that shrinks the noise-to-signal ratio by more than this factor takes its first-order
+(DDIM) predictor: the trapezoid weighs the end slope by ``n_t / n_s`` and would amplify the difference of the
+two denoised values by it (it happens only on giant steps, e.g. the first step of a log-SNR grid from far
+beyond the data, never on the default grids from usual start times)."""
+
+
 @pytree_dataclass
 class Heun(_Deterministic):
     """Karras et al.'s Heun sampler (order 2, 2 NFE per step): the explicit trapezoid rule on the normalised
-    probability-flow ODE ``d x_hat / d s = (x_hat - D) / s``, ``x_hat = x / alpha``, ``s = sigma / alpha``.
+    probability-flow ODE ``d x_hat / d n = (x_hat - D) / n``, ``x_hat = x / alpha``, ``n = sigma / alpha``.
 
-    For :class:`~jaxotdm.EDM` (``alpha = 1``, ``sigma = t``) this is Heun's method in ``t``.
+    For :class:`~jaxotdm.EDM` (``alpha = 1``, ``sigma = t``) this is Heun's method in ``t``. Written in ``x``
+    with ratios only (no division by a tiny ``alpha``); steps with ``n_s / n_t <`` :data:`HEUN_MIN_RATIO`
+    take the first-order predictor.
     """
 
     order = 2
     evals_per_step = 2
 
     def step(self, score, schedule, x, t, s, noise=None):
-        a_t, a_s = schedule.alpha(t), schedule.alpha(s)
-        n_t, n_s = schedule.sigma(t) / a_t, schedule.sigma(s) / a_s
-        dn = n_s - n_t
-        x_hat = x / a_t
-        d1 = (x_hat - _denoise(score, schedule, x, t)) / n_t
-        x_pred = x_hat + dn * d1  # Euler predictor: (n_s / n_t) x_hat + (1 - n_s / n_t) D, no overshoot
-        d2 = (x_pred - _denoise(score, schedule, a_s * x_pred, s)) / n_s
-        return a_s * (x_hat + 0.5 * dn * (d1 + d2))
+        alpha_ratio = _alpha_ratio(schedule, s, t)  # alpha_s / alpha_t
+        sigma_ratio = _sigma_ratio(schedule, s, t)  # sigma_s / sigma_t
+        r = sigma_ratio / alpha_ratio  # n_s / n_t
+        a_s = schedule.alpha(s)
+        d1 = _denoise(score, schedule, x, t)
+        x_pred = sigma_ratio * x + a_s * (1.0 - r) * d1  # Euler in n (= DDIM): a convex step, no overshoot
+        d2 = _denoise(score, schedule, x_pred, s)
+        heun = 0.5 * alpha_ratio * x + 0.5 * x_pred + 0.5 * (1.0 - 1.0 / r) * (x_pred - a_s * d2)
+        return jnp.where(r < HEUN_MIN_RATIO, x_pred, heun)
 
 
 @pytree_dataclass
@@ -291,6 +301,7 @@ def adaptive_flow(
     """
     _check_score_schedule(score, schedule)
     _check_times(schedule, t_start, t_end, dtype=_work_dtype(x, dtype))
+    rtol, atol = V.positive_scalar(rtol, "rtol"), V.positive_scalar(atol, "atol")
     x, _ = _initial_points(score, schedule, x, t_start, key, shape, dtype)
     out = flow_map(score, schedule, x, t_start, t_end, solver=solver, rtol=rtol, atol=atol, max_steps=max_steps,
                    throw=V.check_bool(throw, "throw"))
