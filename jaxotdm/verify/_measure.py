@@ -13,8 +13,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from scipy.linalg import sqrtm
 
+from jaxotdm import _linalg as L
 from jaxotdm.flow import flow_map
 from jaxotdm.scores import exact_score
 from jaxotdm.verify.cost import TransportCost, transport_cost_gap
@@ -44,9 +44,9 @@ def l2_and_se(sq: np.ndarray) -> tuple[float, float]:
     return l2, (se_m / (2 * l2) if l2 > 0 else math.sqrt(se_m) if se_m > 0 else 0.0)
 
 
-def psd_sqrt(c):
-    w, v = np.linalg.eigh(0.5 * (c + c.T))
-    return (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
+def psd_sqrt(c) -> np.ndarray:
+    """``C^{1/2}`` (the package's one PSD square root, :mod:`jaxotdm._linalg`) as float64 NumPy."""
+    return np.asarray(L.psd_sqrt(jnp.asarray(c)), np.float64)
 
 
 def _affine_fit(x: np.ndarray, y: np.ndarray):
@@ -57,14 +57,10 @@ def _affine_fit(x: np.ndarray, y: np.ndarray):
 
 
 def optimality_gap(A: np.ndarray, c0: np.ndarray) -> float:
-    """L2(N(., c0)) distance between x -> A x and the Brenier map onto the law of A x.
-
-    The Brenier map N(0, C0) -> N(0, A C0 A^T) is G = C0^-1/2 (C0^1/2 A C0 A^T C0^1/2)^1/2 C0^-1/2;
-    the distance is sqrt(tr((A - G) C0 (A - G)^T)).
-    """
-    r = psd_sqrt(c0)
-    ri = np.linalg.inv(r)
-    g = ri @ np.real(sqrtm(r @ A @ c0 @ A.T @ r)) @ ri
+    """L2(N(., c0)) distance between x -> A x and the Brenier map G onto the law of A x, N(0, A C0 A^T):
+    ``sqrt(tr((A - G) C0 (A - G)^T))``."""
+    zero = jnp.zeros(len(c0))
+    g = np.asarray(L.gaussian_ot_map(zero, jnp.asarray(c0), zero, jnp.asarray(A @ c0 @ A.T))[0], np.float64)
     e = A - g
     return float(math.sqrt(max(np.trace(e @ c0 @ e.T), 0.0)))
 
