@@ -140,10 +140,15 @@ def floor_figures(study, out) -> list[str]:
             if not sel:
                 continue
             n = np.array([r["n"] for r in sel], float)
+            one = d == 1  # random 1-D clouds have points closer than sigma(eps): read-off limited
             for i, (key, se) in enumerate((("misrouted", "misrouted_se"), ("gap", "gap_se"))):
                 y = np.array([r[key] for r in sel])
                 e = np.array([r[se] for r in sel])
-                axes[i, j].errorbar(n, y, yerr=Z95 * e, fmt="o-", ms=3, capsize=2, label=f"d = {d}")
+                axes[i, j].errorbar(n, y, yerr=Z95 * e, fmt="o:" if one else "o-", ms=3, capsize=2, mfc="none" if one
+                                    else None, label=f"d = {d}" + (" (read-off limited)" if one else ""))
+            if one:
+                axes[0, j].plot(n, [r["readout_error"] for r in sel], "--", color="gray", lw=0.8,
+                                label="d = 1: read-off error on exact p_eps samples")
         axes[0, j].set(xscale="log", xlabel="n (points)", ylabel="misrouted mass", title=f"floor vs n, {kind} weights")
         axes[1, j].set(xscale="log", xlabel="n (points)", ylabel="(C_flow - C_OT) / C_OT",
                        title=f"transport-cost gap vs n, {kind} weights")

@@ -218,9 +218,12 @@ def _forward_verdicts(report) -> list[dict]:
     if len(report["forward"]) > 1:
         g = report["forward"][1]
         shrink = f["floor"] / g["floor"] if g["floor"] > 0 else math.nan
+        r = 4 ** (-1 / f["settings"]["dim"])
+        ext = (f["floor"] - r * g["floor"]) / (1 - r)
+        ext_se = math.sqrt(f["floor_se"] ** 2 + (r * g["floor_se"]) ** 2) / (1 - r)
         numbers += (f"; with n/4 = {g['ot_resolution']['ot_points']} points the floor is {_ci(g['floor'], g['floor_se'])}"
-                    f" (ratio {shrink:.2f}; a discretisation artefact would give 4^(-1/d) = "
-                    f"{4 ** (-1 / f['settings']['dim']):.2f})")
+                    f" (ratio {shrink:.2f}; a pure discretisation artefact ~ n^(-1/d) would give {r:.2f}; extrapolated "
+                    f"to n -> infinity under that model: {_ci(ext, ext_se)})")
     t = report.get("thm_3_11", {})
     if t.get("evaluated"):
         kn = t["K_needed"]
