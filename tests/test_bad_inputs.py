@@ -80,7 +80,9 @@ EXEMPT = {
          "jaxotdm.metrics.PrecisionRecall", "jaxotdm.metrics.MemorisationResult", "jaxotdm.metrics.SampleQuality",
          "jaxotdm.metrics.QualityReport", "jaxotdm.training.FitResult", "jaxotdm.training.StepLog",
          "jaxotdm.TrainState", "jaxotdm.verify.ConvergenceResult", "jaxotdm.verify.ExponentialFit",
-         "jaxotdm.verify.OTCorrectionResult", "jaxotdm.verify.PriorErrorResult", "jaxotdm.networks.SavedModel",
+         "jaxotdm.verify.OTCorrectionResult", "jaxotdm.verify.PriorErrorResult", "jaxotdm.verify.CorrectedPrior",
+         "jaxotdm.verify.EndOfSampling", "jaxotdm.verify.FloorRow", "jaxotdm.verify.MonotoneControl",
+         "jaxotdm.verify.PriorBracket", "jaxotdm.verify.TransportCost", "jaxotdm.networks.SavedModel",
          "jaxotdm.networks.DataSplit", "jaxotdm.metrics.Classifier"],
         "a result/record type built by the library"),
     **dict.fromkeys(["jaxotdm.training.CheckpointError", "jaxotdm.training.NonFiniteLossError"], "an exception type"),
@@ -378,8 +380,19 @@ case("jaxotdm.verify.prior_error", "eps>=T", lambda: jo.verify.prior_error(_mu()
 case("jaxotdm.verify.ot_correction", "taus negative", lambda: jo.verify.ot_correction(
     _mu(), _OU, 2.0, key=KEY, num_samples=64, taus=(-0.1,)), "`taus`")
 case("jaxotdm.verify.fit_exponential", "values negative",
-     lambda: jo.verify.fit_exponential(np.arange(4.0), -np.ones(4)), "`values`",
-     "verify", "fit_exponential accepts negative values (an exponential fit needs values > 0)")
+     lambda: jo.verify.fit_exponential(np.arange(4.0), -np.ones(4)), "`values`")
+case("jaxotdm.verify.Cloud", "weights do not sum to one", lambda: jo.verify.floor_study(
+    [jo.verify.Cloud("x", Y, np.ones(3), "equal")], key=KEY, num_samples=16), "weights")
+case("jaxotdm.verify.floor_study", "s<0", lambda: jo.verify.floor_study(
+    [jo.verify.Cloud("x", Y, np.ones(3) / 3, "equal")], key=KEY, s=-1.0, num_samples=16), "`s`")
+case("jaxotdm.verify.monotone_control", "num_points=0",
+     lambda: jo.verify.monotone_control(key=KEY, num_points=0, num_samples=16), "`num_points`")
+case("jaxotdm.verify.monotone_map_1d", "2-D points", lambda: jo.verify.monotone_map_1d(np.zeros((3, 2))), "`points`")
+case("jaxotdm.verify.prior_error_curve", "times negative",
+     lambda: jo.verify.prior_error_curve(_mu(), _OU, [-1.0], key=KEY), "`T`|`times`")
+case("jaxotdm.verify.random_clouds", "ns=0", lambda: jo.verify.random_clouds((0,), key=KEY), "`ns`")
+case("jaxotdm.verify.transport_cost_gap", "shapes", lambda: jo.verify.transport_cost_gap(
+    np.zeros((4, 2)), np.zeros((3, 2)), np.zeros((4, 2))), "`map_points`")
 
 # --- plotting (owner "docs")
 case("jaxotdm.plotting.subplots", "nrows=0", lambda: jo.plotting.subplots(0, 1), "`nrows`")
@@ -420,11 +433,10 @@ cli_case("sample", "t-prime zero", ["sample", "--t-prime", "0.2,0.0"], "--t-prim
 cli_case("sample", "guidance nan", ["sample", "--guidance", "nan"], "--guidance")
 cli_case("train", "steps=0", ["train", "--dataset", "moons", "--steps", "0", "--out", "/tmp/never"], "--steps")
 cli_case("train", "lr=inf", ["train", "--dataset", "moons", "--lr", "inf", "--out", "/tmp/never"], "--lr")
-_VERIFY = ["verify", "--quick", "--toy", "two_points", "--num-samples", "16", "--no-progress"]
-cli_case("verify", "times above cosine t_max", [*_VERIFY, "--schedules", "ou,cosine", "--times", "1,2"], "--times",
-         "verify", "rejected only after the OU part ran (~50 s), naming `termination_times` instead of --times")
-cli_case("verify", "eps=0", [*_VERIFY, "--eps", "0"], "--eps", "verify",
-         "rejected after work started, naming `eps` instead of --eps")
+_VERIFY = ["verify", "--quick", "--toy", "two_points", "--no-progress"]
+cli_case("verify", "times negative", [*_VERIFY, "--times", "1,-2"], "--times")
+cli_case("verify", "eps=0", [*_VERIFY, "--eps", "0"], "--eps")
+cli_case("verify", "num-samples=0", [*_VERIFY, "--num-samples", "0"], "--num-samples")
 cli_case("generate", "nfe=0", ["generate", "--checkpoint", "/nonexistent/model", "--nfe", "0", "--out",
                                "/tmp/never.npy"], "--nfe")
 cli_case("generate", "missing checkpoint", ["generate", "--checkpoint", "/nonexistent/model", "--out", "/tmp/never.npy"],
