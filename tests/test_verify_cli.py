@@ -10,6 +10,7 @@ from jaxotdm import cli
 
 BAD = [
     (["--schedules", "ou,cosine", "--times", "1,2"], "--times"),  # cosine's t_max is 1
+    (["--quick", "--schedules", "ou,cosine", "--times", "1,2"], "--times"),  # also for schedules --quick drops
     (["--eps", "5"], "--eps"),  # above the smallest termination time
     (["--eps", "0"], "--eps"),
     (["--ot-tol", "1.5"], "--ot-tol"),

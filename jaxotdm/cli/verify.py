@@ -104,11 +104,9 @@ def _validate(args) -> SimpleNamespace:
     cfg.schedules = _names(args.schedules, "--schedules", tuple(C.SCHEDULE_CHOICES))
     if not cfg.schedules:
         raise ValueError("`--schedules` must name at least one schedule.")
-    if cfg.quick:
-        cfg.schedules = [s for s in cfg.schedules if s in ("ou", "ve")] or cfg.schedules[:1]
     override = C.float_list(args.times, "--times") if args.times else None
     cfg.times = {}
-    for name in cfg.schedules:
+    for name in cfg.schedules:  # every schedule asked for is checked, also those --quick leaves out
         sched = C.make_schedule(name)
         times = override or DEFAULT_TIMES[name]
         times = _check_times(times[::2] if cfg.quick and not override else times, "--times", name, sched)
@@ -117,6 +115,8 @@ def _validate(args) -> SimpleNamespace:
             raise ValueError(f"`--eps` must be below every termination time, got {cfg.eps} >= {times[0]} "
                              f"(schedule {name!r}).")
         cfg.times[name] = times
+    if cfg.quick:
+        cfg.schedules = [s for s in cfg.schedules if s in ("ou", "ve")] or cfg.schedules[:1]
     cfg.toys = _names(args.toy, "--toy", D.TOY_2D)
     cfg.toy_points = C.positive_int(args.toy_points, "--toy-points", minimum=2)
     cfg.floor_ns = C.int_list(args.floor_ns, "--floor-ns", minimum=2)

@@ -227,7 +227,9 @@ def _forward_verdicts(report) -> list[dict]:
     t = report.get("thm_3_11", {})
     if t.get("evaluated"):
         kn = t["K_needed"]
-        numbers += f"; K needed grows {kn[0]:.3g} -> {kn[-1]:.3g} over s = {t['times'][0]:g}..{t['times'][-1]:g}"
+        numbers += (f"; K the measurement needs: {kn[0]:.3g} at s = {t['times'][0]:g}, {kn[-1]:.3g} at s = "
+                    f"{t['times'][-1]:g} (the right side / K falls only by {t['rhs_over_K_upper'][-1] / t['rhs_over_K_upper'][0]:.2f} "
+                    "over this range)")
     real = f["floor_distinguishable"] and (shrink is None or shrink > 0.75)
     verdict = "not supported" if real else "inconclusive"
     return [{"claim": "Thm 3.11 (forward): ||Brenier(p_T0 -> N(0,I)) - M^{T0,s}|| -> 0 as s grows",
