@@ -211,19 +211,22 @@ def flow_map(
             trained network wrapped as a function, ...).
         schedule: the forward schedule the score belongs to.
         x: points at time ``t0``, shape ``(..., d)``.
-        t0, t1: start and end times, both ``> 0``, different; ``t1 < t0`` integrates backward
+        t0: start and end times, both ``> 0``, different; ``t1 < t0`` integrates backward
             (generation), ``t1 > t0`` forward (encoding).
+        t1: see ``t0``.
         solver: a name in :data:`SOLVERS` or a diffrax solver instance.
-        rtol, atol: shortcuts for the default adaptive controller, ``diffrax.PIDController(rtol, atol,
+        rtol: shortcuts for the default adaptive controller, ``diffrax.PIDController(rtol, atol,
             pcoeff, icoeff)``; default ``1e-6`` each; finite and ``> 0``.
+        atol: see ``rtol``.
         stepsize_controller: any diffrax step-size controller instead of the shortcuts (e.g.
             ``diffrax.PIDController(rtol=1e-5, atol=1e-5, dtmax=0.1)``, ``diffrax.ConstantStepSize()`` with
             ``num_steps``, or ``diffrax.StepTo(ts)``). Do not combine it with ``rtol``/``atol``/``pcoeff``/``icoeff``.
         first_step_fraction: the adaptive solve's first step, as a fraction of ``t1 - t0``.
-        pcoeff, icoeff: proportional and integral coefficients of the default ``PIDController`` (default
+        pcoeff: proportional and integral coefficients of the default ``PIDController`` (default
             0.3 and 0.4). This PI controller takes fewer steps than diffrax's plain integral controller
             (``pcoeff=0, icoeff=1``) on probability flows, whose stiffness grows sharply near ``t -> 0``:
             its step sizes oscillate less, so fewer steps are rejected.
+        icoeff: see ``pcoeff``.
         num_steps: if given, use this many equal steps instead of adaptive stepping.
         max_steps: step budget.
         adjoint: diffrax adjoint for gradients (default: recursive checkpointing, reverse mode;

@@ -118,7 +118,10 @@ def train_classifier(
         key: PRNG key (initialisation and minibatch draws).
         num_classes: default ``max(labels) + 1``.
         hidden: hidden layer widths; ``()`` gives multinomial logistic regression.
-        num_steps, batch_size, learning_rate, weight_decay: optimisation settings.
+        num_steps: optimisation settings.
+        batch_size: see ``num_steps``.
+        learning_rate: see ``num_steps``.
+        weight_decay: see ``num_steps``.
         scale_floor: inputs are standardised per feature, each feature's scale floored at ``scale_floor``
             times the root-mean-square of the feature scales. Without the floor a near-constant input
             (an image's border pixel, std 0.003 on digits) is amplified hundreds of times, and the

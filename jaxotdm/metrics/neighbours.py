@@ -55,7 +55,8 @@ def kth_neighbour_distance(
     """Euclidean distance from each query to its ``k``-th nearest point.
 
     Args:
-        queries, points: ``(q, d)`` and ``(n, d)`` point clouds.
+        queries: ``(q, d)`` and ``(n, d)`` point clouds.
+        points: see ``queries``.
         k: neighbour rank (1 = nearest).
         exclude_self: ``queries`` is ``points`` and each point's zero distance to itself is skipped (the
             ``(k + 1)``-th smallest distance is returned; duplicates still count).

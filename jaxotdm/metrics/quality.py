@@ -141,7 +141,9 @@ def sample_quality(
     memorisation measured against ``train`` on the held-out scale (module docstring).
 
     Args:
-        samples, train, heldout: point clouds ``(m, d)``, ``(n, d)``, ``(p, d)``.
+        samples: point clouds ``(m, d)``, ``(n, d)``, ``(p, d)``.
+        train: see ``samples``.
+        heldout: see ``samples``.
         classifier: a :class:`Classifier` (for the Frechet distance, mode mixture and class accuracy).
         requested_labels: ``(m,)`` labels the samples were asked to have (class accuracy; needs ``classifier``).
         value_range: ``(lo, hi)`` valid coordinate range; samples are clipped to it before measuring and the
@@ -229,15 +231,20 @@ def quality_report(
 
     Args:
         score: the learned score (a :class:`~jaxotdm.networks.LearnedScore`, or any score with a ``schedule``).
-        train, heldout: the training split (whose exact score is the reference for the score error) and the
+        train: the training split (whose exact score is the reference for the score error) and the
             held-out split, in the score's space.
+        heldout: see ``train``.
         key: PRNG key.
         train_labels: labels of ``train``; needed for the classifier-based metrics (a classifier is trained
             on the training split unless ``classifier`` is given).
-        num_samples, nfe, t_start, t_end: the sampling run.
-        guidance, class_score: for a class-conditional model, ``class_score(label, guidance) -> score``
+        num_samples: the sampling run.
+        nfe: see ``num_samples``.
+        t_start: see ``num_samples``.
+        t_end: see ``num_samples``.
+        guidance: for a class-conditional model, ``class_score(label, guidance) -> score``
             (e.g. :meth:`~jaxotdm.samplers.LearnedClassScores.for_class`); guided samples of every class are
             drawn (``num_samples`` in all) and their class accuracy is checked.
+        class_score: see ``guidance``.
         classifier: a trained :class:`Classifier` (otherwise trained here from ``train_labels``).
         value_range: valid coordinate range (samples are clipped to it; the model space of the built-in image
             sets is ``[-1, 1]``); None to measure unclipped samples.

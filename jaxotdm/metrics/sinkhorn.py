@@ -83,11 +83,14 @@ def sinkhorn_divergence(
     """Debiased Sinkhorn divergence between two weighted point clouds (ott-jax, cost ``|x - y|^2``).
 
     Args:
-        x, y: ``(n, d)`` and ``(m, d)`` samples (e.g. generated samples and held-out data).
+        x: ``(n, d)`` and ``(m, d)`` samples (e.g. generated samples and held-out data).
+        y: see ``x``.
         epsilon: entropic regularisation; with ``relative_epsilon`` (default) it is a multiple of
             the mean squared distance between the clouds, which makes it scale-free.
-        a, b: weights (uniform by default).
-        threshold, max_iterations: Sinkhorn stopping rule (marginal error) and budget.
+        a: weights (uniform by default).
+        b: see ``a``.
+        threshold: Sinkhorn stopping rule (marginal error) and budget.
+        max_iterations: see ``threshold``.
 
     Returns:
         A :class:`SinkhornResult`; check ``converged``.

@@ -184,7 +184,8 @@ def convert_output(
         x: the noisy input ``x_t``, same shape.
         t: time, scalar or broadcastable to ``x.shape[:-1]``.
         schedule: the forward schedule.
-        source, target: parametrisation objects.
+        source: parametrisation objects.
+        target: see ``source``.
 
     Example:
         >>> import jax.numpy as jnp, jaxotdm as jo

@@ -269,9 +269,11 @@ def sample(
         schedule: the forward schedule the score belongs to.
         x: initial points at ``t_start``, shape ``(..., d)``; or ``None`` to draw ``shape`` points from
             the schedule's prior ``q_{t_start}`` (needs ``key``).
-        t_start, t_end: ``0 < t_end < t_start < schedule.t_max``.
-        num_steps, nfe: exactly one: the number of steps, or the score-evaluation budget (a multiple of
+        t_start: ``0 < t_end < t_start < schedule.t_max``.
+        t_end: see ``t_start``.
+        num_steps: exactly one: the number of steps, or the score-evaluation budget (a multiple of
             ``method.evals_per_step``).
+        nfe: see ``num_steps``.
         grid: ``None`` (default) for the method's own grid, ``method.default_grid(schedule)`` (log-SNR for
             the exponential integrators, Karras ``rho = 7`` for the others); a name in
             :data:`~jaxotdm.samplers.GRIDS`, a grid object or an explicit array of times.

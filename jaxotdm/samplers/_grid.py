@@ -153,7 +153,8 @@ def time_grid(
 
     Args:
         schedule: the forward schedule.
-        t_start, t_end: first and last time, ``0 < t_end < t_start < schedule.t_max``.
+        t_start: first and last time, ``0 < t_end < t_start < schedule.t_max``.
+        t_end: see ``t_start``.
         num_steps: number of steps ``K >= 1``.
         grid: a name in :data:`GRIDS`, a grid object (``.times(schedule, t_start, t_end, K)``) or an
             explicit array of ``K + 1`` strictly decreasing times from ``t_start`` to ``t_end``.

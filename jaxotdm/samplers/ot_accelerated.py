@@ -119,11 +119,16 @@ def ot_accelerated_sample(
         num_samples: number of samples.
         t_end: end time of the reverse chain.
         sampler: any fixed-step sampler method (default Euler-Maruyama on the reverse SDE, as in the paper).
-        num_steps, nfe: exactly one: reverse steps ``k``, or the score-evaluation budget.
+        num_steps: exactly one: reverse steps ``k``, or the score-evaluation budget.
+        nfe: see ``num_steps``.
         tau: ``0`` for the hard map (outputs are diffused training points), ``> 0`` for the smoothed map.
         grid: the reverse chain's time grid (see :func:`~jaxotdm.samplers.time_grid`).
         t_prime: the OT time ``T'`` (earlier form; with a prepared prior it must equal the prior's if given).
-        noise_draws, ot_tol, ot_method, weights, ot_map: (earlier form) preparation settings.
+        noise_draws: (earlier form) preparation settings.
+        ot_tol: see ``noise_draws``.
+        ot_method: see ``noise_draws``.
+        weights: see ``noise_draws``.
+        ot_map: see ``noise_draws``.
 
     Returns:
         An :class:`OTSampleResult` with wall times ``{"diffuse_and_ot_solve", "sample"}``. ``nfe`` counts the
@@ -234,10 +239,23 @@ def ot_accelerated_conditional_sample(
         class_scores: an object with ``for_class(label, guidance) -> score`` (:class:`ExactClassScores`,
             :class:`LearnedClassScores`).
         prior: a :class:`ConditionalOTPrior`, or (earlier form) the schedule.
-        data_points, labels: (earlier form) the labelled training set.
+        data_points: (earlier form) the labelled training set.
+        labels: see ``data_points``.
         label: the requested class; ValueError if it is not a class of the data.
         guidance: classifier-free guidance scale ``w`` (``0``: the plain conditional score).
-        Other arguments as in :func:`ot_accelerated_sample`.
+        key: as in :func:`ot_accelerated_sample`.
+        num_samples: as in :func:`ot_accelerated_sample`.
+        t_end: as in :func:`ot_accelerated_sample`.
+        sampler: as in :func:`ot_accelerated_sample`.
+        num_steps: as in :func:`ot_accelerated_sample`.
+        nfe: as in :func:`ot_accelerated_sample`.
+        tau: as in :func:`ot_accelerated_sample`.
+        grid: as in :func:`ot_accelerated_sample`.
+        t_prime: as in :func:`ot_accelerated_sample`.
+        noise_draws: as in :func:`ot_accelerated_sample`.
+        ot_tol: as in :func:`ot_accelerated_sample`.
+        ot_method: as in :func:`ot_accelerated_sample`.
+        ot_map: as in :func:`ot_accelerated_sample` (here a ConditionalOTPrior).
 
     Example:
         >>> import jax, jax.numpy as jnp, jaxotdm as jo

@@ -167,8 +167,9 @@ def fit(
             the end, each time only if the parameters are finite and the loss has not diverged.
         resume: continue from the checkpoint in ``checkpoint_dir`` (error if absent or mismatched).
         overwrite: start afresh even if ``checkpoint_dir`` holds a checkpoint (otherwise that is an error).
-        eval_every, eval_fn: call ``eval_fn(state) -> dict`` every ``eval_every`` steps and at the end
+        eval_every: call ``eval_fn(state) -> dict`` every ``eval_every`` steps and at the end
             (after the checkpoint of that step is written).
+        eval_fn: see ``eval_every``.
         callback: ``callback(step, metrics)`` at every host synchronisation (every ``log_every`` steps and at
             evaluation/checkpoint points), with the mean ``loss``/``eps_mse`` of the steps since the last
             call and the last ``grad_norm`` (progress bars live here).

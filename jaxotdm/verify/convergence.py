@@ -214,8 +214,9 @@ def convergence_to_brenier(
         eps: end time of the backward flow.
         T0: start time of the forward flow (default: half the smallest termination time).
         ot_tol: max relative cell-mass error requested from the semi-discrete solver.
-        ot_points, ot_mc_per_point: forward direction on data: samples of ``p_T0`` used for the Brenier
+        ot_points: forward direction on data: samples of ``p_T0`` used for the Brenier
             map and Monte Carlo samples per Laguerre cell for its barycentres.
+        ot_mc_per_point: see ``ot_points``.
         rtol: flow solver tolerance (``atol`` equal).
         ot_map: a precomputed :class:`~jaxotdm.ot.SemidiscreteMap` ``N(0, I) -> measure`` (backward).
         progress: optional callback ``progress(i, total, message)`` (the CLI passes a progress bar).

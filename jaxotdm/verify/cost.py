@@ -115,12 +115,14 @@ def transport_cost_gap(
         z: ``(N, d)`` source draws (``N(0, I)`` for the independent-coupling scale).
         map_points: ``(N, d)`` the map's outputs ``M(z_k)``.
         ot_points: ``(N, d)`` the OT map's outputs ``T(z_k)``.
-        targets, weights: ``(n, d)``, ``(n,)`` the discrete target measure (for the independent coupling,
+        targets: ``(n, d)``, ``(n,)`` the discrete target measure (for the independent coupling,
             the mass errors and the decomposition; optional).
+        weights: see ``targets``.
         heights: ``(n,)`` the OT map's heights (``u_h(z) = max_i <z, y_i> + h_i`` on the raw targets), for
             the decomposition.
-        map_index, ot_index: ``(N,)`` the target index each draw is sent to (for mass errors and the
+        map_index: ``(N,)`` the target index each draw is sent to (for mass errors and the
             decomposition).
+        ot_index: see ``map_index``.
 
     Returns:
         A :class:`TransportCost`.

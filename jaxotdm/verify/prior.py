@@ -205,7 +205,8 @@ def prior_error(
             than the ``n``-sample's own distance to ``p_T`` (``W2`` between two independent ``n``-samples over
             ``sqrt 2``, an exact assignment): it is biased up by about that much and would be clipped to the
             bracket anyway. ``w2`` is then the bracket's midpoint.
-        null_replicates, null_quantile: replicates of the null and the quantile that defines "beats it".
+        null_replicates: replicates of the null and the quantile that defines "beats it".
+        null_quantile: see ``null_replicates``.
         noise_draws: forward-noise draws per data point for the OT-corrected prior (default
             ``ceil(num_samples / n)``, so that the noised set is as large as the flowed prior sample and the
             two are compared against nulls of the same size).
@@ -214,7 +215,8 @@ def prior_error(
         ot_method: semi-discrete solver object (``None``: the default of :func:`~jaxotdm.ot.semidiscrete_ot`).
         ot_map: the semi-discrete map ``N(0, I) -> measure`` if already solved (it does not depend on ``T``;
             :func:`prior_error_curve` solves it once for all times).
-        rtol, atol: probability-flow ODE tolerances.
+        rtol: probability-flow ODE tolerances.
+        atol: see ``rtol``.
 
     Returns:
         A :class:`PriorErrorResult`.
@@ -372,14 +374,17 @@ def ot_correction(
 
     Args:
         measure: the dataset.
-        schedule, T: forward schedule and termination time ``0 < T < t_max``.
+        schedule: forward schedule and termination time ``0 < T < t_max``.
+        T: see ``schedule``.
         key: PRNG key.
         taus: smoothing values as in the paper's Table 2 (all ``>= 0``).
         tau_scale: multiplies ``taus`` (the softmax compares ``<z, x_i> + h_i``, whose gaps scale with the
             data's scale and dimension); the paper's values are reported alongside.
         tolerances: solver tolerances (max relative cell-mass error), loosest first.
-        num_samples: Monte Carlo size for cell masses. num_tau_samples: smoothed-map outputs per tau.
-        floor_replicates, floor_quantile: replicates and quantile of the Monte Carlo floors.
+        num_samples: Monte Carlo size for cell masses.
+        num_tau_samples: smoothed-map outputs per tau.
+        floor_replicates: replicates and quantile of the Monte Carlo floors.
+        floor_quantile: see ``floor_replicates``.
         prior_kwargs: extra keyword arguments for the :func:`prior_error` call (end of sampling is off;
             pass ``ot_map`` there to reuse a solved map ``N(0, I) -> measure``).
 
