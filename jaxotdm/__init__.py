@@ -8,32 +8,74 @@ Submodules: :mod:`~jaxotdm.schedules`, :mod:`~jaxotdm.measures`, :mod:`~jaxotdm.
 :mod:`~jaxotdm.verify`, :mod:`~jaxotdm.data`, :mod:`~jaxotdm.networks`, :mod:`~jaxotdm.training`.
 """
 
-from jaxotdm import data, metrics, networks, ot, samplers, training, verify
-from jaxotdm.flow import SOLVERS, FlowResult, flow_map, probability_flow_velocity
-from jaxotdm.measures import EmpiricalMeasure, GaussianMeasure
-from jaxotdm.networks import MLP, LearnedScore, ScoreModel, UNet, load_score
-from jaxotdm.ot import (
-    AdamSolver,
-    NewtonSolver,
-    OTTSolver,
-    SemidiscreteCertificate,
-    SemidiscreteMap,
-    bures_w2,
-    gaussian_ot_map,
-    pushforward_w2,
-    semidiscrete_ot,
-    sinkhorn,
-    sinkhorn_divergence,
-    w2_exact,
-    w2_gaussian_to_discrete,
-)
-from jaxotdm.samplers import SampleResult, ot_accelerated_sample, prepare_ot_prior, sample
-from jaxotdm.schedules import EDM, OU, VE, Cosine, Schedule, SubVP, VPLinear
-from jaxotdm.scores import ExactScore, exact_score
-from jaxotdm.sharding import PointSharding
-from jaxotdm.training import TrainState, fit, init_train_state, train_step
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
+
+# Submodules and names are imported on first use (PEP 562), so `import jaxotdm` and `jaxotdm --help` import
+# no jax. A new public name goes here (name -> the module that defines it) and in __all__.
+_SUBMODULES = (
+    "data",
+    "flow",
+    "measures",
+    "metrics",
+    "networks",
+    "ot",
+    "plotting",
+    "samplers",
+    "schedules",
+    "scores",
+    "sharding",
+    "training",
+    "verify",
+)
+_EXPORTS = {
+    "AdamSolver": "jaxotdm.ot",
+    "Cosine": "jaxotdm.schedules",
+    "EDM": "jaxotdm.schedules",
+    "EmpiricalMeasure": "jaxotdm.measures",
+    "ExactScore": "jaxotdm.scores",
+    "FlowResult": "jaxotdm.flow",
+    "GaussianMeasure": "jaxotdm.measures",
+    "LearnedScore": "jaxotdm.networks",
+    "MLP": "jaxotdm.networks",
+    "NewtonSolver": "jaxotdm.ot",
+    "OTTSolver": "jaxotdm.ot",
+    "OU": "jaxotdm.schedules",
+    "PointSharding": "jaxotdm.sharding",
+    "SOLVERS": "jaxotdm.flow",
+    "SampleResult": "jaxotdm.samplers",
+    "Schedule": "jaxotdm.schedules",
+    "ScoreModel": "jaxotdm.networks",
+    "SemidiscreteCertificate": "jaxotdm.ot",
+    "SemidiscreteMap": "jaxotdm.ot",
+    "SubVP": "jaxotdm.schedules",
+    "TrainState": "jaxotdm.training",
+    "UNet": "jaxotdm.networks",
+    "VE": "jaxotdm.schedules",
+    "VPLinear": "jaxotdm.schedules",
+    "bures_w2": "jaxotdm.ot",
+    "exact_score": "jaxotdm.scores",
+    "fit": "jaxotdm.training",
+    "flow_map": "jaxotdm.flow",
+    "gaussian_ot_map": "jaxotdm.ot",
+    "init_train_state": "jaxotdm.training",
+    "load_score": "jaxotdm.networks",
+    "ot_accelerated_sample": "jaxotdm.samplers",
+    "prepare_ot_prior": "jaxotdm.samplers",
+    "probability_flow_velocity": "jaxotdm.flow",
+    "pushforward_w2": "jaxotdm.ot",
+    "sample": "jaxotdm.samplers",
+    "semidiscrete_ot": "jaxotdm.ot",
+    "sinkhorn": "jaxotdm.ot",
+    "sinkhorn_divergence": "jaxotdm.ot",
+    "train_step": "jaxotdm.training",
+    "w2_exact": "jaxotdm.ot",
+    "w2_gaussian_to_discrete": "jaxotdm.ot",
+}
 
 __all__ = [
     "training",
@@ -86,3 +128,45 @@ __all__ = [
     "w2_exact",
     "w2_gaussian_to_discrete",
 ]
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"{__name__}.{name}")
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__) | set(_SUBMODULES))
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs
+    from jaxotdm import data, metrics, networks, ot, samplers, training, verify
+    from jaxotdm.flow import SOLVERS, FlowResult, flow_map, probability_flow_velocity
+    from jaxotdm.measures import EmpiricalMeasure, GaussianMeasure
+    from jaxotdm.networks import MLP, LearnedScore, ScoreModel, UNet, load_score
+    from jaxotdm.ot import (
+        AdamSolver,
+        NewtonSolver,
+        OTTSolver,
+        SemidiscreteCertificate,
+        SemidiscreteMap,
+        bures_w2,
+        gaussian_ot_map,
+        pushforward_w2,
+        semidiscrete_ot,
+        sinkhorn,
+        sinkhorn_divergence,
+        w2_exact,
+        w2_gaussian_to_discrete,
+    )
+    from jaxotdm.samplers import SampleResult, ot_accelerated_sample, prepare_ot_prior, sample
+    from jaxotdm.schedules import EDM, OU, VE, Cosine, Schedule, SubVP, VPLinear
+    from jaxotdm.scores import ExactScore, exact_score
+    from jaxotdm.sharding import PointSharding
+    from jaxotdm.training import TrainState, fit, init_train_state, train_step

@@ -37,13 +37,14 @@ OWNERS = {
 
 _RUNNER = """
 import json, runpy, sys
+heavy_names = set(json.loads(sys.argv[2]))
 sys.argv = ["jaxotdm", *json.loads(sys.argv[1])]
 code = None
 try:
     runpy.run_module("jaxotdm", run_name="__main__", alter_sys=True)
 except SystemExit as exc:
     code = exc.code
-heavy = sorted({m.split(".")[0] for m in sys.modules} & set(json.loads(sys.argv[2])))
+heavy = sorted({m.split(".")[0] for m in sys.modules} & heavy_names)
 print("@@result@@" + json.dumps({"code": code, "heavy": heavy}))
 """
 
