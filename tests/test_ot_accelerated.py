@@ -80,7 +80,7 @@ def test_smoothed_map_moves_inside_the_hull(prior, score):
 
 
 def test_memorisation_flags_the_hard_map_at_small_t_prime():
-    """science.md caveat: the hard map with T' -> 0 outputs training points, and the metric says so."""
+    """The caveat of docs/theory.md section 7: the hard map with T' -> 0 outputs training points, and the metric says so."""
     from jaxotdm import data as D
 
     x = jnp.asarray(D.load_digits()[:240])

@@ -1,6 +1,6 @@
 """OT-accelerated sampling: one semi-discrete OT step to a small time ``T'``, then a short reverse chain.
 
-The paper's Algorithm 2 (arXiv 2410.13431, section 5 of ``science.md``):
+The paper's Algorithm 2 (arXiv 2410.13431; the science page, docs/theory.md, section 7):
 
 1. forward-diffuse the training set to ``T'``: ``x_i' = alpha_T' y_i + sigma_T' eps_i`` (one noise draw per
    point; ``noise_draws > 1`` draws several per point);
@@ -22,7 +22,7 @@ guidance scale, supplied by an object with a ``for_class(label, guidance)`` meth
 :mod:`~jaxotdm.samplers.class_scores`): :class:`ExactClassScores` or :class:`LearnedClassScores`.
 :meth:`ConditionalOTPrior.sample` draws one class.
 
-Caveat (``science.md`` section 5): the hard map outputs *noised training points* by construction, so as
+Caveat (docs/theory.md, section 7): the hard map outputs *noised training points* by construction, so as
 ``T' -> 0`` the sampler returns the training set; report nearest-training-neighbour distances
 (:func:`jaxotdm.metrics.memorisation`) beside any quality number.
 """
