@@ -357,12 +357,12 @@ def prior_error_brackets(
         >>> len(ax.collections), len(ax.lines)    # the bracket; estimate and reference
         (1, 2)
     """
+    if against not in ("T", "alpha"):
+        raise ValueError(f"`against` must be 'T' or 'alpha', got {against!r}.")
     results = None
     if isinstance(x, Sequence) and len(x) > 0 and all(hasattr(r, "lower") and hasattr(r, "upper") for r in x):
         if lower is not None or upper is not None or estimate is not None:
             raise ValueError("`lower`, `upper` and `estimate` are read from the results; do not pass them too.")
-        if against not in ("T", "alpha"):
-            raise ValueError(f"`against` must be 'T' or 'alpha', got {against!r}.")
         results = x
         x = [float(getattr(r, against)) for r in results]
         lower = [float(r.lower) for r in results]
