@@ -12,7 +12,7 @@ sampler, flow map and OT tool accepts; :func:`load_score` returns one from a mod
 
 Modules: ``parametrisations`` (what the output means), ``embeddings`` (noise-level embeddings), ``mlp``
 (residual MLP), ``unet`` (U-Net for images), ``model`` (ScoreModel, LearnedScore, guidance), ``saving``
-(model folders).
+(model folders), ``adapters`` (:func:`as_network`: flax NNX, equinox modules and plain functions as networks).
 
 Networks act on a batch with the data axis last: ``x`` of shape ``(..., d)``. The U-Net reshapes the flat
 ``d = H * W * C`` vector to an image internally (NHWC), so images are points in ``R^d`` like everything
@@ -29,6 +29,7 @@ Example:
 """
 
 from jaxotdm.networks._io import CheckpointError
+from jaxotdm.networks.adapters import as_network
 from jaxotdm.networks.embeddings import FourierEmbedding, SinusoidalEmbedding
 from jaxotdm.networks.mlp import MLP
 from jaxotdm.networks.model import LearnedScore, ScoreModel, classifier_free_guidance
@@ -67,6 +68,7 @@ __all__ = [
     "convert_output",
     "ScoreModel",
     "LearnedScore",
+    "as_network",
     "classifier_free_guidance",
     "SavedModel",
     "DataSplit",
