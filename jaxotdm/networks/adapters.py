@@ -224,8 +224,8 @@ def as_network(
         what = f"the NNX module {type(obj).__qualname__}"
         takes = _takes_labels(obj, lead=0, num_classes=num_classes, what=what)
         graphdef, state, rest = nnx.split(obj, nnx.Param, ...)
-        rest_pure = rest.to_pure_dict()
-        held = _Held(kind="nnx", obj=None, graphdef=graphdef, initial=state.to_pure_dict(),
+        rest_pure = nnx.to_pure_dict(rest)
+        held = _Held(kind="nnx", obj=None, graphdef=graphdef, initial=nnx.to_pure_dict(state),
                      with_params=True, rest=(rest_pure,) if rest_pure else (), takes_labels=takes,
                      conditioning=conditioning, what=what)
     elif isinstance(obj, eqx.Module):
