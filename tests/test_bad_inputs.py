@@ -326,6 +326,10 @@ case("jaxotdm.networks.load_score", "missing", lambda: jo.networks.load_score("/
 case("jaxotdm.networks.load_split", "missing", lambda: jo.networks.load_split("/nonexistent/model"), "model folder")
 case("jaxotdm.networks.model_config", "model", lambda: jo.networks.model_config(None), "`model`")
 case("jaxotdm.networks.model_from_config", "cfg", lambda: jo.networks.model_from_config({}), "network")
+case("jaxotdm.networks.as_network", "obj", lambda: jo.networks.as_network(3), "`obj`")
+case("jaxotdm.networks.as_network", "signature", lambda: jo.networks.as_network(lambda x: x), "`obj`")
+case("jaxotdm.networks.as_network", "num_classes=0",
+     lambda: jo.networks.as_network(lambda x, log_snr: x, num_classes=0), "`num_classes`")
 case("jaxotdm.fit", "learning_rate=inf", lambda: jo.fit(jo.training.DSMObjective(_model()), np.tile(Y, (4, 1)),
                                                         steps=2, batch_size=4, learning_rate=float("inf")),
      "`learning_rate`")
