@@ -21,18 +21,31 @@ def _png(path: Path) -> None:
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def _plotting_modules():
+    """The package and its modules (the doctests live in the functions' modules)."""
+    import importlib
+    import pkgutil
+
+    return [P] + [importlib.import_module(f"{P.__name__}.{m.name}") for m in pkgutil.iter_modules(P.__path__)]
+
+
 def test_module_doctests_run():
-    res = doctest.testmod(P, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    attempted = failed = 0
+    for module in _plotting_modules():
+        res = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+        attempted, failed = attempted + res.attempted, failed + res.failed
+    res = doctest.TestResults(failed, attempted)
     assert res.attempted >= 10 and res.failed == 0
 
 
 def test_no_pyplot_global_state():
     """The module builds Figures on the Agg canvas; it never imports pyplot or switches backends."""
-    tree = ast.parse(inspect.getsource(P))
-    names = {a.name for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom)) for a in n.names}
-    modules = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
-    assert "matplotlib.pyplot" not in names | modules and "pyplot" not in names
-    assert "matplotlib.use" not in inspect.getsource(P)
+    for module in _plotting_modules():
+        tree = ast.parse(inspect.getsource(module))
+        names = {a.name for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom)) for a in n.names}
+        modules = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        assert "matplotlib.pyplot" not in names | modules and "pyplot" not in names
+        assert "matplotlib.use" not in inspect.getsource(module)
 
 
 def test_subplots_and_save(tmp_path):
