@@ -246,18 +246,16 @@ case("jaxotdm.samplers.ot_prior_points", "tau<0",
 case("jaxotdm.samplers.ot_accelerated_step", "num_samples=0",
      lambda: jo.samplers.ot_accelerated_step(jo.prepare_ot_prior(jo.VPLinear(), Y, key=KEY, t_prime=0.2, ot_tol=0.3),
                                              _score(jo.VPLinear()), jo.VPLinear(), KEY, num_samples=0, num_steps=2,
-                                             t_end=1e-3), "`num_samples`",
-     "learned", "num_samples=0 fails inside jax ('zero-size array to reduction operation max')")
+                                             t_end=1e-3), "`num_samples`")
 case("jaxotdm.samplers.OTPrior", "prior_points z nan",
      lambda: jo.samplers.ot_prior_points(jo.prepare_ot_prior(jo.VPLinear(), Y, key=KEY, t_prime=0.2, ot_tol=0.3),
-                                         NAN_X), "`z`", "learned", "NaN prior draws z are accepted")
-case("jaxotdm.samplers.ConditionalOTPrior", "priors empty", lambda: jo.samplers.ConditionalOTPrior(()), "`priors`",
-     "learned", "an empty ConditionalOTPrior is accepted")
+                                         NAN_X), "`z`")
+case("jaxotdm.samplers.ConditionalOTPrior", "priors empty", lambda: jo.samplers.ConditionalOTPrior(()), "`priors`")
 case("jaxotdm.samplers.ExactClassScores", "labels shape",
      lambda: jo.samplers.ExactClassScores.from_data(Y, np.array([0, 1]), jo.VPLinear()), "`labels`")
 case("jaxotdm.samplers.LearnedClassScores", "model", lambda: jo.samplers.LearnedClassScores(None, None), "`model`")
 case("jaxotdm.samplers.GuidedScore", "guidance nan", lambda: jo.samplers.GuidedScore(_score(), _score(), float("nan")),
-     "`guidance`", "learned", "GuidedScore(guidance=nan) is accepted")
+     "`guidance`")
 
 # --- metrics (owner "learned")
 case("jaxotdm.metrics.mode_mixture_ratio", "rows do not sum to one",
@@ -267,8 +265,7 @@ case("jaxotdm.metrics.frechet_distance", "cov1 not PSD",
 case("jaxotdm.metrics.classifier_frechet_distance", "classifier", lambda: jo.metrics.classifier_frechet_distance(
     None, X, Y), "`classifier`")
 case("jaxotdm.metrics.sinkhorn_divergence", "epsilon=inf",
-     lambda: jo.metrics.sinkhorn_divergence(Y, X, epsilon=float("inf")), "`epsilon`",
-     "learned", "metrics.sinkhorn_divergence(epsilon=inf) returns a result")
+     lambda: jo.metrics.sinkhorn_divergence(Y, X, epsilon=float("inf")), "`epsilon`")
 case("jaxotdm.metrics.wasserstein2", "epsilon<0", lambda: jo.metrics.wasserstein2(Y, X, epsilon=-1.0), "`epsilon`")
 case("jaxotdm.metrics.precision_recall", "k=0", lambda: jo.metrics.precision_recall(X, Y, k=0), "`k`")
 case("jaxotdm.metrics.memorisation", "ratio_threshold<0",
@@ -291,36 +288,28 @@ def _model(num_classes=None):
     return jo.ScoreModel(jo.MLP(features=8, depth=1, num_classes=num_classes), _OU)
 
 
-case("jaxotdm.MLP", "depth<0", lambda: jo.ScoreModel(jo.MLP(features=8, depth=-1), _OU).init(KEY, X), "`depth`",
-     "learned", "MLP(depth=-1) initialises (and runs) as depth 0")
+case("jaxotdm.MLP", "depth<0", lambda: jo.ScoreModel(jo.MLP(features=8, depth=-1), _OU).init(KEY, X), "`depth`")
 case("jaxotdm.UNet", "channels=0", lambda: jo.ScoreModel(jo.UNet(image_shape=(4, 4, 1), channels=0), _OU).init(
-    KEY, np.zeros((1, 16))), "`channels`", "learned", "UNet(channels=0) raises ZeroDivisionError inside jax")
-case("jaxotdm.ScoreModel", "schedule", lambda: jo.ScoreModel(jo.MLP(features=8, depth=1), "ou"), "`schedule`",
-     "learned", "ScoreModel(network, 'ou') is accepted")
+    KEY, np.zeros((1, 16))), "`channels`")
+case("jaxotdm.ScoreModel", "schedule", lambda: jo.ScoreModel(jo.MLP(features=8, depth=1), "ou"), "`schedule`")
 case("jaxotdm.LearnedScore", "t<=0", lambda: jo.LearnedScore(_model(), _model().init(KEY, X))(X, 0.0), "`t`")
 case("jaxotdm.LearnedScore", "label out of range", lambda: jo.LearnedScore(
     _model(3), _model(3).init(KEY, X, np.zeros(2, np.int32)), jnp.asarray([5, 5]))(X, 0.5), "`labels`")
 case("jaxotdm.networks.SinusoidalEmbedding", "dim=0", lambda: jo.ScoreModel(
-    jo.MLP(features=8, depth=1, embedding=jo.networks.SinusoidalEmbedding(dim=0)), _OU).init(KEY, X), "`dim`",
-     "learned", "SinusoidalEmbedding(dim=0) is accepted")
+    jo.MLP(features=8, depth=1, embedding=jo.networks.SinusoidalEmbedding(dim=0)), _OU).init(KEY, X), "`dim`")
 case("jaxotdm.networks.FourierEmbedding", "dim=0", lambda: jo.ScoreModel(
-    jo.MLP(features=8, depth=1, embedding=jo.networks.FourierEmbedding(dim=0)), _OU).init(KEY, X), "`dim`",
-     "learned", "FourierEmbedding(dim=0) is accepted")
+    jo.MLP(features=8, depth=1, embedding=jo.networks.FourierEmbedding(dim=0)), _OU).init(KEY, X), "`dim`")
 case("jaxotdm.networks.EDMPreconditioning", "sigma_data=0", lambda: jo.networks.EDMPreconditioning(sigma_data=0.0),
-     "`sigma_data`", "learned", "EDMPreconditioning(sigma_data=0) is accepted (NaN later)")
+     "`sigma_data`")
 for _p in ("NoisePrediction", "DataPrediction", "VPrediction", "ScorePrediction"):
     case(f"jaxotdm.networks.{_p}", "convert t<=0", lambda p=_p: jo.networks.convert_output(
-        X, X, 0.0, _OU, source=getattr(jo.networks, p)(), target=jo.networks.DataPrediction()), "`t`",
-         "learned", "convert_output(t=0) returns NaN/inf instead of refusing t <= 0")
+        X, X, 0.0, _OU, source=getattr(jo.networks, p)(), target=jo.networks.DataPrediction()), "`t`")
 case("jaxotdm.networks.convert_output", "t nan", lambda: jo.networks.convert_output(
-    X, X, float("nan"), _OU, source=jo.networks.NoisePrediction(), target=jo.networks.DataPrediction()), "`t`",
-     "learned", "convert_output(t=nan) returns NaN")
+    X, X, float("nan"), _OU, source=jo.networks.NoisePrediction(), target=jo.networks.DataPrediction()), "`t`")
 case("jaxotdm.networks.classifier_free_guidance", "guidance nan",
-     lambda: jo.networks.classifier_free_guidance(X, X, float("nan")), "`guidance`",
-     "learned", "classifier_free_guidance(guidance=nan) returns NaN")
+     lambda: jo.networks.classifier_free_guidance(X, X, float("nan")), "`guidance`")
 case("jaxotdm.networks.save_model", "model", lambda: jo.networks.save_model("/tmp/x-not-written", None,
-                                                                             {"w": np.ones(1)}), "`model`",
-     "learned", "save_model(folder, None, params) complains about `data`, not the missing model")
+                                                                             {"w": np.ones(1)}), "`model`")
 case("jaxotdm.networks.load_model", "missing", lambda: jo.networks.load_model("/nonexistent/model"), "model folder")
 case("jaxotdm.networks.load_score", "missing", lambda: jo.networks.load_score("/nonexistent/model"), "model folder")
 case("jaxotdm.networks.load_split", "missing", lambda: jo.networks.load_split("/nonexistent/model"), "model folder")
@@ -335,13 +324,10 @@ case("jaxotdm.fit", "learning_rate=inf", lambda: jo.fit(jo.training.DSMObjective
      "`learning_rate`")
 case("jaxotdm.fit", "batch_size>n", lambda: jo.fit(jo.training.DSMObjective(_model()), Y, steps=2, batch_size=100),
      "`batch_size`")
-case("jaxotdm.init_train_state", "model", lambda: jo.init_train_state(None, None, X, key=KEY), "`model`",
-     "learned", "init_train_state(None, ...) raises AttributeError")
-case("jaxotdm.train_step", "state", lambda: jo.train_step(None, X, objective=None, optimizer=None), "`state`",
-     "learned", "train_step(None, ...) raises AttributeError")
+case("jaxotdm.init_train_state", "model", lambda: jo.init_train_state(None, None, X, key=KEY), "`model`")
+case("jaxotdm.train_step", "state", lambda: jo.train_step(None, X, objective=None, optimizer=None), "`state`")
 case("jaxotdm.training.train_steps", "batch_size=0", lambda: jo.training.train_steps(
-    None, X, None, KEY, 1, length=1, objective=None, optimizer=None, batch_size=0), "`batch_size`",
-     "learned", "train_steps(batch_size=0) raises AttributeError")
+    None, X, None, KEY, 1, length=1, objective=None, optimizer=None, batch_size=0), "`batch_size`")
 case("jaxotdm.training.DSMObjective", "label_dropout>1",
      lambda: jo.training.DSMObjective(_model(), label_dropout=1.5), "`label_dropout`")
 case("jaxotdm.training.AdamConfig", "learning_rate<0", lambda: jo.training.AdamConfig(learning_rate=-1.0),
@@ -356,21 +342,17 @@ case("jaxotdm.training.NativeMSE", "weighting type",
 case("jaxotdm.training.LikelihoodWeighting", "weighting type",
      lambda: jo.training.DSMObjective(_model(), weighting=jo.training.LikelihoodWeighting), "`weighting`")
 _CTOR = "invalid parameters are accepted at construction (checked later, or never)"
-case("jaxotdm.training.EDMWeighting", "sigma_data=0", lambda: jo.training.EDMWeighting(sigma_data=0.0), "`sigma_data`",
-     "learned", _CTOR)
-case("jaxotdm.training.MinSNRWeighting", "gamma<0", lambda: jo.training.MinSNRWeighting(gamma=-1.0), "`gamma`",
-     "learned", _CTOR)
+case("jaxotdm.training.EDMWeighting", "sigma_data=0", lambda: jo.training.EDMWeighting(sigma_data=0.0), "`sigma_data`")
+case("jaxotdm.training.MinSNRWeighting", "gamma<0", lambda: jo.training.MinSNRWeighting(gamma=-1.0), "`gamma`")
 case("jaxotdm.training.UniformTimeDistribution", "t_min<0",
-     lambda: jo.training.UniformTimeDistribution(t_min=-1.0), "t_min", "learned", _CTOR)
+     lambda: jo.training.UniformTimeDistribution(t_min=-1.0), "t_min")
 case("jaxotdm.training.UniformLogSNRDistribution", "min>max",
-     lambda: jo.training.UniformLogSNRDistribution(log_snr_min=20.0), "log_snr_min", "learned", _CTOR)
-case("jaxotdm.training.LogNormalSigma", "p_std=0", lambda: jo.training.LogNormalSigma(p_std=0.0), "`p_std`",
-     "learned", _CTOR)
+     lambda: jo.training.UniformLogSNRDistribution(log_snr_min=20.0), "log_snr_min")
+case("jaxotdm.training.LogNormalSigma", "p_std=0", lambda: jo.training.LogNormalSigma(p_std=0.0), "`p_std`")
 case("jaxotdm.training.epoch_batch_indices", "batch_size>n",
-     lambda: jo.training.epoch_batch_indices(KEY, 0, 10, 20), "`batch_size`",
-     "learned", "batch_size > num_examples fails inside jax (TypeError from lax.dynamic_slice)")
+     lambda: jo.training.epoch_batch_indices(KEY, 0, 10, 20), "`batch_size`")
 case("jaxotdm.training.save_checkpoint", "state", lambda: jo.training.save_checkpoint("/tmp/x.msgpack", None),
-     "`state`", "learned", "save_checkpoint(path, None) writes a checkpoint of None")
+     "`state`")
 case("jaxotdm.training.load_checkpoint", "missing",
      lambda: jo.training.load_checkpoint("/nonexistent/ckpt.msgpack", None), "does not exist")
 case("jaxotdm.training.score_relative_error", "t<=0",
@@ -405,8 +387,7 @@ case("jaxotdm.plotting.convergence_curve", "x and y shapes",
      lambda: jo.plotting.convergence_curve(np.arange(3.0), np.ones(4)), "`y`")
 case("jaxotdm.plotting.convergence_panels", "result", lambda: jo.plotting.convergence_panels(None), "`result`")
 case("jaxotdm.plotting.prior_error_brackets", "against",
-     lambda: jo.plotting.prior_error_brackets(np.arange(3.0), np.ones(3), np.ones(3), against="bogus"), "`against`",
-     "docs (plotting)", "prior_error_brackets(against='bogus') draws a figure")
+     lambda: jo.plotting.prior_error_brackets(np.arange(3.0), np.ones(3), np.ones(3), against="bogus"), "`against`")
 case("jaxotdm.plotting.image_grid", "ncol=0", lambda: jo.plotting.image_grid(np.zeros((4, 16)), (4, 4), ncol=0),
      "`ncol`")
 case("jaxotdm.plotting.laguerre_cells", "smap", lambda: jo.plotting.laguerre_cells(None), "`smap`")

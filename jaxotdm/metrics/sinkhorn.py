@@ -103,10 +103,9 @@ def sinkhorn_divergence(
         True
     """
     x, y = _pair(x, y, "x", "y")
-    if not epsilon > 0:
-        raise ValueError(f"`epsilon` must be > 0, got {epsilon}.")
-    if not threshold > 0:
-        raise ValueError(f"`threshold` must be > 0, got {threshold}.")
+    epsilon = V.positive_scalar(epsilon, "epsilon")
+    threshold = V.positive_scalar(threshold, "threshold")
+    relative_epsilon = V.check_bool(relative_epsilon, "relative_epsilon")
     max_iterations = V.check_positive_int(max_iterations, "max_iterations")
     a = _weights(a, x.shape[0], "a", x.dtype)
     b = _weights(b, y.shape[0], "b", x.dtype)

@@ -90,18 +90,23 @@ def sampler_table(
 
     Args:
         score: the (unconditional) score, with a ``schedule`` attribute (e.g. a LearnedScore).
-        train, heldout: the training and held-out splits in the score's space.
+        train: the training and held-out splits in the score's space.
+        heldout: see ``train``.
         key: PRNG key.
-        train_labels, heldout_labels: labels (for the classifier metrics and the conditional rows).
+        train_labels: labels (for the classifier metrics and the conditional rows).
+        heldout_labels: see ``train_labels``.
         class_scores: ``class_scores.for_class(label, guidance)`` (e.g. LearnedClassScores): adds the
             conditional rows (a guided baseline per sampler at its largest budget, and conditional OT).
         guidance: classifier-free guidance scale of the conditional rows.
         classifier: a trained :class:`Classifier` (otherwise trained on the training split when labelled).
         baselines: ``[(name, method, nfe, grid), ...]`` (default :func:`default_baselines`).
-        t_primes, taus, ot_nfe: the OT rows: ``T'`` values, smoothing values and reverse-chain budgets.
+        t_primes: the OT rows: ``T'`` values, smoothing values and reverse-chain budgets.
+        taus: see ``t_primes``.
+        ot_nfe: see ``t_primes``.
         ot_sampler: the chain after the OT step (default Euler-Maruyama, the paper's).
         ot_tol: the OT solves' tolerance (max relative cell-mass error).
-        t_start, t_end: the baselines' start time and every chain's end time.
+        t_start: the baselines' start time and every chain's end time.
+        t_end: see ``t_start``.
         control_noise: standard deviation of the noise added to the training images of the memorisation row.
         value_range: valid coordinate range (see :func:`~jaxotdm.metrics.sample_quality`).
         progress: called with each finished row's name.
@@ -265,6 +270,9 @@ def plot_quality_vs_nfe(rows: list[dict], path, *, title: str = "") -> None:
             if r.get(key) is not None:
                 ax.axhline(r[key], color=color, ls="--", lw=1, label=r["method"])
         ax.set_xscale("log")
+        values = [r[key] for r in rows if r.get(key) is not None]
+        if key != "memorisation_ratio" and values and min(values) > 0:  # distances spanning decades
+            ax.set_yscale("log")
         ax.set_xlabel("NFE (score evaluations per sample)")
         ax.set_ylabel(label)
     axes[0].legend(fontsize=6, ncol=2)

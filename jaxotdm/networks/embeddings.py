@@ -8,6 +8,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
+from jaxotdm import _validation as V
 from jaxotdm._types import Array
 
 __all__ = ["SinusoidalEmbedding", "FourierEmbedding"]
@@ -23,6 +24,14 @@ class SinusoidalEmbedding(nn.Module):
     dim: int = 64
     min_freq: float = 1.0 / 32.0
     max_freq: float = 8.0
+
+    def __post_init__(self):  # checked at construction
+        V.check_int(self.dim, "dim", minimum=2)
+        lo = V.positive_scalar(self.min_freq, "min_freq")
+        V.positive_scalar(self.max_freq, "max_freq")
+        if not self.max_freq >= lo:
+            raise ValueError(f"`max_freq` must be >= `min_freq` ({lo:g}), got {self.max_freq!r}.")
+        super().__post_init__()
 
     @nn.compact
     def __call__(self, log_snr: Array) -> Array:
@@ -42,6 +51,12 @@ class FourierEmbedding(nn.Module):
     dim: int = 64
     scale: float = 1.0
     seed: int = 0
+
+    def __post_init__(self):  # checked at construction
+        V.check_int(self.dim, "dim", minimum=2)
+        V.positive_scalar(self.scale, "scale")
+        V.check_int(self.seed, "seed", minimum=0)
+        super().__post_init__()
 
     @nn.compact
     def __call__(self, log_snr: Array) -> Array:

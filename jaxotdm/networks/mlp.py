@@ -5,6 +5,7 @@ from __future__ import annotations
 import flax.linen as nn
 import jax.numpy as jnp
 
+from jaxotdm import _validation as V
 from jaxotdm._types import Array
 from jaxotdm.networks.embeddings import SinusoidalEmbedding, _Conditioning
 
@@ -36,6 +37,14 @@ class MLP(nn.Module):
     num_classes: int | None = None
     expansion: int = 1
 
+    def __post_init__(self):  # checked at construction, before any init/apply
+        V.check_int(self.features, "features", minimum=1)
+        V.check_int(self.depth, "depth", minimum=0)
+        V.check_int(self.expansion, "expansion", minimum=1)
+        if self.num_classes is not None:
+            V.check_int(self.num_classes, "num_classes", minimum=1)
+        super().__post_init__()
+
     @nn.compact
     def __call__(self, x: Array, log_snr: Array, labels: Array | None = None) -> Array:
         log_snr = jnp.broadcast_to(jnp.asarray(log_snr, x.dtype), x.shape[:-1])
@@ -43,7 +52,7 @@ class MLP(nn.Module):
         hidden = self.features * self.expansion
         h = nn.Dense(self.features, name="input")(x)
         for _ in range(self.depth):
-            r = nn.Dense(self.features)(nn.silu(nn.LayerNorm()(h)))
-            r = nn.Dense(self.features)(nn.silu(r + nn.Dense(self.features)(nn.silu(emb))))
+            r = nn.Dense(hidden)(nn.silu(nn.LayerNorm()(h)))
+            r = nn.Dense(self.features)(nn.silu(r + nn.Dense(hidden)(nn.silu(emb))))
             h = h + r
         return nn.Dense(x.shape[-1], kernel_init=nn.initializers.zeros)(nn.silu(nn.LayerNorm()(h)))

@@ -31,6 +31,10 @@ def classifier_free_guidance(conditional, unconditional, guidance):
         >>> float(classifier_free_guidance(2.0, 1.0, 0.5))
         2.5
     """
+    if guidance is None or isinstance(guidance, (str, bytes, bool)):
+        raise TypeError(f"`guidance` must be a real number, got {guidance!r}.")
+    if V.is_concrete(guidance) and not np.all(np.isfinite(np.asarray(guidance, np.float64))):
+        raise ValueError(f"`guidance` must be finite, got {guidance!r}.")
     return (1.0 + guidance) * conditional - guidance * unconditional
 
 
@@ -101,6 +105,16 @@ class ScoreModel:
     schedule: Schedule
     parametrisation: Parametrisation = NoisePrediction()
     sigma_data: float = 1.0
+
+    def __post_init__(self):  # construction only (PyTree unflattening does not call __init__)
+        if not isinstance(self.network, nn.Module):
+            raise TypeError(f"`network` must be a flax module (e.g. MLP, UNet), got {type(self.network).__name__}.")
+        if not isinstance(self.schedule, Schedule):
+            raise TypeError(f"`schedule` must be a Schedule object (e.g. jaxotdm.OU()), got {self.schedule!r}.")
+        if not isinstance(self.parametrisation, Parametrisation):
+            raise TypeError(f"`parametrisation` must be a Parametrisation (e.g. NoisePrediction()), got "
+                            f"{self.parametrisation!r}.")
+        V.positive_scalar(self.sigma_data, "sigma_data")
 
     @property
     def num_classes(self) -> int | None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
+from jaxotdm import _validation as V
 from jaxotdm._pytree import pytree_dataclass
 from jaxotdm._types import Array, ArrayLike, Float
 from jaxotdm.schedules import Schedule
@@ -148,6 +149,9 @@ class EDMPreconditioning(Parametrisation):
 
     sigma_data: float = 0.5
 
+    def __post_init__(self):  # construction only (PyTree unflattening does not call __init__)
+        V.positive_scalar(self.sigma_data, "sigma_data")
+
     def _c(self, alpha, sigma):
         q = jnp.square(sigma) + jnp.square(alpha * self.sigma_data)
         skip = self.sigma_data**2 * alpha / q
@@ -202,6 +206,7 @@ def convert_output(
     for name, p in (("source", source), ("target", target)):
         if not isinstance(p, Parametrisation):
             raise ValueError(f"`{name}` must be a Parametrisation (e.g. NoisePrediction()), got {p!r}.")
+    V.check_time(t, "t", dtype=x.dtype)  # finite and > 0 (the conversions divide by sigma_t or alpha_t)
     t = jnp.asarray(t, x.dtype)
     a, s = _bcast(schedule.alpha(t), x), _bcast(schedule.sigma(t), x)
     x0, eps = source.to_pair(out, x, a, s)

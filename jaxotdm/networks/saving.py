@@ -180,6 +180,10 @@ def save_model(folder: str | Path, model: ScoreModel, params, *, data: dict | No
         data: the ``data`` record (JSON-able): at least ``dim``; see the module docstring.
         extra: more JSON-able information (training settings, cost), stored under ``"training"``.
     """
+    if not isinstance(model, ScoreModel):
+        raise TypeError(f"`model` must be a ScoreModel, got {type(model).__name__}.")
+    if folder is None or not isinstance(folder, (str, Path)):
+        raise TypeError(f"`folder` must be a path, got {folder!r}.")
     folder = Path(folder)
     data = dict(data or {})
     leaves = jax.tree.leaves(params)

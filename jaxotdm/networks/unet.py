@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
+from jaxotdm import _validation as V
 from jaxotdm._types import Array
 from jaxotdm.networks.embeddings import SinusoidalEmbedding, _Conditioning
 
@@ -72,6 +73,24 @@ class UNet(nn.Module):
     groups: int = 8
     embedding: nn.Module = SinusoidalEmbedding(64)
     num_classes: int | None = None
+
+    def __post_init__(self):  # checked at construction, before any init/apply
+        shape = tuple(self.image_shape) if isinstance(self.image_shape, (tuple, list)) else None
+        if shape is None or len(shape) != 3:
+            raise ValueError(f"`image_shape` must be (H, W, C), got {self.image_shape!r}.")
+        for i, v in enumerate(shape):
+            V.check_int(v, f"image_shape[{i}]", minimum=1)
+        V.check_int(self.channels, "channels", minimum=1)
+        if not isinstance(self.channel_mult, (tuple, list)) or not self.channel_mult:
+            raise ValueError(f"`channel_mult` must be a non-empty sequence of integers, got {self.channel_mult!r}.")
+        for i, m in enumerate(self.channel_mult):
+            V.check_int(m, f"channel_mult[{i}]", minimum=1)
+        V.check_int(self.num_res_blocks, "num_res_blocks", minimum=1)
+        V.check_int(self.heads, "heads", minimum=1)
+        V.check_int(self.groups, "groups", minimum=1)
+        if self.num_classes is not None:
+            V.check_int(self.num_classes, "num_classes", minimum=1)
+        super().__post_init__()
 
     @nn.compact
     def __call__(self, x: Array, log_snr: Array, labels: Array | None = None) -> Array:

@@ -33,6 +33,12 @@ class GuidedScore:
     unconditional: Any
     guidance: float = static_field(0.0)
 
+    def __post_init__(self):  # construction only (PyTree unflattening does not call __init__)
+        for name in ("conditional", "unconditional"):
+            if not callable(getattr(self, name)):
+                raise TypeError(f"`{name}` must be a score callable score(x, t), got {getattr(self, name)!r}.")
+        V.real_scalar(self.guidance, "guidance")
+
     @property
     def dim(self):
         return getattr(self.conditional, "dim", None)

@@ -102,6 +102,16 @@ class ConditionalOTPrior:
     priors: tuple
     classes: tuple = static_field(())
 
+    def __post_init__(self):  # construction only (PyTree unflattening does not call __init__)
+        if not isinstance(self.priors, tuple) or not self.priors:
+            raise ValueError(f"`priors` must be a non-empty tuple of OTPrior (one per class), got {self.priors!r}.")
+        if not all(isinstance(p, OTPrior) for p in self.priors):
+            raise TypeError("`priors` must hold OTPrior objects (from prepare_ot_prior), got "
+                            f"{sorted({type(p).__name__ for p in self.priors})}.")
+        if not isinstance(self.classes, tuple) or len(self.classes) != len(self.priors):
+            raise ValueError(f"`classes` must be a tuple of {len(self.priors)} labels (one per prior), got "
+                             f"{self.classes!r}.")
+
     def for_class(self, label) -> OTPrior:
         """The prior of class ``label``; ValueError for a label absent from the data."""
         return self.priors[_class_position(self.classes, label)]
@@ -288,6 +298,11 @@ def ot_prior_points(prior: OTPrior, z: Float[ArrayLike, "k d"], tau: float = 0.0
     Returns ``(x_T', assignment)`` with ``assignment`` the Laguerre cell of each ``z``.
     """
     tau = _check_tau(tau)
+    if V.is_concrete(z):  # eager calls: refuse NaN/inf draws (they have no Laguerre cell)
+        z = jnp.asarray(z)
+        if z.ndim != 2 or z.shape[1] != prior.dim:
+            raise ValueError(f"`z` must have shape (k, {prior.dim}), got {z.shape}.")
+        V.check_finite(z, "z")
     return prior.ot_map.transport(z, tau), prior.ot_map.assign(z)
 
 
@@ -322,6 +337,8 @@ def ot_accelerated_step(
         >>> int(out.nfe), out.points.shape
         (5, (4, 1))
     """
+    num_samples = V.check_int(num_samples, "num_samples", minimum=1)
+    num_steps = V.check_int(num_steps, "num_steps", minimum=1)
     k_prior, k_chain = jax.random.split(key)
     z = jax.random.normal(k_prior, (num_samples, prior.dim), prior.diffused.dtype)
     x0, cell = ot_prior_points(prior, z, tau)

@@ -34,6 +34,8 @@ def save_checkpoint(path: str | Path, state: TrainState, *, config: dict | None 
     temporary name in the same folder, fsynced and renamed, so a crash never leaves a half-written
     checkpoint under ``path``.
     """
+    if not isinstance(state, TrainState):
+        raise TypeError(f"`state` must be a TrainState, got {type(state).__name__}.")
     return write_msgpack(path, {
         "config": json.dumps(config or {}, sort_keys=True),
         "history": json.dumps(history or {}, sort_keys=True),

@@ -141,6 +141,8 @@ def init_train_state(
 
     ``x_example`` (shape ``(b, d)``, values ignored) fixes the input shape and dtype.
     """
+    if not isinstance(model, ScoreModel):
+        raise TypeError(f"`model` must be a ScoreModel, got {type(model).__name__}.")
     kd = _key_data(key)
     base = jax.random.wrap_key_data(kd)
     x_example = jnp.asarray(x_example)
@@ -182,6 +184,12 @@ def train_step(
     Returns:
         ``(new_state, metrics)`` with ``loss``, ``eps_mse``, ``grad_norm`` and ``finite``.
     """
+    if not isinstance(state, TrainState):
+        raise TypeError(f"`state` must be a TrainState (from init_train_state), got {type(state).__name__}.")
+    if not isinstance(objective, DSMObjective):
+        raise TypeError(f"`objective` must be a DSMObjective, got {type(objective).__name__}.")
+    if not callable(getattr(optimizer, "update", None)):
+        raise TypeError(f"`optimizer` must be an optax GradientTransformation, got {type(optimizer).__name__}.")
     key = jax.random.fold_in(state.train_key, state.step)
     (loss, aux), grads = jax.value_and_grad(objective.loss, has_aux=True)(state.params, x0, key, labels)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
@@ -208,6 +216,8 @@ def epoch_batch_indices(data_key, step: ArrayLike, num_examples: int, batch_size
     """Indices of the batch used at ``step``: epochs of ``num_examples // batch_size`` batches, each epoch a
     fresh permutation ``permutation(fold_in(data_key, epoch), num_examples)``; jittable, a pure function of
     the step (the remainder of each epoch is dropped)."""
+    num_examples = V.check_int(num_examples, "num_examples", minimum=1)
+    batch_size = V.check_int(batch_size, "batch_size", minimum=1, maximum=num_examples)
     per_epoch = num_examples // batch_size
     step = jnp.asarray(step, jnp.int32)
     epoch, i = step // per_epoch, step % per_epoch
@@ -231,9 +241,47 @@ class StepLog(NamedTuple):
     done: Bool[Array, " k"]
 
 
+def train_steps(
+    state: TrainState,
+    x: Float[Array, "n d"],
+    labels,
+    data_key,
+    num_steps,
+    *,
+    length: int,
+    objective: DSMObjective,
+    optimizer: optax.GradientTransformation,
+    batch_size: int,
+    ema_decay: float = 0.999,
+) -> tuple[TrainState, StepLog]:
+    """Up to ``num_steps`` (traced, ``<= length``) steps of :func:`train_step` in one ``lax.scan`` of ``length``.
+
+    Batches are drawn on device with :func:`epoch_batch_indices` from ``x`` (and ``labels``, or None). The
+    loop stops advancing at the first non-finite step: the returned state is the one before it, with
+    ``state.step`` the failing step's index. One compilation serves every ``num_steps <= length``.
+    ``state`` is donated. The static arguments are checked before tracing.
+
+    Returns:
+        ``(state, log)`` with ``log`` a :class:`StepLog`.
+    """
+    n = jnp.shape(x)[0] if jnp.ndim(x) == 2 else None
+    if n is None:
+        raise ValueError(f"`x` must be a 2-D array (n, d), got shape {jnp.shape(x)}.")
+    batch_size = V.check_int(batch_size, "batch_size", minimum=1, maximum=n)
+    length = V.check_int(length, "length", minimum=1)
+    if not isinstance(state, TrainState):
+        raise TypeError(f"`state` must be a TrainState (from init_train_state), got {type(state).__name__}.")
+    if not isinstance(objective, DSMObjective):
+        raise TypeError(f"`objective` must be a DSMObjective, got {type(objective).__name__}.")
+    if labels is not None and jnp.shape(labels)[:1] != (n,):
+        raise ValueError(f"`labels` must have shape ({n},), got {jnp.shape(labels)}.")
+    return _train_steps(state, x, labels, data_key, num_steps, length=length, objective=objective,
+                        optimizer=optimizer, batch_size=batch_size, ema_decay=ema_decay)
+
+
 @functools.partial(jax.jit, static_argnames=("length", "objective", "optimizer", "batch_size", "ema_decay"),
                    donate_argnums=0)
-def train_steps(
+def _train_steps(
     state: TrainState,
     x: Float[Array, "n d"],
     labels,

@@ -22,6 +22,7 @@ import math
 import jax
 import jax.numpy as jnp
 
+from jaxotdm import _validation as V
 from jaxotdm._pytree import pytree_dataclass
 from jaxotdm._types import Array
 from jaxotdm.networks import Parametrisation
@@ -90,6 +91,9 @@ class EDMWeighting(Weighting):
 
     sigma_data: float = 0.5
 
+    def __post_init__(self):  # construction only (PyTree unflattening does not call __init__)
+        V.positive_scalar(self.sigma_data, "sigma_data")
+
     def eps_weight(self, t, schedule):
         a2, s2 = jnp.square(schedule.alpha(t)), schedule.sigma2(t)
         return (s2 + a2 * self.sigma_data**2) / (a2 * self.sigma_data**2)
@@ -100,6 +104,9 @@ class MinSNRWeighting(Weighting):
     """Min-SNR-gamma (Hang et al. 2023): ``w = min(SNR, gamma) / SNR`` in noise units."""
 
     gamma: float = 5.0
+
+    def __post_init__(self):
+        V.positive_scalar(self.gamma, "gamma")
 
     def eps_weight(self, t, schedule):
         snr = jnp.exp(schedule.log_snr(t))
@@ -112,6 +119,12 @@ class UniformTimeDistribution:
 
     t_min: float = 1e-3
     t_max: float = 1.0
+
+    def __post_init__(self):
+        lo = V.positive_scalar(self.t_min, "t_min")
+        hi = V.positive_scalar(self.t_max, "t_max")
+        if isinstance(lo, float) and isinstance(hi, float) and not lo < hi:
+            raise ValueError(f"`t_max` must be > `t_min` ({lo:g}), got {hi:g}.")
 
     def sample(self, key, shape, schedule: Schedule, dtype) -> Array:
         return jax.random.uniform(key, shape, dtype, self.t_min, self.t_max)
@@ -129,6 +142,9 @@ class UniformLogSNRDistribution:
 
     log_snr_min: float = -10.0
     log_snr_max: float = 10.0
+
+    def __post_init__(self):
+        _check_log_snr_range(self.log_snr_min, self.log_snr_max)
 
     @classmethod
     def between(cls, schedule: Schedule, t_min: float, t_max: float) -> UniformLogSNRDistribution:
@@ -164,6 +180,11 @@ class LogNormalSigma:
     log_snr_min: float = -20.0
     log_snr_max: float = 20.0
 
+    def __post_init__(self):
+        V.real_scalar(self.p_mean, "p_mean")
+        V.positive_scalar(self.p_std, "p_std")
+        _check_log_snr_range(self.log_snr_min, self.log_snr_max)
+
     def sample(self, key, shape, schedule: Schedule, dtype) -> Array:
         log_sigma = self.p_mean + self.p_std * jax.random.normal(key, shape, dtype)
         return schedule.t_from_log_snr(jnp.clip(-2.0 * log_sigma, self.log_snr_min, self.log_snr_max))
@@ -176,6 +197,13 @@ class LogNormalSigma:
                 and self.log_snr_min < self.log_snr_max):
             raise ValueError(f"`time_distribution` needs finite log_snr_min < log_snr_max, got "
                              f"({self.log_snr_min}, {self.log_snr_max}).")
+
+
+def _check_log_snr_range(lo, hi):
+    lo = V.real_scalar(lo, "log_snr_min")
+    hi = V.real_scalar(hi, "log_snr_max")
+    if isinstance(lo, float) and isinstance(hi, float) and not lo < hi:
+        raise ValueError(f"`log_snr_min` must be < `log_snr_max` ({hi:g}), got {lo:g}.")
 
 
 def _check_time_range(t_min, t_max, schedule, name):
