@@ -15,6 +15,10 @@ larger batch) the script reports, measured in the same run:
 
 Run: ``python benchmarks/bench_training.py [--quick] [--gpu]``. Writes
 ``results/<machine>/bench_training[_quick|_gpu].{json,md}``.
+
+``python benchmarks/bench_training.py --model DIR [--results OUT]`` checks the quality bar of an existing
+model folder (``jaxotdm train --out DIR``, unconditional or class-conditional) on the split it was trained on
+and writes ``OUT/quality_<folder name>.{json,md}`` (default OUT: the model folder).
 """
 
 from __future__ import annotations
@@ -174,12 +178,78 @@ def _quality(objective, settings, xtr, xte, ytr, label, *, quick, rows, heads, b
             else "worst relative L2 error vs the exact score of the training split at log-SNR 0..3"))
 
 
+def model_quality(folder, *, results=None, num_samples: int = 1000, guidance: float | None = None,
+                  seed: int = 0) -> dict:
+    """The quality bar (:func:`jaxotdm.metrics.quality_report`) of a trained model folder on its own split."""
+    import json
+
+    from jaxotdm import networks as N
+    from jaxotdm.samplers import LearnedClassScores
+
+    folder = Path(folder)
+    saved = N.load_model(folder)
+    split = N.load_split(folder)
+    xtr = jnp.asarray(split.train, jnp.float32)
+    xte = jnp.asarray(split.heldout, jnp.float32)
+    conditional = saved.model.num_classes is not None
+    score = saved.score()  # the null label of a class-conditional model: its unconditional score
+    class_score = None
+    g = (1.0 if conditional else 0.0) if guidance is None else guidance
+    if conditional:
+        classes = tuple(int(c) for c in np.unique(split.train_labels))
+        class_score = LearnedClassScores(saved.model, saved.params, classes=classes).for_class
+    t0 = time.perf_counter()
+    rep = M.quality_report(score, xtr, xte, key=jax.random.key(seed), train_labels=split.train_labels,
+                           num_samples=num_samples, guidance=g, class_score=class_score)
+    wall = time.perf_counter() - t0
+    load = os.getloadavg()
+    print(rep.summary())
+    doc = {"model": str(folder), "conditional": conditional, "guidance": g if conditional else None,
+           "num_samples": num_samples, "nfe": rep.nfe, "sampler": "DPM-Solver++(2M), log-SNR grid, t 1 -> 1e-3",
+           "ratios": rep.ratios, "score_errors": {f"{k:g}": v for k, v in rep.score_errors.items()},
+           "class_accuracy": rep.class_accuracy, "passed": rep.passed, "all_passed": rep.all_passed,
+           "samples": rep.samples._asdict(), "reference": rep.reference._asdict(),
+           "training": saved.info, "eval_wall_s": wall, "load_avg_1_5_15": load}
+    out = Path(results) if results else folder
+    out.mkdir(parents=True, exist_ok=True)
+    name = f"quality_{folder.name}"
+    (out / f"{name}.json").write_text(json.dumps(doc, indent=2, default=float))
+    lines = [f"# Quality bar of {folder.name} ({'class-conditional, guidance ' + format(g, 'g') if conditional else 'unconditional'})",
+             "", f"{num_samples} samples, DPM-Solver++(2M) at {rep.nfe} NFE; ratios are samples / a same-size subset "
+             "of the training split, both measured against the held-out split.", "",
+             "| criterion | value | bar | met |", "|---|---|---|---|"]
+    from jaxotdm.metrics import QUALITY_BAR
+
+    values = {**rep.ratios, "score_error": max(rep.score_errors.values()), "class_accuracy": rep.class_accuracy}
+    for k, (op, bound) in QUALITY_BAR.items():
+        if k in rep.passed:
+            lines.append(f"| {k} | {values[k]:.4g} | {op} {bound:g} | {'yes' if rep.passed[k] else 'NO'} |")
+    lines += ["", "score relative L2 error vs the exact score of the training split, by log-SNR: "
+              + ", ".join(f"{k:g}: {v:.3g}" for k, v in rep.score_errors.items()), "",
+              "| set | sinkhorn | w2 | precision | recall | classifier_frechet | mode_mixture | class_accuracy | "
+              "memorisation_ratio | near_copy_fraction |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for label, q in (("samples", rep.samples), ("training subset (reference)", rep.reference)):
+        cells = [q.sinkhorn, q.w2, q.precision, q.recall, q.classifier_frechet, q.mode_mixture, q.class_accuracy,
+                 q.memorisation_ratio, q.near_copy_fraction]
+        lines.append(f"| {label} | " + " | ".join("" if c is None else f"{c:.4g}" for c in cells) + " |")
+    lines += ["", f"evaluation {wall:.0f} s, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}"]
+    (out / f"{name}.md").write_text("\n".join(lines) + "\n")
+    print(f"wrote {out / name}.json/.md")
+    return doc
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", default=None, help="quality bar of this model folder only (no benchmark)")
+    ap.add_argument("--results", default=None, help="with --model: output folder (default: the model folder)")
+    ap.add_argument("--guidance", type=float, default=None, help="with --model: CFG scale (default 1)")
     ap.add_argument("--quick", action="store_true", help="short runs (a tenth of the training steps)")
     ap.add_argument("--gpu", action="store_true", help="larger sizes (batch 1024, the MNIST default too)")
     ap.add_argument("--no-quality", action="store_true", help="cost only (no training run)")
     args = ap.parse_args(argv)
+    if args.model:
+        model_quality(args.model, results=args.results, guidance=args.guidance)
+        return
     rows: list[dict] = []
     heads: list[dict] = []
     run_case("digits", "digits", quick=args.quick, gpu=args.gpu, rows=rows, heads=heads, quality=not args.no_quality)
