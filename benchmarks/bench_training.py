@@ -243,12 +243,13 @@ def main(argv=None):
     ap.add_argument("--model", default=None, help="quality bar of this model folder only (no benchmark)")
     ap.add_argument("--results", default=None, help="with --model: output folder (default: the model folder)")
     ap.add_argument("--guidance", type=float, default=None, help="with --model: CFG scale (default 1)")
+    ap.add_argument("--num-samples", type=int, default=1000, help="with --model: generated samples (default 1000)")
     ap.add_argument("--quick", action="store_true", help="short runs (a tenth of the training steps)")
     ap.add_argument("--gpu", action="store_true", help="larger sizes (batch 1024, the MNIST default too)")
     ap.add_argument("--no-quality", action="store_true", help="cost only (no training run)")
     args = ap.parse_args(argv)
     if args.model:
-        model_quality(args.model, results=args.results, guidance=args.guidance)
+        model_quality(args.model, results=args.results, guidance=args.guidance, num_samples=args.num_samples)
         return
     rows: list[dict] = []
     heads: list[dict] = []
