@@ -178,6 +178,28 @@ def _quality(objective, settings, xtr, xte, ytr, label, *, quick, rows, heads, b
             else "worst relative L2 error vs the exact score of the training split at log-SNR 0..3"))
 
 
+def denoiser_gap(score, xtr, xte, *, key, log_snrs=(0.0, 1.0, 2.0, 3.0)) -> list[dict]:
+    """Denoiser RMS error of the network and of the training split's exact score, on training and on held-out
+    images: the exact score of the training split snaps noisy held-out images to training images, so at high
+    log-SNR it is a poor denoiser of fresh data and a network that generalises must differ from it."""
+    import jaxotdm as jo
+
+    schedule = score.schedule
+    exact = jo.exact_score(jo.EmpiricalMeasure(xtr), schedule)
+    m = min(len(xtr), len(xte))
+    out = []
+    for lam in log_snrs:
+        t = schedule.t_from_log_snr(jnp.asarray(lam, xtr.dtype))
+        a, s = schedule.alpha(t), schedule.sigma(t)
+        row = {"log_snr": float(lam)}
+        for name, x0 in (("train", xtr[:m]), ("heldout", xte[:m])):
+            xt = a * x0 + s * jax.random.normal(key, x0.shape, x0.dtype)
+            for who, f in (("net", score), ("exact", exact)):
+                row[f"{who}_{name}"] = float(jnp.sqrt(jnp.mean(jnp.square(f.denoiser(xt, t) - x0))))
+        out.append(row)
+    return out
+
+
 def model_quality(folder, *, results=None, num_samples: int = 1000, guidance: float | None = None,
                   seed: int = 0) -> dict:
     """The quality bar (:func:`jaxotdm.metrics.quality_report`) of a trained model folder on its own split."""
@@ -204,12 +226,13 @@ def model_quality(folder, *, results=None, num_samples: int = 1000, guidance: fl
     wall = time.perf_counter() - t0
     load = os.getloadavg()
     print(rep.summary())
+    gap = denoiser_gap(score, xtr, xte, key=jax.random.key(seed + 1))
     doc = {"model": str(folder), "conditional": conditional, "guidance": g if conditional else None,
            "num_samples": num_samples, "nfe": rep.nfe, "sampler": "DPM-Solver++(2M), log-SNR grid, t 1 -> 1e-3",
            "ratios": rep.ratios, "score_errors": {f"{k:g}": v for k, v in rep.score_errors.items()},
            "class_accuracy": rep.class_accuracy, "passed": rep.passed, "all_passed": rep.all_passed,
            "samples": rep.samples._asdict(), "reference": rep.reference._asdict(),
-           "training": saved.info, "eval_wall_s": wall, "load_avg_1_5_15": load}
+           "denoiser_gap": gap, "training": saved.info, "eval_wall_s": wall, "load_avg_1_5_15": load}
     out = Path(results) if results else folder
     out.mkdir(parents=True, exist_ok=True)
     name = f"quality_{folder.name}"
@@ -232,6 +255,13 @@ def model_quality(folder, *, results=None, num_samples: int = 1000, guidance: fl
         cells = [q.sinkhorn, q.w2, q.precision, q.recall, q.classifier_frechet, q.mode_mixture, q.class_accuracy,
                  q.memorisation_ratio, q.near_copy_fraction]
         lines.append(f"| {label} | " + " | ".join("" if c is None else f"{c:.4g}" for c in cells) + " |")
+    lines += ["", "Denoiser error ``rms(D(x_t) - x_0)`` per coordinate (model units) of the network and of the exact "
+              "score of the training split, for x_0 from the training split and from the held-out split (same noise):",
+              "", "| log-SNR | network, train x0 | exact(train), train x0 | network, held-out x0 | exact(train), "
+              "held-out x0 |", "|---|---|---|---|---|"]
+    for g_ in gap:
+        lines.append(f"| {g_['log_snr']:g} | {g_['net_train']:.4f} | {g_['exact_train']:.4f} | {g_['net_heldout']:.4f} | "
+                     f"{g_['exact_heldout']:.4f} |")
     lines += ["", f"evaluation {wall:.0f} s, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}"]
     (out / f"{name}.md").write_text("\n".join(lines) + "\n")
     print(f"wrote {out / name}.json/.md")
