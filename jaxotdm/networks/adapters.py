@@ -63,6 +63,13 @@ class _Held:
     def __setattr__(self, name, value):
         raise AttributeError("read-only")
 
+    def __getstate__(self):  # picklable when what it holds is (a copy is a new network: identity semantics)
+        return {k: getattr(self, k) for k in self.__slots__}
+
+    def __setstate__(self, state):
+        for k, v in state.items():
+            object.__setattr__(self, k, v)
+
     def __repr__(self):
         return f"<{self.what}>"
 
