@@ -262,3 +262,13 @@ def test_uninspectable_callable_is_checked_at_init_with_a_clear_message():
     net = as_network(Opaque())
     with pytest.raises(TypeError, match=r"must be callable as \(x, log_snr\[, labels\]\)"):
         ScoreModel(net, OU).init(KEY, X[:1])
+
+
+def test_a_wrapped_network_pickles_as_a_new_network():
+    import pickle
+
+    model = ScoreModel(as_network(with_params, params={"scale": jnp.ones(())}), OU)
+    copy = pickle.loads(pickle.dumps(model))
+    assert copy != model  # identity semantics: a copy never shares a jit cache with the original
+    params = model.init(KEY, X[:1])
+    np.testing.assert_allclose(copy.bind(copy.init(KEY, X[:1]))(X, 0.5), model.bind(params)(X, 0.5), rtol=1e-6)
