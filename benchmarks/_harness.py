@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import json
 import operator
+import os
 import platform
+import re
 import resource
 import statistics
 import time
@@ -35,9 +37,26 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def machine_name() -> str:
-    dev = jax.devices()[0]
-    kind = dev.platform if dev.platform == "cpu" else dev.device_kind.replace(" ", "-").lower()
+    """``<device kind>-<cpu arch>`` (e.g. ``cpu-x86_64``, ``nvidia-h200-x86_64``), or ``$JAXOTDM_BENCH_OUT`` when set
+    (``run_all.py --dry-run`` uses it to keep test runs apart from real results)."""
+    override = os.environ.get("JAXOTDM_BENCH_OUT")
+    if override:
+        return override
+    try:
+        dev = jax.devices()[0]
+        kind = dev.platform if dev.platform == "cpu" else str(dev.device_kind)
+    except RuntimeError:  # pragma: no cover - no backend
+        kind = "unknown"
+    kind = re.sub(r"[^a-z0-9._-]+", "-", kind.lower()).strip("-") or "device"
     return f"{kind}-{platform.machine()}"
+
+
+def load_average() -> float | None:
+    """The 1-minute load average (None where the OS has none): the context of every timing on a shared machine."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):  # pragma: no cover
+        return None
 
 
 def block(x):

@@ -210,16 +210,14 @@ case("jaxotdm.SemidiscreteMap", "transport wrong dimension",
 case("jaxotdm.ot.cell_masses", "heights nan",
      lambda: jo.ot.cell_masses(Y, np.array([np.nan, 0.0, 0.0]), key=KEY, num_samples=64), "`heights`")
 case("jaxotdm.ot.SemidiscreteProblem", "weights sum",
-     lambda: jo.ot.SemidiscreteProblem(jnp.asarray(Y), jnp.ones(3)), "`weights`",
-     "ot", "SemidiscreteProblem(points, weights) accepts weights that do not sum to one")
+     lambda: jo.ot.SemidiscreteProblem(jnp.asarray(Y), jnp.ones(3)), "`weights`")
 case("jaxotdm.NewtonSolver", "growth=0", lambda: jo.semidiscrete_ot(Y, key=KEY, tol=0.3, method=jo.NewtonSolver(growth=0)),
-     "`growth`", "ot", "NewtonSolver(growth=0) is accepted (at construction and by semidiscrete_ot)")
+     "`growth`")
 case("jaxotdm.AdamSolver", "learning_rate=inf",
      lambda: jo.semidiscrete_ot(Y, key=KEY, tol=0.3, method=jo.AdamSolver(learning_rate=float("inf"))),
-     "`learning_rate`", "ot", "AdamSolver(learning_rate=inf) is accepted")
+     "`learning_rate`")
 case("jaxotdm.OTTSolver", "num_iterations=0",
-     lambda: jo.semidiscrete_ot(Y, key=KEY, tol=0.3, method=jo.OTTSolver(num_iterations=0)), "`num_iterations`",
-     "ot", "OTTSolver(num_iterations=0) is accepted")
+     lambda: jo.semidiscrete_ot(Y, key=KEY, tol=0.3, method=jo.OTTSolver(num_iterations=0)), "`num_iterations`")
 case("jaxotdm.sinkhorn", "epsilon=inf", lambda: jo.sinkhorn(Y, X, epsilon=float("inf")), "`epsilon`")
 case("jaxotdm.sinkhorn", "x nan", lambda: jo.sinkhorn(NAN_X, X, epsilon=0.1), "`x`")
 case("jaxotdm.ot.entropic_ot", "epsilon<0", lambda: jo.ot.entropic_ot(Y, X, epsilon=-1.0), "`epsilon`")

@@ -49,7 +49,7 @@ def hard_pass(prob: SemidiscreteProblem, h, key, nb, hess: str | None = None, n_
     st = prob.streaming
 
     def sample(b):
-        return prob.sample(jax.random.fold_in(key, b), B)
+        return prob.batch(key, b)
 
     v1, i1, v2, i2 = S.top2(sample(0), prob.points, h, streaming=st)
 

@@ -15,7 +15,7 @@ from jaxotdm._pytree import pytree_dataclass, static_field
 from jaxotdm._types import Array
 from jaxotdm.ot.semidiscrete import _passes as P
 from jaxotdm.ot.semidiscrete.driver import SemidiscreteHistory
-from jaxotdm.ot.semidiscrete.problem import SemidiscreteProblem, required_samples
+from jaxotdm.ot.semidiscrete.problem import SemidiscreteProblem, check_settings, required_samples
 
 
 class AdamState(NamedTuple):
@@ -68,6 +68,12 @@ class AdamSolver:
     max_iterations: int = static_field(2000)
 
     name = "adam"
+
+    def __post_init__(self):
+        check_settings(
+            self, ints={"initial_samples_per_cell": 1, "patience": 1, "max_samples": 1, "max_iterations": 1},
+            positive=("learning_rate", "lr_decay", "noise_fraction", "insample_fraction"),
+            nonnegative=("stall_rtol",), fractions=("beta1", "beta2"))
 
     def _sizes(self, prob, tol):
         if not V.is_concrete(prob.weights):

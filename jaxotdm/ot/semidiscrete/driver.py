@@ -139,11 +139,12 @@ def _dispatch(name, iteration, num_samples, error, evaluations):
 
 def _run(solver, problem, state, report: bool):
     def body(s):
-        s = solver.step(problem, s)
-        if report:
-            jax.debug.callback(lambda *a: _dispatch(solver.name, *a), s.iteration, s.num_samples, s.error,
-                               s.evaluations, ordered=True)
-        return s
+        new = solver.step(problem, s)
+        if report:  # one report per iteration (a final no-op step that only sets ``done`` is not one)
+            jax.debug.callback(lambda changed, *a: _dispatch(solver.name, *a) if changed else None,
+                               new.iteration != s.iteration, new.iteration, new.num_samples, new.error,
+                               new.evaluations, ordered=True)
+        return new
 
     return jax.lax.while_loop(lambda s: ~s.done, body, state)
 

@@ -23,7 +23,7 @@ from jaxotdm._pytree import pytree_dataclass, static_field
 from jaxotdm._types import Array
 from jaxotdm.ot.semidiscrete import _passes as P
 from jaxotdm.ot.semidiscrete.driver import SemidiscreteHistory
-from jaxotdm.ot.semidiscrete.problem import SemidiscreteProblem, required_samples, zscore
+from jaxotdm.ot.semidiscrete.problem import SemidiscreteProblem, check_settings, required_samples, zscore
 
 
 def _ott():
@@ -101,6 +101,14 @@ class OTTSolver:
     check_fraction: float = static_field(0.6)
 
     name = "ott"
+
+    def __post_init__(self):
+        check_settings(
+            self, ints={"num_iterations": 1, "batch_size": 1, "error_eval_every": 1, "error_batch_size": 1,
+                        "error_num_repeats": 1},
+            positive=("learning_rate", "decay_steps", "check_fraction"), fractions=("potential_ema",))
+        if self.threshold is not None:
+            V.positive_scalar(self.threshold, "threshold")
 
     def _ott_solver(self):
         _, _, sd = _ott()

@@ -51,6 +51,21 @@ class SemidiscreteProblem:
     sharding: PointSharding | None = static_field(None)
     query_block: int | None = static_field(None)
 
+    def __post_init__(self):
+        # checked at construction only (PyTree unflattening does not call ``__init__``); traced values pass
+        if self.points.ndim != 2:
+            raise ValueError(f"`points` must have shape (n, r), got shape {tuple(self.points.shape)}.")
+        n = self.points.shape[0]
+        if self.weights.shape != (n,):
+            raise ValueError(f"`weights` must have shape ({n},), got shape {tuple(self.weights.shape)}.")
+        if V.is_concrete(self.weights) and getattr(self.weights, "is_fully_addressable", True):
+            V.np_weights(self.weights, n, "weights", positive=True)
+        V.check_int(self.batch_size, "batch_size", minimum=1)
+        if self.chunk_size is not None:
+            V.check_int(self.chunk_size, "chunk_size", minimum=1)
+        if self.query_block is not None:
+            V.check_int(self.query_block, "query_block", minimum=1)
+
     @property
     def num_targets(self) -> int:
         return self.points.shape[0]
@@ -69,9 +84,27 @@ class SemidiscreteProblem:
             return jax.random.normal(key, (num, r), self.points.dtype)
         return self.sampler(key, num).astype(self.points.dtype)
 
+    def rows(self, key, b, q) -> Array:
+        """Rows ``q`` (an int array) of batch ``b`` of the sample stream of ``key``, each drawn from its own key
+        ``fold_in(fold_in(key, b), q)``, so any subset of a batch can be regenerated at the price of that subset.
+        With :attr:`antithetic` (standard Gaussian, even batch size), row ``q + B/2`` is minus row ``q``."""
+        kb = jax.random.fold_in(key, b)
+        dtype = self.points.dtype
+        if self.sampler is None:
+            r = self.points.shape[1]
+            half = self.batch_size // 2
+            if self.antithetic and self.batch_size % 2 == 0:
+                sign = jnp.where(q < half, 1.0, -1.0).astype(dtype)
+                q = jnp.where(q < half, q, q - half)
+            else:
+                sign = jnp.ones(q.shape, dtype)
+            z = jax.vmap(lambda i: jax.random.normal(jax.random.fold_in(kb, i), (r,), dtype))(q)
+            return z * sign[:, None]
+        return jax.vmap(lambda i: self.sampler(jax.random.fold_in(kb, i), 1)[0].astype(dtype))(q)
+
     def batch(self, key, b) -> Array:
         """Batch ``b`` of the sample stream of ``key`` (the same ``(key, b)`` always gives the same batch)."""
-        return self.sample(jax.random.fold_in(key, b), self.batch_size)
+        return self.rows(key, b, jnp.arange(self.batch_size))
 
     def source_scale(self) -> Array:
         """RMS norm of a centred source sample (``sqrt(r)`` for the standard Gaussian)."""
@@ -87,6 +120,26 @@ class SemidiscreteProblem:
         s = jnp.sqrt(jnp.sum(self.weights * y2)) / self.source_scale()
         h = -y2 / (2.0 * jnp.maximum(s, 1e-30))
         return h - h.mean()
+
+
+def check_settings(obj, *, ints=None, positive=(), nonnegative=(), fractions=(), bools=()) -> None:
+    """Eager validation of a solver's settings (its ``__post_init__``): ``ints`` maps a field to its minimum
+    (``None`` values allowed for fields listed as ``name?``), ``positive``/``nonnegative`` are finite real
+    scalars, ``fractions`` lie in ``[0, 1)``, ``bools`` are True or False. Errors name the field."""
+    for name, low in (ints or {}).items():
+        optional = name.endswith("?")
+        name = name.rstrip("?")
+        v = getattr(obj, name)
+        if not (optional and v is None):
+            V.check_int(v, name, minimum=low)
+    for name in positive:
+        V.positive_scalar(getattr(obj, name), name)
+    for name in nonnegative:
+        V.nonnegative_scalar(getattr(obj, name), name)
+    for name in fractions:
+        V.fraction(getattr(obj, name), name, low_open=False)
+    for name in bools:
+        V.check_bool(getattr(obj, name), name)
 
 
 def zscore(n: int) -> float:
