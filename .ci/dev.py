@@ -4,6 +4,7 @@
     python3 .ci/dev.py verify [ARGS]   # the main job (jaxotdm verify) on the embedded default data
     python3 .ci/dev.py test [ARGS]     # the test suite (pytest)
     python3 .ci/dev.py bench [ARGS]    # every benchmark (benchmarks/run_all.py)
+    python3 .ci/dev.py bench --gpu     # accelerator rows: semi-discrete scale rows, exact score, training step
     python3 .ci/dev.py docs [--no-strict] [ARGS]  # the documentation site into site/ (mkdocs build --strict)
     python3 .ci/dev.py jaxotdm ARGS    # any jaxotdm CLI command
 
@@ -56,6 +57,15 @@ def main(argv: list[str]) -> int:
         # Two xdist workers by default (CI has 2 cores; compilation is single-threaded); pass -n to override.
         workers = [] if any(a == "-n" or a.startswith("-n") or a.startswith("--numprocesses") for a in rest) else ["-n", "2"]
         args = [str(py), "-m", "pytest", *workers, *rest]
+    elif cmd == "bench" and "--gpu" in rest:
+        # results go to benchmarks/results/<device-name>/ (one script after the other; first failure stops)
+        bench = ROOT / "benchmarks"
+        for script, extra in (("bench_semidiscrete.py", ["--gpu", "--min-peer-budget", "10"]), ("bench_score.py", []),
+                              ("bench_training.py", ["--gpu", "--no-quality"])):
+            rc = subprocess.call([str(py), str(bench / script), *extra], cwd=ROOT, env=env)
+            if rc:
+                return rc
+        return subprocess.call([str(py), str(bench / "run_all.py"), "--summary-only"], cwd=ROOT, env=env)
     elif cmd == "bench":
         args = [str(py), str(ROOT / "benchmarks" / "run_all.py"), *rest]
     elif cmd == "docs":
