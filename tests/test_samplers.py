@@ -1,6 +1,8 @@
 """Fixed-NFE samplers: convergence orders on Gaussian data with the exact score, exact NFE counts,
 grids, validation, jit-vs-eager and retracing."""
 
+import warnings
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -510,3 +512,58 @@ def test_log_snr_grid_crosses_the_prior_regime_in_one_step(toy):
         out = fn(jo.exact_score(mu, sched), sched, t_start=5.0, t_end=1e-3, nfe=10, key=jax.random.key(1),
                  shape=(256, 2))
         assert float(jnp.max(jnp.linalg.norm(out.points, axis=-1))) <= 1.5 * radius, fn.__name__
+
+
+# ------------------------------------------------------------------ far starts: the prior regime
+FAR_STARTS = [(jo.VPLinear(), 5.0), (jo.OU(), 40.0)]  # log-SNR -249 and -40: alpha_t underflows in float32
+
+
+@pytest.mark.parametrize("method", [S.Euler(), S.DDIM(), S.Heun(), S.DPMSolverPP2M(), S.AncestralDDPM()],
+                         ids=lambda m: type(m).__name__)
+def test_far_start_in_float32_is_finite_and_lands_on_the_data_scale(toy, method):
+    """From far beyond the log-SNR floor, where alpha_t is 0 in float32, the default grid's first step lies in
+    the prior regime and is taken exactly (before: DDIM, Heun, DPM-Solver++ and DDPM returned NaN from
+    VPLinear t = 5)."""
+    mu, radius = toy
+    mu32 = jo.EmpiricalMeasure(np.asarray(mu.points, np.float32))
+    for sched, t0 in FAR_STARTS:
+        out = S.sample(method, jo.exact_score(mu32, sched), sched, t_start=t0, t_end=1e-3, nfe=10,
+                       key=jax.random.key(3), shape=(256, 2), dtype=np.float32)
+        assert out.points.dtype == np.float32 and bool(jnp.all(jnp.isfinite(out.points)))
+        reach = float(jnp.max(jnp.linalg.norm(out.points, axis=-1)))
+        assert reach <= 1.5 * radius, (type(method).__name__, type(sched).__name__, reach / radius)
+        assert Status(int(out.status)) == Status.SUCCESS
+        assert int(out.nfe) == 10
+
+
+def test_far_start_never_returns_nan_unflagged(toy):
+    """Methods whose coarse steps can still overshoot after the prior regime (DPM-Solver-2/3 in noise
+    prediction, Euler-Maruyama) return finite samples, and a divergence is in the status and warned."""
+    mu, _ = toy
+    mu32 = jo.EmpiricalMeasure(np.asarray(mu.points, np.float32))
+    sched = jo.VPLinear()
+    for method in (S.DPMSolver2(), S.DPMSolver3(), S.EulerMaruyama(), S.PredictorCorrector()):
+        n = 12 - 12 % method.evals_per_step
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            out = S.sample(method, jo.exact_score(mu32, sched), sched, t_start=5.0, t_end=1e-3, nfe=n,
+                           key=jax.random.key(4), shape=(64, 2), dtype=np.float32)
+        assert bool(jnp.all(jnp.isfinite(out.points))), type(method).__name__
+        status = Status(int(out.status))
+        assert status in (Status.SUCCESS, Status.DIVERGED)
+        assert (status == Status.DIVERGED) == any("diverg" in str(w.message) for w in caught)
+
+
+def test_prior_regime_transition_matches_the_methods_where_they_are_accurate():
+    """Inside the prior regime (log-SNR -40 -> -31) in float64, DDIM's own formula and the exact transition
+    agree to the size of the dropped data term (alpha_s / sigma_s < e^-15)."""
+    from jaxotdm.samplers._core import _prior_transition
+
+    sched = jo.OU()
+    y = jnp.asarray(np.random.default_rng(0).normal(size=(5, 2)))
+    score = jo.exact_score(jo.EmpiricalMeasure(y), sched)
+    t, s = float(sched.t_from_log_snr(-40.0)), float(sched.t_from_log_snr(-31.0))
+    x = jnp.asarray(np.random.default_rng(1).normal(size=(7, 2))) * sched.sigma(t)
+    own = S.DDIM().step(score, sched, x, t, s)
+    exact = _prior_transition(sched, x, t, s, None)
+    np.testing.assert_allclose(own, exact, atol=1e-6)

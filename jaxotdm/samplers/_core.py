@@ -19,6 +19,16 @@ exceeds :data:`DIVERGENCE_FACTOR` times its value at the start (or 1), the resul
 The largest ratio over the whole run is returned as ``scale_ratio``: coarse stochastic steps often
 overshoot mid-run (by up to ~15x with 5 Euler-Maruyama steps on VE) and recover by the end, so the
 status judges the samples that are returned.
+
+Steps inside the prior regime (both ends with a log-SNR below ``LOG_SNR_FLOOR + 1 = -29``,
+i.e. ``alpha / sigma < e^{-14.5}``: the data are not resolved there) are taken with the exact transition of
+that regime instead of the method's formula: deterministic ``x_s = (sigma_s / sigma_t) x_t`` (the flow with
+``score = -x / sigma^2``), stochastic the Gaussian posterior ``x_s ~ N(alpha_{t|s} sigma_s^2 / sigma_t^2 x_t,
+sigma_s^2 sigma_{t|s}^2 / sigma_t^2)``; both leave out only the ``alpha_s E[X_0]`` term, below ``e^{-14.5}``
+of the data scale. The methods' own formulas divide by ``alpha_t`` or multiply by ``e^h`` and lose every
+digit there (VPLinear from ``t = 5``: ``alpha_t`` underflows to 0 in float32, and DDIM, Heun, DPM-Solver and
+DDPM returned NaN, DPM-Solver-2 in float64 1e56). The method's step still runs (its NFE is counted and
+spent) and is discarded on such steps; a multistep method restarts its history after them.
 """
 
 from __future__ import annotations
@@ -34,7 +44,7 @@ import numpy as np
 from jaxotdm import _validation as V
 from jaxotdm._status import Status, report
 from jaxotdm._types import Array, ArrayLike, Float, Int
-from jaxotdm.samplers._grid import check_times, time_grid
+from jaxotdm.samplers._grid import LOG_SNR_FLOOR, check_times, time_grid
 from jaxotdm.schedules import Schedule
 
 __all__ = ["SampleResult", "sample", "DIVERGENCE_FACTOR"]
@@ -106,6 +116,23 @@ def _divergence_status(ratio0, final_ratio, max_ratio, points):
     return status.astype(jnp.int32), max_ratio / norm
 
 
+def _in_prior_regime(schedule, t, s):
+    """Both ends of the step ``t -> s`` have a log-SNR below ``LOG_SNR_FLOOR + 1`` (data unresolved)."""
+    return (schedule.log_snr(t) < LOG_SNR_FLOOR + 1.0) & (schedule.log_snr(s) < LOG_SNR_FLOOR + 1.0)
+
+
+def _prior_transition(schedule, x, t, s, z):
+    """The exact step ``t -> s`` of the prior regime, where ``score(x, t) = -x / sigma_t^2`` (module
+    docstring); ratios of ``alpha`` from ``log_alpha``, so nothing underflows."""
+    sigma_t, sigma_s = schedule.sigma(t), schedule.sigma(s)
+    if z is None:
+        return (sigma_s / sigma_t) * x
+    a_ts = jnp.exp(schedule.log_alpha(t) - schedule.log_alpha(s))  # alpha_{t|s} = alpha_t / alpha_s
+    var_ts = jnp.maximum(jnp.square(sigma_t) - jnp.square(a_ts * sigma_s), 0.0)  # sigma_{t|s}^2
+    mean = a_ts * jnp.square(sigma_s / sigma_t) * x
+    return mean + (sigma_s / sigma_t) * jnp.sqrt(var_ts) * z
+
+
 @eqx.filter_jit
 def _drive(method_type, method, score, schedule, x, times, noise_key, noises):
     # ``method_type`` is static: empty flax dataclasses of different classes have equal treedefs, so
@@ -129,6 +156,10 @@ def _drive(method_type, method, score, schedule, x, times, noise_key, noises):
         new = method.step(counted, schedule, state, t, s, noise)
         # Keep the carry's dtypes (a float64 score must not promote a float32 run).
         new = jax.tree.map(lambda a, b: jnp.asarray(a).astype(b.dtype), new, state)
+        in_prior = _in_prior_regime(schedule, t, s)
+        x_prior = _prior_transition(schedule, method.points(state), t, s, noise(0) if method.stochastic else None)
+        restart = jax.tree.map(lambda a, b: jnp.asarray(a).astype(b.dtype), method.init(x_prior), state)
+        new = jax.tree.map(lambda a, b: jnp.where(in_prior, a, b), restart, new)
         r = _ratio(method.points(new), _scale(schedule, s, radius, d)).astype(worst.dtype)
         worst = jnp.where(jnp.isnan(r) | (r > worst), r, worst)  # NaN sticks
         return (new, nfe + counted.calls, worst), None
