@@ -655,8 +655,12 @@ def build_cases(mode: str) -> list[Case]:  # noqa: C901 - one long table of case
         xs = np.array([1.0, 2.0, 3.0, 4.0])
         ys = np.exp(-xs)
         sweep("verify.fit_exponential", lambda values=ys: VF.fit_exponential(xs, values), {}, "values",
-              [("neg", -np.exp(-xs)), ("nan", np.array([1.0, np.nan, 0.1, 0.01])), ("shape", np.ones(3)),
-               ("zeros", np.zeros(4))])
+              [("neg", -np.exp(-xs)), ("shape", np.ones(3))])
+        # Documented: NaNs and zeros are left out of the fit, and the result says which points it used.
+        add("verify.fit_exponential", "values=nan", lambda: VF.fit_exponential(xs, np.array([1.0, np.nan, 0.1, 0.01])),
+            "ok", check=lambda r: None if r.num_points == 3 and not r.mask[1] else "NaN point not reported as left out")
+        add("verify.fit_exponential", "values=zeros", lambda: VF.fit_exponential(xs, np.zeros(4)),
+            "ok", check=lambda r: None if r.num_points == 0 and np.isnan(r.rate) else "zeros fitted")
         sweep("verify.fit_exponential", lambda level=0.95: VF.fit_exponential(xs, np.exp(-xs), level=level), {}, "level",
               bad_fraction())
 

@@ -82,8 +82,7 @@ def fit_exponential(x, values, mask=None, *, level: float = 0.95) -> Exponential
     if np.any(v[np.isfinite(v)] < 0):
         raise ValueError("`values` must be >= 0 (an exponential fit of distances; zeros and NaNs are skipped), "
                          f"got a minimum of {np.nanmin(v):.3g}.")
-    if level is not None and not 0 < level < 1:
-        raise ValueError(f"`level` must be in (0, 1), got {level!r}.")
+    V.fraction(level, "level")
     m = np.isfinite(v) & (v > 0) & np.isfinite(x)
     if mask is not None:
         m &= np.asarray(mask, bool)
@@ -155,7 +154,10 @@ def _validate(measure, schedule, times, num_samples, eps, direction, T0, ot_tol,
         raise ValueError(f"`schedule` must be a jaxotdm Schedule, got {type(schedule).__name__}.")
     if direction not in ("backward", "forward"):
         raise ValueError(f"`direction` must be 'backward' or 'forward', got {direction!r}.")
-    times = np.asarray(times, np.float64)
+    try:
+        times = np.asarray(times, np.float64)
+    except (TypeError, ValueError) as exc:
+        raise V.ArgumentTypeError(f"`termination_times` must be a sequence of numbers, got {times!r}.") from exc
     if times.ndim != 1 or len(times) < 2:
         raise ValueError(f"`termination_times` must be a 1-D sequence of at least 2 times, got shape {times.shape}.")
     V.check_time(times, "termination_times", t_max=schedule.t_max)

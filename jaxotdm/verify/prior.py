@@ -230,6 +230,9 @@ def prior_error(
         True
     """
     _check_common(measure, schedule, T, key, eps if end_of_sampling else None)
+    V.check_time(eps, "eps", t_max=schedule.t_max)  # checked even where it is not used
+    V.positive_scalar(rtol, "rtol")
+    V.positive_scalar(atol, "atol")
     _check_prior_args(num_samples, num_kl_samples, sample_points, null_replicates, noise_draws, null_quantile,
                       ot_tol, end_of_sampling, corrected)
     if isinstance(measure, GaussianMeasure):
