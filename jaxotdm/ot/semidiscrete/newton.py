@@ -31,7 +31,7 @@ the order of the certificate's own sample; the solve can afford about one pass o
 * **Warm start** (:func:`warm_start`): the best of a one-parameter family of Gaussian-metric heights.
 
 Cost: about one top-``K`` pass over ``N_final`` samples (``N_final x n x (r + 1)`` multiply-adds, ``r =
-min(n, d)``; the top-``K`` pass costs 1.2-1.5 top-1 passes on CPUs) plus ``O(N K)`` and the rescored rows
+min(n, d)``; the top-``K`` pass costs about 2-2.5 top-1 passes on CPUs, measured) plus ``O(N K)`` and the rescored rows
 per iteration.
 """
 
