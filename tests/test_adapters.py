@@ -272,3 +272,16 @@ def test_a_wrapped_network_pickles_as_a_new_network():
     assert copy != model  # identity semantics: a copy never shares a jit cache with the original
     params = model.init(KEY, X[:1])
     np.testing.assert_allclose(copy.bind(copy.init(KEY, X[:1]))(X, 0.5), model.bind(params)(X, 0.5), rtol=1e-6)
+
+
+def test_score_model_wraps_an_unwrapped_module_or_function_itself():
+    net = NNXNet(nnx.Rngs(0))
+    model = ScoreModel(net, OU, NoisePrediction())  # no as_network: ScoreModel wraps it
+    np.testing.assert_allclose(model.bind(model.init(KEY, X[:1]))(X, 0.7), -X, rtol=1e-5, atol=1e-6)
+    eq = ScoreModel(EqxNet(jnp.ones(())), OU)
+    assert float(eq.init(KEY, X[:1])["module"].scale) == 1.0
+    np.testing.assert_allclose(ScoreModel(plain, OU).bind({"fn": {}})(X, 0.3), -X, rtol=1e-5, atol=1e-6)
+    with pytest.raises(TypeError, match=r"`network` \(the NNX module NoLogSNR\) must be callable as \(x, log_snr"):
+        ScoreModel(NoLogSNR(), OU)
+    with pytest.raises(TypeError, match="`network` must be a flax linen or NNX module"):
+        ScoreModel("mlp", OU)

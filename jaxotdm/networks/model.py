@@ -14,6 +14,7 @@ import numpy as np
 from jaxotdm import _validation as V
 from jaxotdm._pytree import pytree_dataclass, static_field
 from jaxotdm._types import Array, ArrayLike, Float
+from jaxotdm.networks.adapters import as_network
 from jaxotdm.networks.parametrisations import NoisePrediction, Parametrisation
 from jaxotdm.schedules import Schedule
 
@@ -86,7 +87,10 @@ class ScoreModel:
     ``jit``: an equinox run-time error), as do times outside ``(0, schedule.t_max)`` given eagerly.
 
     Attributes:
-        network: a flax module called as ``network(x_in, log_snr, labels)`` (e.g. :class:`MLP`, :class:`UNet`).
+        network: a flax linen module called as ``network(x_in, log_snr, labels)`` (e.g. :class:`MLP`,
+            :class:`UNet`); a flax NNX module, an equinox module or a function ``fn(x_in, log_snr)`` is wrapped
+            with :func:`~jaxotdm.networks.as_network` (its defaults; call it yourself for ``num_classes``,
+            ``params`` or ``conditioning``, and wrap once: each wrap compiles anew).
         schedule: the forward schedule.
         parametrisation: what the network's raw output means.
         sigma_data: the data's per-coordinate scale, used for input normalisation.
@@ -107,8 +111,11 @@ class ScoreModel:
     sigma_data: float = 1.0
 
     def __post_init__(self):  # construction only (PyTree unflattening does not call __init__)
-        if not isinstance(self.network, nn.Module):
-            raise TypeError(f"`network` must be a flax module (e.g. MLP, UNet), got {type(self.network).__name__}.")
+        if not isinstance(self.network, nn.Module):  # NNX, equinox, a function: wrapped (one jit cache per wrap)
+            try:
+                object.__setattr__(self, "network", as_network(self.network))
+            except TypeError as err:
+                raise TypeError(str(err).replace("`obj`", "`network`", 1)) from None
         if not isinstance(self.schedule, Schedule):
             raise TypeError(f"`schedule` must be a Schedule object (e.g. jaxotdm.OU()), got {self.schedule!r}.")
         if not isinstance(self.parametrisation, Parametrisation):
