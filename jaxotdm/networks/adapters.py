@@ -4,7 +4,8 @@
 :class:`~jaxotdm.networks.ScoreModel` drives a flax *linen* module: it initialises it with
 ``network.init(key, x, log_snr, labels)["params"]`` and calls ``network.apply({"params": params}, x_in,
 log_snr, labels)``. :func:`as_network` turns any of the following into such a module, so everything
-downstream (the DSM objective, every sampler, ``flow_map``, the OT prior of Algorithm 2) works unchanged:
+downstream (the DSM objective, every sampler, ``flow_map``, the OT prior of Algorithm 2) works unchanged
+(``ScoreModel`` calls it itself, with the defaults, on a network that is not a linen module):
 
 - a flax **linen** module: returned as it is (this includes ``flax.nnx.bridge.ToLinen``);
 - a flax **NNX** module instance: its ``nnx.Param`` variables become the parameters (a nested dict, the
