@@ -43,7 +43,9 @@ _COMMON = {"schedule": "vp", "parametrisation": "edm", "weighting": "edm", "time
            "p_mean": -1.2, "p_std": 1.2, "label_dropout": 0.1, "ema_decay": 0.999, "warmup_steps": 200,
            "lr_decay_start": None, "embedding_dim": 128, "channels": 32, "expansion": 1}
 DATASET_DEFAULTS = {
-    # digits: measured (see the closing note of issue 11): about 8 minutes on 2 CPU cores.
+    # digits: see benchmarks/results/learned_digits/README.md: 493 CPU-seconds (39 min wall on the shared
+    # 2-core machine at load 8-15; ~6.5 min extrapolated on an idle, faster 2-core CPU); recall falls and the
+    # classifier Frechet ratio improves with the number of steps (1500/3000/6000 measured).
     "digits": {**_COMMON, "network": "mlp", "features": 512, "depth": 4, "steps": 6000, "batch_size": 256,
                "lr": 1e-3},
     # MNIST (784-d): a reduced CPU recipe; a GPU affords a larger network and more steps.
