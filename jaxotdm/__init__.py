@@ -34,6 +34,7 @@ _SUBMODULES = (
 )
 _EXPORTS = {
     "AdamSolver": "jaxotdm.ot",
+    "ConvergenceWarning": "jaxotdm._status",
     "Cosine": "jaxotdm.schedules",
     "EDM": "jaxotdm.schedules",
     "EmpiricalMeasure": "jaxotdm.measures",
@@ -47,6 +48,7 @@ _EXPORTS = {
     "OU": "jaxotdm.schedules",
     "PointSharding": "jaxotdm.sharding",
     "SOLVERS": "jaxotdm.flow",
+    "Status": "jaxotdm._status",
     "SampleResult": "jaxotdm.samplers",
     "Schedule": "jaxotdm.schedules",
     "ScoreModel": "jaxotdm.networks",
@@ -78,6 +80,8 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "Status",
+    "ConvergenceWarning",
     "training",
     "networks",
     "prepare_ot_prior",
@@ -147,6 +151,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # for type checkers and IDEs
     from jaxotdm import data, metrics, networks, ot, samplers, training, verify
+    from jaxotdm._status import ConvergenceWarning, Status
     from jaxotdm.flow import SOLVERS, FlowResult, flow_map, probability_flow_velocity
     from jaxotdm.measures import EmpiricalMeasure, GaussianMeasure
     from jaxotdm.networks import MLP, LearnedScore, ScoreModel, UNet, load_score

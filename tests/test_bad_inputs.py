@@ -85,7 +85,9 @@ EXEMPT = {
          "jaxotdm.verify.PriorBracket", "jaxotdm.verify.TransportCost", "jaxotdm.networks.SavedModel",
          "jaxotdm.networks.DataSplit", "jaxotdm.metrics.Classifier"],
         "a result/record type built by the library"),
-    **dict.fromkeys(["jaxotdm.training.CheckpointError", "jaxotdm.training.NonFiniteLossError"], "an exception type"),
+    **dict.fromkeys(["jaxotdm.training.CheckpointError", "jaxotdm.training.NonFiniteLossError",
+                     "jaxotdm.ConvergenceWarning"], "an exception/warning type"),
+    "jaxotdm.Status": "an enumeration of outcome codes (its lookup by value raises ValueError itself)",
     **dict.fromkeys(["jaxotdm.Schedule", "jaxotdm.networks.Parametrisation", "jaxotdm.training.Weighting",
                      "jaxotdm.ot.SemidiscreteSolver"], "an abstract base / protocol with no inputs of its own"),
 }
@@ -211,6 +213,8 @@ case("jaxotdm.ot.cell_masses", "heights nan",
      lambda: jo.ot.cell_masses(Y, np.array([np.nan, 0.0, 0.0]), key=KEY, num_samples=64), "`heights`")
 case("jaxotdm.ot.SemidiscreteProblem", "weights sum",
      lambda: jo.ot.SemidiscreteProblem(jnp.asarray(Y), jnp.ones(3)), "`weights`")
+case("jaxotdm.ot.CandidateNewtonSolver", "growth=0", lambda: jo.ot.CandidateNewtonSolver(growth=0),
+     "`growth`")
 case("jaxotdm.NewtonSolver", "growth=0", lambda: jo.semidiscrete_ot(Y, key=KEY, tol=0.3, method=jo.NewtonSolver(growth=0)),
      "`growth`")
 case("jaxotdm.AdamSolver", "learning_rate=inf",

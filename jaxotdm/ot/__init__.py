@@ -3,6 +3,7 @@
 from jaxotdm.ot.entropic import EntropicResult, sinkhorn, sinkhorn_divergence
 from jaxotdm.ot.semidiscrete import (
     AdamSolver,
+    CandidateNewtonSolver,
     NewtonSolver,
     OTTSolver,
     Progress,
@@ -28,6 +29,7 @@ entropic_ot = sinkhorn
 
 __all__ = [
     "AdamSolver",
+    "CandidateNewtonSolver",
     "EntropicResult",
     "NewtonSolver",
     "OTTSolver",

@@ -13,6 +13,8 @@ Layout (one concept per module):
 * :mod:`~jaxotdm.ot.semidiscrete.driver`: the solver protocol (``init``/``step``), the one
   ``lax.while_loop`` driver with progress reports, and the diagnostics type;
 * one module per solver: :mod:`~jaxotdm.ot.semidiscrete.newton` (:class:`NewtonSolver`, ours, the default),
+  :mod:`~jaxotdm.ot.semidiscrete.newton_candidates` (:class:`CandidateNewtonSolver`, ours: Newton on stored
+  top-K candidates, faster in high dimension, not yet robust in 2-D),
   :mod:`~jaxotdm.ot.semidiscrete.adam` (:class:`AdamSolver`, the paper's Algorithm 1),
   :mod:`~jaxotdm.ot.semidiscrete.ott` (:class:`OTTSolver`, ott-jax's SGD);
 * :mod:`~jaxotdm.ot.semidiscrete.map`: :class:`SemidiscreteMap`, its certificate, :func:`cell_masses`, ott-jax
@@ -38,6 +40,7 @@ from jaxotdm.ot.semidiscrete.driver import (
 )
 from jaxotdm.ot.semidiscrete.map import SemidiscreteCertificate, SemidiscreteMap, cell_masses, certificate
 from jaxotdm.ot.semidiscrete.newton import NewtonSchedule, NewtonSolver, NewtonState
+from jaxotdm.ot.semidiscrete.newton_candidates import CandidateNewtonSolver
 from jaxotdm.ot.semidiscrete.ott import OTTSolver, OTTState
 from jaxotdm.ot.semidiscrete.problem import (
     DEFAULT_BATCH,  # noqa: F401
@@ -53,6 +56,7 @@ from jaxotdm.ot.semidiscrete.solve import semidiscrete_ot
 __all__ = [
     "AdamSolver",
     "AdamState",
+    "CandidateNewtonSolver",
     "NewtonSchedule",
     "NewtonSolver",
     "NewtonState",

@@ -299,7 +299,7 @@ def cell_masses(targets, heights, *, key, num_samples: int, weights=None, source
     Example:
         >>> import jax, jax.numpy as jnp, jaxotdm as jo
         >>> x = jnp.array([[-1.0, 0.0], [1.0, 0.0]])
-        >>> m = jo.cell_masses(x, jnp.zeros(2), key=jax.random.key(0), num_samples=4096)
+        >>> m = jo.ot.cell_masses(x, jnp.zeros(2), key=jax.random.key(0), num_samples=4096)
         >>> bool(abs(float(m[0]) - 0.5) < 0.05)
         True
     """

@@ -1,39 +1,4 @@
-"""Our default solver: damped Newton on a fixed, nested Monte Carlo sample, iterated on stored candidates.
-
-The cost of a semi-discrete solve is the number of source samples scored against all ``n`` targets. Fitting
-heights on a sample of ``N`` points leaves a true max relative error of about ``z_n sqrt(1 / (N min nu))``
-(``z_n = sqrt(2 log 2n)``), so the final sample must be about ``(z_n / tol)^2 / min nu`` points anyway, of
-the order of the certificate's own sample; the solve can afford about one pass over it. So:
-
-* **One nested sample.** Stage ``s`` uses the first ``N_s`` points of one stream of batches (``N_s`` grows by
-  ``growth`` up to ``N_final = (z_n / (noise_fraction tol))^2 / min nu``); every row of every batch can be
-  regenerated on its own from its key (:meth:`~SemidiscreteProblem.rows`).
-* **Each sample is scored once.** When a batch enters the sample, one pass scores it at the current heights
-  and stores, per sample, its ``K = candidates`` best targets (index, score without the height) and a bound
-  ``U`` on every other target's score (:func:`jaxotdm._streaming.topk`), with the batch's reference heights
-  ``h_b``: ``N x K x 8`` bytes plus ``n`` floats per batch.
-* **Newton iterations on the candidates.** At trial heights ``h``, a sample's best target is provably a stored
-  candidate when its best candidate score exceeds ``U + max_j (h_j - h_b,j)``; masses, energy and the
-  Hessian's top-2 gaps then cost ``O(N K)`` instead of ``O(N n r)``. The few samples that fail the bound are
-  regenerated and rescored exactly (at the price of those rows); a batch with more than ``recompute_rows``
-  failures is rescored whole and its candidates and reference renewed at ``h``.
-* **Newton direction** ``(L + lambda) delta = nu - m`` with ``L`` the kernel estimate of ``-Hess E`` (the
-  facet integrals of the density over ``|x_i - x_j|``, from each sample's top-2 cells and distance to their
-  facet, bandwidth ``bandwidth`` times its median), a Levenberg-Marquardt ridge ``lambda`` (x10 after a
-  rejected step, /4 after a full one); dense solve for ``n <= dense_max``, Jacobi-CG on the edge list above.
-* **Globalisation**: a trial step is accepted if the sample energy rises (Armijo) or the L1 residual drops
-  by ``alpha / 4``, and no cell shrinks below half the smallest current or target mass
-  (Kitagawa-Merigot-Thibert); else ``alpha`` halves, up to ``max_backtracks`` times.
-* **Stages end** when the in-sample max relative error is below ``max(insample_fraction tol, stage_fraction
-  z_n / sqrt(N_s min nu))``. **Early stop**: a stage's new batches were never used to fit the heights, so
-  entering a stage measures a fresh error on them; if it plus ``check_fraction`` times their noise level is
-  at most ``tol``, the solve stops.
-* **Warm start** (:func:`warm_start`): the best of a one-parameter family of Gaussian-metric heights.
-
-Cost: about one top-``K`` pass over ``N_final`` samples (``N_final x n x (r + 1)`` multiply-adds, ``r =
-min(n, d)``; the top-``K`` pass costs about 2-2.5 top-1 passes on CPUs, measured) plus ``O(N K)`` and the rescored rows
-per iteration.
-"""
+"""Our default solver: damped Newton on the Monte Carlo semi-dual with a kernel Hessian and sample growth."""
 
 from __future__ import annotations
 
@@ -44,7 +9,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxotdm import _streaming as S
 from jaxotdm import _validation as V
 from jaxotdm._pytree import pytree_dataclass, static_field
 from jaxotdm._types import Array
@@ -57,23 +21,14 @@ MIN_RIDGE = 1e-3
 
 
 class NewtonSchedule(NamedTuple):
-    """Per-stage batch counts, in-sample tolerances and noise levels (padded to ``MAX_STAGES``)."""
+    """Per-stage batch counts and in-sample tolerances (padded to ``MAX_STAGES``), and the last stage."""
 
     num_batches: Array
     tolerances: Array
     last: Array
-    check: Array  # ``tol``
-    noise: Array  # per stage: ``check_fraction z_n max_i sqrt(nu_i (1 - nu_i) / N_new) / nu_i`` of its new batches
-
-
-class Candidates(NamedTuple):
-    """Per sample (rows of the nested sample): the ``K`` candidate targets, their scores without heights, and a
-    bound on every other target's score at its batch's reference heights."""
-
-    index: Array  # (N, K) int32, -1 for none
-    base: Array  # (N, K) <z, y_j>
-    bound: Array  # (N,) >= <z, y_j> + h_b,j for every non-candidate j
-    h_ref: Array  # (batches, n) reference heights h_b of each batch
+    check: Array  # ``tol``: stop at a stage change whose fresh pass certifies it (see ``NewtonSolver``)
+    noise: Array  # per stage: ``check_fraction z_n max_i sqrt(nu_i (1 - nu_i) / N_s) / nu_i``
+    single: Array  # per stage: fresh errors below this take one Newton step and move to the next stage
 
 
 class NewtonState(NamedTuple):
@@ -91,79 +46,81 @@ class NewtonState(NamedTuple):
     history: SemidiscreteHistory
     plan: NewtonSchedule
     num_samples: Array  # sample size of the current masses
-    evaluations: Array  # samples scored against all targets so far (float: may exceed 2^31)
-    store: Candidates
-
-
-class _Eval(NamedTuple):
-    masses: Array
-    energy: Array
-    hess: Any
-    store: Candidates
-    evaluations: Array  # samples scored exactly (new batches, rescored rows, renewed batches)
-    fresh: Array  # masses of the batches that entered the sample in this evaluation
+    evaluations: Array  # samples scored so far (float: may exceed 2^31)
 
 
 @pytree_dataclass
 class NewtonSolver:
-    """Damped Newton on a nested Monte Carlo sample, iterated on stored candidates (ours; the default).
+    """Damped Newton on the Monte Carlo semi-dual with a kernel Hessian and sample growth (ours).
 
-    See :mod:`jaxotdm.ot.semidiscrete.newton` for the method. Run it through :func:`~jaxotdm.semidiscrete_ot`,
-    or drive ``init``/``step`` yourself.
+    Stage ``s`` uses a fixed sample of ``N_s`` source points (regenerated from one key per stage; antithetic
+    pairs for the standard Gaussian), ``N_s`` growing by ``growth`` up to
+    ``N_final = (z_n / (noise_fraction tol))^2 / min(nu)`` so that the final sample resolves every cell mass
+    to ``noise_fraction * tol`` (``z_n = sqrt(2 log 2n)``).
+
+    * Newton direction: ``(L + lambda) delta = nu - m`` with ``L`` the kernel estimate of ``-Hess E`` (facet
+      integrals of the density over ``|x_i - x_j|``, from each sample's top-2 cells and its distance to
+      their facet; bandwidth ``bandwidth`` times the median distance) and a Levenberg-Marquardt ridge
+      ``lambda`` (raised 10x after a rejected step, lowered after full steps).
+    * Globalisation: a trial step is accepted if the sample energy rises (Armijo) or the L1 residual
+      drops by ``alpha / 4``, and no cell shrinks below half the smallest current or target mass
+      (Kitagawa-Merigot-Thibert); else ``alpha`` halves, up to ``max_backtracks`` times.
+    * A stage ends when the in-sample max relative error is below ``max(insample_fraction tol,
+      stage_fraction z_n / sqrt(N_s min nu))`` (fitting a sample beyond its resolution is wasted work).
+    * Noise regime: when the error is within ``single_step_ratio`` times the stage's noise level, one full
+      Newton step is taken and evaluated on the next stage's fresh sample (one pass per stage). The last
+      stage always iterates (``single_step_last=False``): unevaluated final steps were measurably less
+      accurate in 2-D.
+    * Early stop: the first pass of a stage evaluates heights on a sample they were not fitted to; if
+      that fresh error plus ``check_fraction`` times the noise level ``z_n max_i sqrt(nu_i (1-nu_i)/N)/nu_i``
+      is at most ``tol``, the solve stops (an upper confidence bound).
+
+    Run it through :func:`~jaxotdm.semidiscrete_ot`, or drive ``init``/``step`` yourself.
 
     Attributes:
-        growth: sample growth factor per stage. noise_fraction: the final sample resolves every relative
-            mass to ``noise_fraction * tol`` at the ``z_n`` level. insample_fraction, stage_fraction,
-            check_fraction: stage ends and early stop (module docstring).
+        growth: sample growth factor per stage. noise_fraction, insample_fraction, stage_fraction,
+            check_fraction, single_step_ratio, single_step_last: see above.
         min_samples_per_cell: expected samples in the smallest cell at the first stage.
         final_samples: overrides ``N_final``. max_samples: cap on ``N_final``.
-        candidates: ``K``, targets stored per sample. per_chunk: candidates extracted per group of 512 targets.
-        recompute_rows: most failing rows per batch rescored on their own (more: the whole batch, renewed).
         hessian_samples: samples whose top-2 gaps build the Hessian (``None``: ``max(1024 n, 4 batches)`` for
             the dense solve, ``max(256 n, 4 batches)`` for the edge list).
         bandwidth: kernel bandwidth as a fraction of the median distance to the nearest facet.
         dense_max: largest ``n`` for the dense solve; Jacobi-CG with edge matvecs above.
-        max_iterations: total iterations (Newton steps and stage changes). max_backtracks: per step.
-        warm_start: start from :func:`warm_start`'s heights instead of
-            :meth:`~SemidiscreteProblem.voronoi_init` (unless ``init_heights`` is given).
+        max_iterations: total iterations (Newton steps plus stage changes). max_backtracks: per step.
     """
 
-    growth: int = static_field(8)
-    noise_fraction: float = static_field(0.85)
+    growth: int = static_field(4)
+    noise_fraction: float = static_field(0.6)
     insample_fraction: float = static_field(0.3)
     stage_fraction: float = static_field(0.5)
     check_fraction: float = static_field(1.0)
+    single_step_ratio: float = static_field(3.0)
+    single_step_last: bool = static_field(False)
     min_samples_per_cell: int = static_field(32)
     final_samples: int | None = static_field(None)
     max_samples: int = static_field(2**27)
-    candidates: int = static_field(8)
-    per_chunk: int = static_field(2)
-    recompute_rows: int = static_field(512)
     hessian_samples: int | None = static_field(None)
     bandwidth: float = static_field(0.15)
     dense_max: int = static_field(2048)
     cg_iterations: int = static_field(100)
     max_iterations: int = static_field(100)
     max_backtracks: int = static_field(6)
-    warm_start: bool = static_field(True)
 
     name = "newton"
 
     def __post_init__(self):
         check_settings(
-            self, ints={"growth": 2, "min_samples_per_cell": 1, "final_samples?": 1, "max_samples": 1, "candidates": 1,
-                        "per_chunk": 1, "recompute_rows": 0, "hessian_samples?": 1, "dense_max": 0,
-                        "cg_iterations": 1, "max_iterations": 1, "max_backtracks": 0},
-            positive=("noise_fraction", "insample_fraction", "stage_fraction", "bandwidth"),
-            nonnegative=("check_fraction",), bools=("warm_start",))
+            self, ints={"growth": 2, "min_samples_per_cell": 1, "final_samples?": 1, "max_samples": 1,
+                        "hessian_samples?": 1, "dense_max": 0, "cg_iterations": 1, "max_iterations": 1,
+                        "max_backtracks": 0},
+            positive=("noise_fraction", "insample_fraction", "stage_fraction", "bandwidth", "single_step_ratio"),
+            nonnegative=("check_fraction",), bools=("single_step_last",))
 
-    # ---------------------------------------------------------------------------------------- planning
     def schedule(self, prob: SemidiscreteProblem, tol: float) -> NewtonSchedule:
         """The stage schedule for ``tol`` (host-side; needs concrete weights)."""
         if not V.is_concrete(prob.weights):
             raise ValueError("NewtonSolver needs concrete `weights` to plan its sample schedule.")
-        wn = np.asarray(prob.weights, np.float64)
-        wmin = float(wn.min())
+        wmin = float(np.min(np.asarray(prob.weights)))
         n, B = prob.num_targets, prob.batch_size
         if self.final_samples is not None:
             n_final = self.final_samples
@@ -181,14 +138,15 @@ class NewtonSolver:
         tols.append(self.insample_fraction * tol)
         pad = MAX_STAGES - len(nbs)
         dtype = prob.points.dtype
-        se = float(np.max(np.sqrt(wn * (1 - wn)) / wn))
-        new = [nbs[0]] + [b - a for a, b in zip(nbs[:-1], nbs[1:], strict=True)]
         return NewtonSchedule(
             jnp.asarray(nbs + [nb_final] * pad, jnp.int32),
             jnp.asarray(tols + [tols[-1]] * pad, dtype),
             jnp.asarray(len(nbs) - 1, jnp.int32),
             jnp.asarray(tol, dtype),
-            jnp.asarray([self.check_fraction * zn * se / math.sqrt(max(m, 1) * B) for m in new + [1] * pad], dtype),
+            jnp.asarray([self.check_fraction * zn * math.sqrt((1 - wmin) / (nb * B * wmin))
+                         for nb in nbs + [nb_final] * pad], dtype),
+            jnp.asarray([self.single_step_ratio * zn * math.sqrt((1 - wmin) / (nb * B * wmin))
+                         for nb in nbs + [nb_final] * pad], dtype),
         )
 
     def _n_hess_batches(self, prob):
@@ -197,249 +155,105 @@ class NewtonSolver:
         hs = self.hessian_samples if self.hessian_samples is not None else max(default, 4 * B)
         return max(1, math.ceil(hs / B))
 
-    def _groups(self, prob):
-        return -(-prob.num_targets // S.topk_group(prob.streaming))
-
-    def _per_chunk(self, prob):
-        """Candidates extracted per group of points: at least enough for a top-2 (the Hessian needs it)."""
-        return max(self.per_chunk, -(-min(2, prob.num_targets) // self._groups(prob)))
-
-    def _k(self, prob):
-        """Candidates stored per sample: at most ``candidates`` and the number extracted."""
-        return max(1, min(self.candidates, prob.num_targets, self._groups(prob) * self._per_chunk(prob)))
-
     def init(self, prob: SemidiscreteProblem, *, tol: float, key, init_heights=None) -> NewtonState:
-        """State before the first stage (``stage = -1``); the first ``step`` scores stage 0's sample.
+        """State before the first stage (``stage = -1``); the first ``step`` draws stage 0's sample.
         Plans the stages on the host (:meth:`schedule`, needs concrete weights)."""
         sched = self.schedule(prob, tol)
-        if init_heights is not None:
-            h = init_heights - jnp.mean(init_heights)
-        elif self.warm_start:
-            wmin = float(np.min(np.asarray(prob.weights)))
-            nb = max(1, math.ceil(8.0 / wmin / prob.batch_size))  # 8 samples per cell
-            h = _jit_warm_start(prob, jax.random.fold_in(key, 2**31 - 1), nb)
-        else:
-            h = prob.voronoi_init()
+        h = prob.voronoi_init() if init_heights is None else init_heights - jnp.mean(init_heights)
         dtype = h.dtype
         n = prob.num_targets
         if n <= self.dense_max:
             hess = jnp.zeros((n, n), dtype)
-        nbf = int(sched.num_batches[int(sched.last)])
-        N = nbf * prob.batch_size
-        if n > self.dense_max:
+        else:
             e = self._n_hess_batches(prob) * prob.batch_size
             hess = (jnp.zeros((e,), jnp.int32), jnp.zeros((e,), jnp.int32), jnp.zeros((e,), dtype))
-        k = self._k(prob)
-        store = Candidates(jnp.full((N, k), -1, jnp.int32), jnp.zeros((N, k), dtype), jnp.full((N,), jnp.inf, dtype),
-                           jnp.zeros((nbf, n), dtype))
         return NewtonState(
             h, key, jnp.asarray(-1, jnp.int32), jnp.asarray(0, jnp.int32), jnp.zeros((n,), dtype),
             jnp.asarray(-jnp.inf, dtype), hess, jnp.asarray(jnp.inf, dtype), jnp.asarray(MIN_RIDGE, dtype),
             jnp.asarray(False), jnp.asarray(False), SemidiscreteHistory.empty(self.max_iterations, dtype), sched,
-            jnp.asarray(0, jnp.int32), jnp.zeros((), dtype), store,
+            jnp.asarray(0, jnp.int32), jnp.zeros((), dtype),
         )
 
-    # ---------------------------------------------------------------------------------------- passes
-    def _hessian(self, prob, edges, nh):
-        """Kernel estimate of ``-Hess E`` from the edges (``i, j``, facet distance ``u``, ``|x_i - x_j|``): dense
-        ``(n, n)`` for ``n <= dense_max``, else the weighted edge list. The bandwidth is ``bandwidth`` times the
-        median facet distance of the first batch."""
-        n, B = prob.num_targets, prob.batch_size
-        i, j, u, dx = edges
-        med = jnp.median(u[:B])  # invalid rows are +inf
-        bw = self.bandwidth * jnp.maximum(jnp.where(jnp.isfinite(med), med, 1.0), 1e-30)
-        w = jnp.where(jnp.isfinite(u), P.edge_weights(u, bw) / dx, 0.0)
-        w = w / (jnp.maximum(nh, 1) * B).astype(w.dtype)
-        if n > self.dense_max:
-            return i, j, w
-        # dense weighted Laplacian in one scatter: L_ij -= w, L_ji -= w, L_ii += w, L_jj += w
-        flat = jnp.concatenate([i * n + j, j * n + i, i * n + i, j * n + j])
-        return jax.ops.segment_sum(jnp.concatenate([-w, -w, w, w]), flat, n * n).reshape(n, n)
+    def _pass(self, prob, h, key, nb):
+        mode = "dense" if prob.num_targets <= self.dense_max else "edges"
+        return P.hard_pass(prob, h, key, nb, mode, self._n_hess_batches(prob), self.bandwidth)
 
-    def _evaluate(self, prob, h, key, nb, nb_ready, store: Candidates) -> _Eval:
-        """Masses, energy and Hessian of ``h`` on batches ``[0, nb)``.
-
-        Batches from ``nb_ready`` on enter the sample: they are scored once (top-``K`` candidates at ``h``,
-        stored with reference ``h``) and their masses are returned apart as ``fresh``. The others are evaluated
-        from their candidates; a batch with more than ``recompute_rows`` uncertified rows is scored whole and
-        renewed, and the uncertified rows of the other batches are collected across batches, regenerated and
-        rescored exactly in one large block, which then corrects the counts, the energy and the edges.
-        """
-        B, k, n = prob.batch_size, store.index.shape[1], prob.num_targets
-        N = store.bound.shape[0]
-        st = prob.streaming
-        F = min(self.recompute_rows, B)
-        R = min(N, max(B, N // 32))  # rows collected for the exact rescoring
-        dtype = h.dtype
-        nh_max = self._n_hess_batches(prob)
-        nh = jnp.minimum(nb, nh_max)
-        E = (nh_max + 1) * B  # the last slot is scratch for batches past nh
-        ones = jnp.ones((B,), dtype)
-
-        def scored(b):
-            """Top-``K`` candidates of batch ``b`` at ``h``: ``(top-2 row data, new store rows)``."""
-            v, i, u = S.topk(prob.batch(key, b), prob.points, h, k, per_chunk=self._per_chunk(prob), streaming=st)
-            if k > 1:
-                v2, i2 = v[:, 1], jnp.where(i[:, 1] >= 0, i[:, 1], i[:, 0])
-            else:
-                v2, i2 = jnp.full((B,), -jnp.inf, dtype), i[:, 0]
-            base = v - jnp.where(i >= 0, h[jnp.maximum(i, 0)], 0.0)
-            # the top-2 is exact when the second candidate beats the bound on the rest
-            return (v[:, 0], i[:, 0], v2, i2, v2 >= u), (i, base, u, h)
-
-        def facet(v1, i1, v2, i2, ok):
-            dx = jnp.linalg.norm(prob.points[i1] - prob.points[i2], axis=-1)
-            return jnp.where(ok & (i1 != i2) & jnp.isfinite(v2), (v1 - v2) / jnp.maximum(dx, 1e-30), jnp.inf), dx
-
-        def per_batch(b, carry):
-            store, counts, esum, fresh, edges, buf, nbuf, evals = carry
-            row = (b * B, 0 * b)
-            old = (jax.lax.dynamic_slice(store.index, row, (B, k)), jax.lax.dynamic_slice(store.base, row, (B, k)),
-                   jax.lax.dynamic_slice(store.bound, (b * B,), (B,)),
-                   jax.lax.dynamic_slice(store.h_ref, (b, 0 * b), (1, n))[0])
-            idx, base, bound, href = old
-            ub = bound + jnp.max(h - href)
-            sc = jnp.where(idx >= 0, base + h[jnp.maximum(idx, 0)], -jnp.inf)
-            if k > 1:
-                # top-2 of the K candidates by masked reductions (lax.top_k here defeats XLA:CPU's fusion of the
-                # loop body: 10x slower)
-                col = jnp.arange(k)
-                c1 = jnp.max(sc, axis=1)
-                p1 = jnp.minimum(jnp.min(jnp.where(sc >= c1[:, None], col, k), axis=1), k - 1)
-                rest = jnp.where(col == p1[:, None], -jnp.inf, sc)
-                c2 = jnp.max(rest, axis=1)
-                p2 = jnp.minimum(jnp.min(jnp.where(rest >= c2[:, None], col, k), axis=1), k - 1)
-                j1 = jnp.take_along_axis(idx, p1[:, None], axis=1)[:, 0]
-                j2 = jnp.take_along_axis(idx, p2[:, None], axis=1)[:, 0]
-                cand = (c1, j1, c2, jnp.where(j2 >= 0, j2, j1), c2 > ub)
-            else:
-                cand = (sc[:, 0], idx[:, 0], jnp.full((B,), -jnp.inf, dtype), idx[:, 0], jnp.zeros((B,), bool))
-            bad = ~(cand[0] > ub)
-            cnt = jnp.sum(bad)
-            whole = (b >= nb_ready) | (cnt > F) | (nbuf + cnt > R)
-            # only per-batch arrays cross the branches; the store is written after
-            (v1, i1, v2, i2, ok2), new = jax.lax.cond(whole, lambda: scored(b), lambda: (cand, old))
-            store = Candidates(jax.lax.dynamic_update_slice(store.index, new[0], row),
-                               jax.lax.dynamic_update_slice(store.base, new[1], row),
-                               jax.lax.dynamic_update_slice(store.bound, new[2], (b * B,)),
-                               jax.lax.dynamic_update_slice(store.h_ref, new[3][None, :], (b, 0 * b)))
-            c = jax.ops.segment_sum(ones, i1, n)
-            counts, esum = counts + c, esum + jnp.sum(v1)
-            fresh = fresh + jnp.where(b >= nb_ready, c, 0.0)
-            u, dx = facet(v1, i1, v2, i2, ok2)
-            start = (jnp.minimum(b, nh_max) * B,)
-            edges = tuple(jax.lax.dynamic_update_slice(a, o, start) for a, o in zip(edges, (i1, i2, u, dx), strict=True))
-            # uncertified rows of a candidate-evaluated batch: queued (flat index and the candidate answer)
-            take = bad & ~whole
-            pos = jnp.where(take, nbuf + jnp.cumsum(take) - 1, R)  # R: dropped
-            buf = (buf[0].at[pos].set(b * B + jnp.arange(B, dtype=jnp.int32), mode="drop"),
-                   buf[1].at[pos].set(v1, mode="drop"), buf[2].at[pos].set(i1, mode="drop"))
-            nbuf = nbuf + jnp.sum(take).astype(jnp.int32)
-            return store, counts, esum, fresh, edges, buf, nbuf, evals + jnp.where(whole, B, 0).astype(dtype)
-
-        zn = jnp.zeros((n,), dtype)
-        edges0 = (jnp.zeros((E,), jnp.int32), jnp.zeros((E,), jnp.int32), jnp.full((E,), jnp.inf, dtype),
-                  jnp.ones((E,), dtype))
-        buf0 = (jnp.zeros((R,), jnp.int32), jnp.zeros((R,), dtype), jnp.zeros((R,), jnp.int32))
-        carry = (store, zn, jnp.zeros((), dtype), zn, edges0, buf0, jnp.asarray(0, jnp.int32), jnp.zeros((), dtype))
-        store, counts, esum, fresh, edges, buf, nbuf, evals = jax.lax.fori_loop(0, nb, per_batch, carry)
-
-        # the queued rows, regenerated from their own keys and rescored exactly; only ``nbuf`` rows are paid for
-        def rescore(size):
-            def run(args):
-                counts, esum, edges = args
-                flat, v1c, i1c = (a[:size] for a in buf)
-                valid = jnp.arange(size) < nbuf
-                z = jax.vmap(lambda f: prob.rows(key, f // B, (f % B)[None])[0])(flat)
-                e1, j1, e2, j2 = S.top2(z, prob.points, h, streaming=st)
-                wv = valid.astype(dtype)
-                counts = counts + jax.ops.segment_sum(wv, j1, n) - jax.ops.segment_sum(wv, i1c, n)
-                esum = esum + jnp.sum(jnp.where(valid, e1 - v1c, 0.0))
-                u, dx = facet(e1, j1, e2, j2, jnp.ones((size,), bool))
-                at = jnp.where(valid & (flat < nh_max * B), flat, E)  # E: dropped
-                edges = tuple(a.at[at].set(o, mode="drop") for a, o in zip(edges, (j1, j2, u, dx), strict=True))
-                return counts, esum, edges
-
-            return run
-
-        sizes = sorted({max(1, R // 64), max(1, R // 8), R})
-        branch = jnp.where(nbuf == 0, 0, 1 + jnp.searchsorted(jnp.asarray(sizes), nbuf))
-        counts, esum, edges = jax.lax.switch(
-            branch, [lambda a: a] + [rescore(m) for m in sizes], (counts, esum, edges))
-        evals = evals + nbuf.astype(dtype)
-
-        total = (nb * B).astype(dtype)
-        masses = counts / total
-        energy = jnp.dot(prob.weights, h) - esum / total
-        fresh = fresh / jnp.maximum((nb - nb_ready) * B, 1).astype(dtype)
-        hess = self._hessian(prob, tuple(a[: nh_max * B] for a in edges), nh)
-        return _Eval(masses, energy, hess, store, evals, fresh)
-
-    # ---------------------------------------------------------------------------------------- iteration
     def step(self, prob: SemidiscreteProblem, state: NewtonState) -> NewtonState:
-        """One iteration: entering the next stage (its new batches scored at the current heights) once the
-        current stage's tolerance is met, or a damped Newton step evaluated on the candidates."""
+        """One iteration, one of:
+
+        * a stage change (a pass of the current heights on the next, larger sample) once the current
+          stage's tolerance is met;
+        * a single step: when the error is within ``single_step_ratio`` times the stage's noise level,
+          further iterations on this sample would mostly fit its noise, so one full Newton step is taken
+          and evaluated directly on the next stage's fresh sample (at the last stage the step ends the
+          solve, unevaluated: the certificate checks it on an independent sample);
+        * otherwise a damped Newton step on the current sample (passes at trial heights until the L1
+          residual drops by ``alpha / 4`` or ``max_backtracks`` is reached).
+        """
         s = state
         sched = s.plan
         dtype = s.heights.dtype
-        B = prob.batch_size
         cur = jnp.maximum(s.stage, 0)
         stage_ok = (s.stage < 0) | (s.error <= sched.tolerances[cur])
         at_last = s.stage >= sched.last
+        single = (s.stage >= 0) & ~stage_ok & (s.error <= sched.single[cur]) & (~at_last | self.single_step_last)
         finished = stage_ok & at_last
-        advance = stage_ok & ~at_last
+        last_single = single & at_last
+        advance = (stage_ok & ~at_last) | (single & ~at_last)
         stage = jnp.where(advance, s.stage + 1, s.stage)
         nb = sched.num_batches[jnp.maximum(stage, 0)]
-        nb_old = jnp.where(s.stage < 0, 0, sched.num_batches[cur])
-        key = s.key
-
-        # entering a stage evaluates the current heights once (its new batches scored for the first time);
-        # a Newton step evaluates trial heights until one is accepted
+        key = jax.random.fold_in(s.key, stage)
         r = prob.weights - s.masses
-        delta = jax.lax.cond(advance | finished, lambda: jnp.zeros_like(s.heights), lambda: self._direction(prob, s, r))
+        delta = jax.lax.cond(stage_ok, lambda: jnp.zeros_like(s.heights), lambda: self._direction(prob, s, r))
         r1 = jnp.sum(jnp.abs(r))
-        slope = jnp.dot(r, delta)
+
+        slope = jnp.dot(r, delta)  # directional derivative of the sample energy along delta
         min_mass = 0.5 * jnp.minimum(jnp.min(s.masses), jnp.min(prob.weights))
-        nb_ready = jnp.where(advance, nb_old, nb)
 
         def cond(c):
             _, k, ok, _ = c
             return ~ok & (k <= self.max_backtracks)
 
         def body(c):
-            alpha, k, _, e_prev = c
-            e = self._evaluate(prob, s.heights + alpha * delta, key, nb, nb_ready, e_prev.store)
-            ascent = e.energy >= s.energy + 0.25 * alpha * slope
-            decrease = jnp.sum(jnp.abs(prob.weights - e.masses)) <= (1.0 - alpha / 4.0) * r1
-            keeps_cells = jnp.min(e.masses) >= min_mass
+            alpha, k, _, _ = c
+            p = self._pass(prob, s.heights + alpha * delta, key, nb)
+            ascent = p.energy >= s.energy + 0.25 * alpha * slope
+            decrease = jnp.sum(jnp.abs(prob.weights - p.masses)) <= (1.0 - alpha / 4.0) * r1
+            # Kitagawa-Merigot-Thibert: no cell may shrink below half the smallest current (or target) mass,
+            # so no cell is emptied (an empty cell has no facets, hence no curvature to steer it back)
+            keeps_cells = jnp.min(p.masses) >= min_mass
             ok = advance | ((ascent | decrease) & keeps_cells)
-            # evaluations accumulate over the trials; the store keeps every renewal
-            e = e._replace(evaluations=e.evaluations + e_prev.evaluations)
-            return jnp.where(ok, alpha, alpha / 2.0), k + 1, ok, e
+            return jnp.where(ok, alpha, alpha / 2.0), k + 1, ok, p
 
-        e0 = _Eval(s.masses, s.energy, s.hess, s.store, jnp.zeros((), dtype), jnp.zeros_like(s.masses))
-        alpha, _, accepted, e = jax.lax.while_loop(cond, body, (jnp.ones((), dtype), jnp.asarray(0), finished, e0))
-        rejected = ~accepted  # (also when finished: nothing evaluated)
-        alpha = jnp.where(rejected | advance, 0.0, alpha)
-        keep = lambda a, b: jnp.where(rejected, a, b)
-        e = e._replace(masses=keep(s.masses, e.masses), energy=keep(s.energy, e.energy),
-                       hess=jax.tree_util.tree_map(keep, s.hess, e.hess))
-        ridge = jnp.where(rejected & ~finished, s.ridge * 10.0,
+        p0 = P.Pass(s.masses, s.energy, s.hess, jnp.zeros((), dtype))
+        one = jnp.ones((), dtype)
+        stop = finished | last_single
+        alpha, passes, accepted, p = jax.lax.while_loop(cond, body, (one, jnp.asarray(0), stop, p0))
+        # no acceptable step: stay, keep the current sample's pass, and raise the ridge (towards a
+        # scaled gradient step); a full step lowers it again
+        rejected = ~accepted
+        alpha = jnp.where(rejected, 0.0, alpha)
+        p = jax.tree_util.tree_map(lambda a, b: jnp.where(rejected, a, b), p0, p)
+        ridge = jnp.where(rejected, s.ridge * 10.0,
                           jnp.where(alpha >= 1.0, jnp.maximum(s.ridge / 4.0, MIN_RIDGE), s.ridge))
-        h = s.heights + alpha * delta
-        h = h - jnp.mean(h)
-        err = jnp.where(finished, s.error, P.max_rel(e.masses, prob.weights))
-        fresh = jnp.where(advance & (nb > nb_old), P.max_rel(e.fresh, prob.weights), jnp.inf)
-        fresh_ok = advance & (s.stage >= 0) & (fresh + sched.noise[jnp.maximum(stage, 0)] <= sched.check)
+        h_new = s.heights + alpha * delta
+        h_new = h_new - jnp.mean(h_new)
+        err = jnp.where(stop, s.error, P.max_rel(p.masses, prob.weights))
+        # a stage change evaluates the heights on a sample never used for them: a fresh check
+        # (an upper confidence bound: the fresh error plus the sample's noise level)
+        fresh_ok = advance & (s.stage >= 0) & (err + sched.noise[stage] <= sched.check)
         hist = jax.lax.cond(
             finished, lambda: s.history,
-            lambda: s.history.record(s.iteration, err, e.energy, nb * B, jnp.where(advance, 0.0, alpha)),
+            lambda: s.history.record(s.iteration, err, p.energy, nb * prob.batch_size,
+                                     jnp.where(advance & ~single, 0.0, alpha)),
         )
         it = jnp.where(finished, s.iteration, s.iteration + 1)
-        done = finished | fresh_ok
+        done = stop | fresh_ok
+        num = jnp.where(stop, s.num_samples, nb * prob.batch_size)
+        evals = s.evaluations + (passes * nb * prob.batch_size).astype(dtype)
         return NewtonState(
-            h, s.key, stage, it, e.masses, e.energy, e.hess, err, ridge, done | (it >= self.max_iterations), done,
-            hist, sched, (nb * B).astype(jnp.int32), s.evaluations + e.evaluations, e.store,
+            h_new, s.key, stage, it, p.masses, p.energy, p.hess, err, ridge,
+            done | (it >= self.max_iterations), done, hist, sched, num.astype(jnp.int32), evals,
         )
 
     def _direction(self, prob, s: NewtonState, r):
@@ -455,7 +269,7 @@ class NewtonSolver:
         # ridge; cells with (almost) no boundary samples fall back to a scaled gradient step
         lam = s.ridge * mean_diag + jnp.where(diag < 1e-3 * mean_diag, mean_diag, 0.0)
         if n <= self.dense_max:
-            delta = jnp.linalg.solve(L + jnp.diag(lam), r)  # LU: much faster than XLA:CPU cho_solve
+            delta = jax.scipy.linalg.solve(L + jnp.diag(lam), r, assume_a="pos")
         else:
 
             def matvec(v):
@@ -467,49 +281,3 @@ class NewtonSolver:
                 matvec, r, M=lambda v: pre * v, maxiter=self.cg_iterations, tol=1e-4
             )
         return delta - jnp.mean(delta)
-
-
-def warm_start(prob: SemidiscreteProblem, key, num_batches: int, evaluations: int = 12):
-    """Initial heights ``h_i = -c q_i``, ``q_i = y_i^T C^{-1/4} y_i / mean`` (``C`` the weighted covariance of the
-    centred targets): the Laguerre cells of a Gaussian-to-Gaussian-like potential whose metric is between the
-    Voronoi one (``C^0``) and the Gaussian Brenier map's (``C^{-1/2}``). The scale ``c`` minimises the L1 mass
-    error on one small sample (``num_batches`` batches, the same for every trial) by a golden-section
-    search over ``log c`` in ``[log c0 - 6, log c0 + 2]`` around the Voronoi scale ``c0``. On noised digits
-    (``n = 1797``, ``d = 64``) this starts Newton at a max relative mass error of about 1.5 instead of 40.
-    """
-    y, w = prob.points, prob.weights
-    cov = (y * w[:, None]).T @ y
-    ev, vec = jnp.linalg.eigh(cov)
-    ev = jnp.maximum(ev, 1e-6 * jnp.maximum(ev[-1], 1e-30))
-    q = jnp.einsum("ij,jk,ik->i", y, (vec * ev**-0.25) @ vec.T, y)
-    q = q / jnp.maximum(jnp.sum(w * q), 1e-30)
-    y2 = jnp.sum(y * y, axis=-1)
-    c0 = jnp.sum(w * y2) / (2.0 * jnp.maximum(jnp.sqrt(jnp.sum(w * y2)) / prob.source_scale(), 1e-30))
-    nb = num_batches
-
-    def l1(logc):
-        h = -jnp.exp(logc) * q
-        m = P.hard_pass(prob, h - jnp.mean(h), key, jnp.asarray(nb)).masses
-        return jnp.sum(jnp.abs(m - w))
-
-    g = (math.sqrt(5.0) - 1.0) / 2.0
-    lo, hi = jnp.log(c0) - 6.0, jnp.log(c0) + 2.0
-    a, b = hi - g * (hi - lo), lo + g * (hi - lo)
-    fa, fb = l1(a), l1(b)
-
-    def body(_, c):
-        lo, hi, a, b, fa, fb = c
-        left = fa <= fb  # minimum in [lo, b]
-        lo2, hi2 = jnp.where(left, lo, a), jnp.where(left, b, hi)
-        a2 = jnp.where(left, hi2 - g * (hi2 - lo2), b)
-        b2 = jnp.where(left, a, lo2 + g * (hi2 - lo2))
-        new = l1(jnp.where(left, a2, b2))
-        fa2, fb2 = jnp.where(left, new, fb), jnp.where(left, fa, new)
-        return lo2, hi2, a2, b2, fa2, fb2
-
-    lo, hi, a, b, fa, fb = jax.lax.fori_loop(0, max(evaluations - 2, 0), body, (lo, hi, a, b, fa, fb))
-    h = -jnp.exp(jnp.where(fa <= fb, a, b)) * q
-    return h - jnp.mean(h)
-
-
-_jit_warm_start = jax.jit(warm_start, static_argnums=(2, 3))

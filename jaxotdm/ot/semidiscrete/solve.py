@@ -21,6 +21,7 @@ from jaxotdm.ot.semidiscrete.driver import (
 )
 from jaxotdm.ot.semidiscrete.map import SemidiscreteMap, certificate
 from jaxotdm.ot.semidiscrete.newton import NewtonSolver
+from jaxotdm.ot.semidiscrete.newton_candidates import CandidateNewtonSolver
 from jaxotdm.ot.semidiscrete.ott import OTTSolver
 from jaxotdm.ot.semidiscrete.problem import (
     DEFAULT_BATCH,
@@ -31,7 +32,7 @@ from jaxotdm.ot.semidiscrete.problem import (
 )
 from jaxotdm.sharding import PointSharding, check_sharding
 
-SOLVERS = (NewtonSolver, AdamSolver, OTTSolver)
+SOLVERS = (NewtonSolver, CandidateNewtonSolver, AdamSolver, OTTSolver)
 
 
 def _check_method(method):
