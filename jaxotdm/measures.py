@@ -73,8 +73,8 @@ class EmpiricalMeasure(_Frozen):
     Example:
         >>> import jaxotdm as jo, jax.numpy as jnp
         >>> mu = jo.EmpiricalMeasure(jnp.array([[-1.0], [1.0]]))
-        >>> mu.weights
-        Array([0.5, 0.5], dtype=float32)
+        >>> mu.weights.tolist()
+        [0.5, 0.5]
     """
 
     __slots__ = ("points", "weights")
