@@ -179,6 +179,8 @@ def resolve(args) -> dict:
     for name, v, low in ints:
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < low):
             raise ValueError(f"`--{name.replace('_', '-')}` must be an integer >= {low}, got {v!r}.")
+    if s["embedding_dim"] % 2:
+        raise ValueError(f"`--embedding-dim` must be even (sine and cosine pairs), got {s['embedding_dim']}.")
     for name, lo, hi, closed in (("lr", 0.0, math.inf, False), ("ema_decay", 0.0, 1.0, True),
                                  ("label_dropout", 0.0, 1.0, True), ("p_std", 0.0, math.inf, False)):
         v = s[name]

@@ -155,8 +155,8 @@ def train_classifier(
     hidden = tuple(V.check_positive_int(h, "hidden") for h in hidden)
     num_steps = V.check_positive_int(num_steps, "num_steps")
     batch_size = V.check_positive_int(batch_size, "batch_size")
-    if not learning_rate > 0 or not weight_decay >= 0:
-        raise ValueError("`learning_rate` must be > 0 and `weight_decay` >= 0.")
+    V.positive_scalar(learning_rate, "learning_rate")
+    V.nonnegative_scalar(weight_decay, "weight_decay")
     if not (isinstance(scale_floor, (int, float)) and 0.0 <= scale_floor <= 1.0):
         raise ValueError(f"`scale_floor` must be a number in [0, 1], got {scale_floor!r}.")
     shift = jnp.mean(x, axis=0)

@@ -184,8 +184,7 @@ def memorisation(
     """
     samples, train = _pair(samples, train, "samples", "train")
     _, heldout = _pair(samples, heldout, "samples", "heldout")
-    if not 0 < ratio_threshold:
-        raise ValueError(f"`ratio_threshold` must be > 0, got {ratio_threshold}.")
+    V.positive_scalar(ratio_threshold, "ratio_threshold")
     V.check_positive_int(chunk_size, "chunk_size")
     dt = jnp.sqrt(_kth_sq(samples, train, k=1, exclude_self=False, chunk_size=chunk_size))
     dh = jnp.sqrt(_kth_sq(samples, heldout, k=1, exclude_self=False, chunk_size=chunk_size))

@@ -27,6 +27,8 @@ class SinusoidalEmbedding(nn.Module):
 
     def __post_init__(self):  # checked at construction
         V.check_int(self.dim, "dim", minimum=2)
+        if self.dim % 2:
+            raise ValueError(f"`dim` must be even (sine and cosine pairs), got {self.dim}.")
         lo = V.positive_scalar(self.min_freq, "min_freq")
         V.positive_scalar(self.max_freq, "max_freq")
         if not self.max_freq >= lo:

@@ -6,7 +6,6 @@ Cost convention: squared Euclidean ``|x - y|^2`` (no 1/2), so ``sinkhorn(...).pr
 
 from __future__ import annotations
 
-import math
 import warnings
 from typing import NamedTuple
 
@@ -65,6 +64,9 @@ def _clouds(x, y, a, b):
     V.check_ndim(y, 2, "y", "(m, d)")
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"`x` and `y` must have the same dimension, got {x.shape[1]} and {y.shape[1]}.")
+    for arr, name in ((x, "x"), (y, "y")):
+        if arr.shape[0] == 0:
+            raise ValueError(f"`{name}` must hold at least one point, got shape {tuple(arr.shape)}.")
     _check_values(x_in, "x")
     _check_values(y_in, "y")
     out = []
@@ -81,13 +83,13 @@ def _clouds(x, y, a, b):
 
 
 def _check_eps(epsilon):
-    if V.is_concrete(epsilon):
-        try:
-            e = float(np.asarray(epsilon))
-        except (TypeError, ValueError):
-            raise ValueError(f"`epsilon` must be a finite number > 0, got {epsilon!r}.") from None
-        if not (math.isfinite(e) and e > 0):
-            raise ValueError(f"`epsilon` must be a finite number > 0, got {epsilon!r}.")
+    V.positive_scalar(epsilon, "epsilon")
+
+
+def _check_settings(x, y, threshold):
+    """The stopping threshold is a finite number > 0 (the clouds are checked by ``_clouds``)."""
+    del x, y
+    V.positive_scalar(threshold, "threshold")
 
 
 def sinkhorn(
@@ -116,6 +118,7 @@ def sinkhorn(
     """
     x, y, a, b = _clouds(x, y, a, b)
     _check_eps(epsilon)
+    _check_settings(x, y, threshold)
     V.check_positive_int(max_iterations, "max_iterations")
     return _sinkhorn_jit(x, y, a, b, epsilon, threshold, max_iterations, return_matrix)
 
@@ -177,6 +180,7 @@ def sinkhorn_divergence(
     """
     x, y, a, b = _clouds(x, y, a, b)
     _check_eps(epsilon)
+    _check_settings(x, y, threshold)
     V.check_positive_int(max_iterations, "max_iterations")
     return _div_jit(x, y, a, b, epsilon, threshold, max_iterations)
 

@@ -171,15 +171,17 @@ def _check_tau(tau) -> float:
 def _check_t_prime(schedule: Schedule, t_prime) -> float:
     if not isinstance(schedule, Schedule):
         raise ValueError(f"`schedule` must be a jaxotdm Schedule, got {type(schedule).__name__}.")
+    if t_prime is None or isinstance(t_prime, (str, bytes, bool)):
+        raise V.ArgumentTypeError(f"`t_prime` must be a number, got {t_prime!r}.")
     if jnp.ndim(t_prime) != 0 or not V.is_concrete(t_prime):
         raise ValueError(f"`t_prime` must be a concrete scalar, got {t_prime!r}.")
-    t = float(t_prime)
-    if not (np.isfinite(t) and 0.0 < t < schedule.t_max):
-        raise ValueError(f"`t_prime` must be in (0, {schedule.t_max}) for this schedule, got {t}.")
-    return t
+    V.check_time(t_prime, "t_prime", t_max=schedule.t_max)  # also refuses times that vanish in the dtype
+    return float(t_prime)
 
 
 def _check_t_end(t_end, t_prime: float) -> None:
+    if t_end is None or isinstance(t_end, (str, bytes)):
+        raise V.ArgumentTypeError(f"`t_end` must be a number, got {t_end!r}.")
     if V.is_concrete(t_end):
         te = float(t_end)
         if not (np.isfinite(te) and te > 0):
@@ -240,6 +242,7 @@ def prepare_ot_prior(
     """
     t = _check_t_prime(schedule, t_prime)
     V.check_key(key)
+    V.fraction(ot_tol, "ot_tol")
     x = V.as_float_array(data_points, "data_points")
     V.check_ndim(x, 2, "data_points", "(n, d)")
     if x.shape[0] < 1 or x.shape[1] < 1:
@@ -299,7 +302,7 @@ def ot_prior_points(prior: OTPrior, z: Float[ArrayLike, "k d"], tau: float = 0.0
     """
     tau = _check_tau(tau)
     if V.is_concrete(z):  # eager calls: refuse NaN/inf draws (they have no Laguerre cell)
-        z = jnp.asarray(z)
+        z = V.as_float_array(z, "z")
         if z.ndim != 2 or z.shape[1] != prior.dim:
             raise ValueError(f"`z` must have shape (k, {prior.dim}), got {z.shape}.")
         V.check_finite(z, "z")

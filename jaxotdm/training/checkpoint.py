@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxotdm import _validation as V
 from jaxotdm.networks._io import CheckpointError, read_msgpack, write_msgpack
 from jaxotdm.training.state import TrainState
 
@@ -61,7 +62,11 @@ def load_checkpoint(
     Returns:
         ``(state, saved_config, history)``.
     """
+    if path is None or not isinstance(path, (str, Path)) and not hasattr(path, "__fspath__"):
+        raise V.ArgumentTypeError(f"`path` must be a file path, got {path!r}.")
     path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"`path`: checkpoint '{path}' does not exist (or is not a file).")
     raw = read_msgpack(path)
     try:
         saved_config = json.loads(raw["config"])

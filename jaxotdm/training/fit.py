@@ -82,10 +82,12 @@ def _check_fit_args(objective, data, steps, batch_size, labels, ema_decay, check
     V.check_ndim(x, 2, "data", "(n, d)")
     V.check_finite(x, "data")
     n = x.shape[0]
+    if n < 1 or x.shape[1] < 1:
+        raise ValueError(f"`data` must hold at least one point of dimension >= 1, got shape {x.shape}.")
     V.check_positive_int(steps, "steps")
     V.check_positive_int(batch_size, "batch_size")
     if batch_size > n:
-        raise ValueError(f"`batch_size` ({batch_size}) must be <= the number of training points ({n}).")
+        raise ValueError(f"`batch_size` ({batch_size}) must be <= the number of training points in `data` ({n}).")
     if labels is not None:
         labels = np.asarray(labels)
         if labels.shape != (n,) or not np.issubdtype(labels.dtype, np.integer):

@@ -115,6 +115,7 @@ class NewtonSolver:
                         "max_backtracks": 0},
             positive=("noise_fraction", "insample_fraction", "stage_fraction", "bandwidth", "single_step_ratio"),
             nonnegative=("check_fraction",), bools=("single_step_last",))
+        V.fraction(self.noise_fraction, "noise_fraction")
 
     def schedule(self, prob: SemidiscreteProblem, tol: float) -> NewtonSchedule:
         """The stage schedule for ``tol`` (host-side; needs concrete weights)."""

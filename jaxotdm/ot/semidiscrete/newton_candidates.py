@@ -162,6 +162,7 @@ class CandidateNewtonSolver:
                         "cg_iterations": 1, "max_iterations": 1, "max_backtracks": 0},
             positive=("noise_fraction", "insample_fraction", "stage_fraction", "bandwidth"),
             nonnegative=("check_fraction",), bools=("warm_start",))
+        V.fraction(self.noise_fraction, "noise_fraction")
 
     # ---------------------------------------------------------------------------------------- planning
     def schedule(self, prob: SemidiscreteProblem, tol: float) -> NewtonSchedule:
