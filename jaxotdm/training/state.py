@@ -294,16 +294,7 @@ def _train_steps(
     batch_size: int,
     ema_decay: float = 0.999,
 ) -> tuple[TrainState, StepLog]:
-    """Up to ``num_steps`` (traced, ``<= length``) steps of :func:`train_step` in one ``lax.scan`` of ``length``.
-
-    Batches are drawn on device with :func:`epoch_batch_indices` from ``x`` (and ``labels``, or None). The
-    loop stops advancing at the first non-finite step: the returned state is the one before it, with
-    ``state.step`` the failing step's index. One compilation serves every ``num_steps <= length``.
-    ``state`` is donated.
-
-    Returns:
-        ``(state, log)`` with ``log`` a :class:`StepLog`.
-    """
+    """The jitted body of :func:`train_steps` (arguments already checked there)."""
 
     def one(state):
         idx = epoch_batch_indices(data_key, state.step, x.shape[0], batch_size)
