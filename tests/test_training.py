@@ -369,6 +369,19 @@ def test_fit_refuses_to_overwrite_a_checkpoint(tmp_path):
     assert cfg["seed"] == 2 and _leaves_equal(kept, again.state)
 
 
+def test_fit_on_float64_data(tmp_path):
+    # float64 data used to fail inside the device loop (the two lax.cond branches recorded the gradient
+    # norm in different dtypes), so float64 training and its refusal to overwrite never ran.
+    obj = _small_objective()
+    x = np.asarray(toy_2d("moons", 40, seed=0), np.float64)
+    first = fit(obj, x, steps=4, batch_size=16, checkpoint_dir=tmp_path, seed=1)
+    assert first.losses.dtype == np.float64 and np.all(np.isfinite(first.losses))
+    with pytest.raises(ValueError, match="already holds a checkpoint"):
+        fit(obj, x, steps=1, batch_size=16, checkpoint_dir=tmp_path, seed=1)
+    resumed = fit(obj, x, steps=6, batch_size=16, checkpoint_dir=tmp_path, seed=1, resume=True)
+    assert int(resumed.state.step) == 6
+
+
 def test_final_checkpoint_is_written_before_the_last_evaluation(tmp_path):
     obj = _small_objective()
     x = toy_2d("moons", 40, seed=0)

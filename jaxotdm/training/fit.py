@@ -9,11 +9,11 @@ a good one to resume from, with a lower learning rate if need be.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -21,6 +21,7 @@ import numpy as np
 import optax
 
 from jaxotdm import _validation as V
+from jaxotdm._pytree import pytree_dataclass
 from jaxotdm._types import ArrayLike, Float
 from jaxotdm.training.checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint, save_checkpoint
 from jaxotdm.training.objective import DSMObjective
@@ -38,7 +39,8 @@ class NonFiniteLossError(RuntimeError):
         self.state, self.step, self.checkpoint = state, step, checkpoint
 
 
-class FitResult(NamedTuple):
+@pytree_dataclass
+class FitResult:
     """Result of :func:`fit`.
 
     Attributes:
@@ -55,7 +57,7 @@ class FitResult(NamedTuple):
     evaluations: list
     checkpoint: Path | None
     resumed_from: int
-    history: dict = {}
+    history: dict = dataclasses.field(default_factory=dict)
 
 
 def _fingerprint(x: np.ndarray) -> str:

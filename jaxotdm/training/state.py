@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -226,7 +226,8 @@ def epoch_batch_indices(data_key, step: ArrayLike, num_examples: int, batch_size
 
 
 # ------------------------------------------------------------------------------------- device-side loop
-class StepLog(NamedTuple):
+@pytree_dataclass
+class StepLog:
     """Per-step records of :func:`train_steps` (arrays of the loop's length, kept on device).
 
     ``done`` marks the steps that ran: a step runs while fewer than ``num_steps`` have run and every
@@ -301,7 +302,9 @@ def _train_steps(
         lab = None if labels is None else labels[idx]
         new, m = train_step(state, x[idx], lab, objective=objective, optimizer=optimizer, ema_decay=ema_decay)
         new = jax.tree.map(lambda n, o: jnp.where(m["finite"], n, o), new, state)
-        return new, (m["loss"], m["eps_mse"], m["grad_norm"], m["finite"])
+        # One record dtype per field whatever the parameters' dtype (both cond branches must agree).
+        return new, (m["loss"].astype(x.dtype), m["eps_mse"].astype(x.dtype), m["grad_norm"].astype(jnp.float32),
+                     m["finite"])
 
     def skip(state):
         nan = jnp.full((), jnp.nan, x.dtype)
@@ -311,8 +314,7 @@ def _train_steps(
         state, ok = carry
         run = ok & (i < num_steps)
         state, (loss, eps_mse, gnorm, finite) = jax.lax.cond(run, one, skip, state)
-        rec = (loss.astype(x.dtype), eps_mse.astype(x.dtype), gnorm.astype(jnp.float32), finite, run & finite)
-        return (state, ok & finite), rec
+        return (state, ok & finite), (loss, eps_mse, gnorm, finite, run & finite)
 
     (state, _), rec = jax.lax.scan(body, (state, jnp.ones((), bool)), jnp.arange(length))
     return state, StepLog(*rec)
