@@ -181,14 +181,15 @@ def adaptive_rows(dim, batch, repeats):
         tim = time_jax(lambda x, f=f: f(x).points, x, repeats=repeats)
         target = err(out.points)
         row = {"tol": tol, "adaptive_nfe": int(out.nfe), "adaptive_error": target, "adaptive_run_s": tim["run_s"]}
-        for name, fn, grid in (("dpm3", S.dpm_solver_3, "log_snr"), ("heun", S.heun, "edm")):
+        for name, method, grid in (("dpm3", S.DPMSolver3(), "log_snr"), ("heun", S.Heun(), "edm")):
             k = 1
             while True:
-                res = fn(score, sched, x, t_start=t0, t_end=t1, num_steps=k, grid=grid)
+                res = S.sample(method, score, sched, x, t_start=t0, t_end=t1, num_steps=k, grid=grid)
                 if err(res.points) <= target or k >= 4096:
                     break
                 k = int(np.ceil(k * 1.25)) if k > 4 else k + 1
-            g = lambda x, fn=fn, k=k, grid=grid: fn(score, sched, x, t_start=t0, t_end=t1, num_steps=k, grid=grid).points
+            g = lambda x, m=method, k=k, grid=grid: S.sample(m, score, sched, x, t_start=t0, t_end=t1, num_steps=k,
+                                                              grid=grid).points
             tf = time_jax(g, x, repeats=repeats)
             row[f"{name}_nfe"] = int(res.nfe)
             row[f"{name}_error"] = err(res.points)

@@ -149,14 +149,13 @@ case("jaxotdm.probability_flow_velocity", "t<=0",
 
 # --- samplers
 _SKW = dict(t_start=2.0, t_end=0.01, num_steps=3, key=KEY)
-for _fn in ("euler", "heun", "ddim", "dpm_solver_2", "dpm_solver_3", "dpm_solver_pp_2m", "ddpm", "euler_maruyama",
-            "predictor_corrector"):
-    case(f"jaxotdm.samplers.{_fn}", "x nan", lambda f=_fn: getattr(jo.samplers, f)(_score(), jo.OU(), NAN_X, **_SKW),
-         "`x`")
-    case(f"jaxotdm.samplers.{_fn}", "t_end>t_start",
-         lambda f=_fn: getattr(jo.samplers, f)(_score(), jo.OU(), X, **{**_SKW, "t_end": 3.0}), "`t_end`")
-case("jaxotdm.samplers.predictor_corrector", "snr=inf",
-     lambda: jo.samplers.predictor_corrector(_score(), jo.OU(), X, **_SKW, snr=float("inf")), "`snr`")
+for _cls in ("Euler", "Heun", "DDIM", "DPMSolver2", "DPMSolver3", "DPMSolverPP2M", "AncestralDDPM", "EulerMaruyama",
+             "PredictorCorrector"):
+    case(f"jaxotdm.samplers.{_cls}", "x nan",
+         lambda c=_cls: jo.sample(getattr(jo.samplers, c)(), _score(), jo.OU(), NAN_X, **_SKW), "`x`")
+    case(f"jaxotdm.samplers.{_cls}", "t_end>t_start",
+         lambda c=_cls: jo.sample(getattr(jo.samplers, c)(), _score(), jo.OU(), X, **{**_SKW, "t_end": 3.0}), "`t_end`")
+case("jaxotdm.samplers.PredictorCorrector", "snr=inf", lambda: jo.samplers.PredictorCorrector(snr=float("inf")), "`snr`")
 case("jaxotdm.samplers.adaptive_flow", "rtol=inf",
      lambda: jo.samplers.adaptive_flow(_score(), jo.OU(), X, t_start=2.0, t_end=0.1, rtol=float("inf")), "`rtol`")
 case("jaxotdm.sample", "method class", lambda: jo.sample(jo.samplers.Heun, _score(), jo.OU(), X, t_start=2.0,

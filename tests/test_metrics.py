@@ -76,7 +76,7 @@ def test_memorisation_flags_a_sampler_that_returns_training_points():
     heldout = law.sample(jax.random.key(1), 60)
     sched = jo.OU()
     score = jo.exact_score(jo.EmpiricalMeasure(train), sched)
-    copying = S.ddim(score, sched, t_start=8.0, t_end=1e-5, num_steps=20, grid="log_snr", key=jax.random.key(2), shape=(200, 2))
+    copying = S.sample(S.DDIM(), score, sched, t_start=8.0, t_end=1e-5, num_steps=20, grid="log_snr", key=jax.random.key(2), shape=(200, 2))
     flagged = M.memorisation(copying.points, train, heldout)
     fresh = M.memorisation(law.sample(jax.random.key(3), 200), train, heldout)
     assert float(flagged.near_copy_fraction) >= 0.95

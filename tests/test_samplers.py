@@ -43,23 +43,23 @@ def fitted_slope(ks, errs):
 
 # --------------------------------------------------------------------------- ODE convergence orders
 ODE_CASES = [
-    ("euler", S.euler, "log_snr", [16, 32, 64], 1),
-    ("heun", S.heun, "edm", [16, 32, 64], 2),
-    ("ddim", S.ddim, "log_snr", [16, 32, 64], 1),
-    ("dpm_solver_2", S.dpm_solver_2, "log_snr", [16, 32, 64], 2),
-    ("dpm_solver_3", S.dpm_solver_3, "log_snr", [16, 32, 64], 3),
-    ("dpm_solver_pp_2m", S.dpm_solver_pp_2m, "log_snr", [32, 64, 128], 2),
+    ("euler", S.Euler(), "log_snr", [16, 32, 64], 1),
+    ("heun", S.Heun(), "edm", [16, 32, 64], 2),
+    ("ddim", S.DDIM(), "log_snr", [16, 32, 64], 1),
+    ("dpm_solver_2", S.DPMSolver2(), "log_snr", [16, 32, 64], 2),
+    ("dpm_solver_3", S.DPMSolver3(), "log_snr", [16, 32, 64], 3),
+    ("dpm_solver_pp_2m", S.DPMSolverPP2M(), "log_snr", [32, 64, 128], 2),
 ]
 
 
-@pytest.mark.parametrize("name,fn,grid,ks,order", ODE_CASES, ids=[c[0] for c in ODE_CASES])
-def test_ode_sampler_converges_at_its_order(gauss, name, fn, grid, ks, order):
+@pytest.mark.parametrize("name,method,grid,ks,order", ODE_CASES, ids=[c[0] for c in ODE_CASES])
+def test_ode_sampler_converges_at_its_order(gauss, name, method, grid, ks, order):
     _, sched, score = gauss
     x = np.asarray(jax.random.normal(jax.random.key(0), (16, 2)))
     ref = exact_pf_map(x, sched, T0, T1)
     errs = []
     for k in ks:
-        out = fn(score, sched, x, t_start=T0, t_end=T1, num_steps=k, grid=grid)
+        out = S.sample(method, score, sched, x, t_start=T0, t_end=T1, num_steps=k, grid=grid)
         errs.append(float(np.max(np.abs(np.asarray(out.points) - ref))))
     slope = fitted_slope(ks, errs)
     print(f"{name}: errors {errs}, fitted order {-slope:.2f}")
@@ -77,7 +77,7 @@ def test_heun_on_edm_schedule_with_edm_grid():
     lam, v = np.linalg.eigh(COV)
     ref = MEAN + (x - MEAN) @ v @ np.diag(np.sqrt((lam + t1**2) / (lam + t0**2))) @ v.T
     ks = [16, 32, 64]
-    errs = [float(np.max(np.abs(S.heun(score, sched, x, t_start=t0, t_end=t1, num_steps=k, grid="edm").points - ref))) for k in ks]
+    errs = [float(np.max(np.abs(S.sample(S.Heun(), score, sched, x, t_start=t0, t_end=t1, num_steps=k, grid="edm").points - ref))) for k in ks]
     assert abs(-fitted_slope(ks, errs) - 2) <= 0.3, errs
 
 
@@ -157,7 +157,7 @@ def test_sde_sampler_with_key_has_the_computed_law(gauss):
     times = S.time_grid(sched, T0, T1, k, "uniform")
     m_exact, c_exact = exact_output_moments(S.EulerMaruyama(), score, sched, times)
     x0 = mu.sample_marginal(jax.random.key(3), T0, sched, n)
-    out = S.euler_maruyama(score, sched, x0, t_start=T0, t_end=T1, num_steps=k, key=jax.random.key(4), grid="uniform")
+    out = S.sample(S.EulerMaruyama(), score, sched, x0, t_start=T0, t_end=T1, num_steps=k, key=jax.random.key(4), grid="uniform")
     pts = np.asarray(out.points)
     se = np.sqrt(np.diag(c_exact) / n)
     np.testing.assert_array_less(np.abs(pts.mean(0) - m_exact), 5 * se)
@@ -166,23 +166,23 @@ def test_sde_sampler_with_key_has_the_computed_law(gauss):
 
 def test_predictor_corrector_snr_rule_runs_and_counts(gauss):
     _, sched, score = gauss
-    out = S.predictor_corrector(
-        score, sched, t_start=T0, t_end=T1, num_steps=10, key=jax.random.key(0), shape=(32, 2),
-        num_corrector_steps=2, snr=0.16,
+    out = S.sample(
+        S.PredictorCorrector(num_corrector_steps=2, snr=0.16), score, sched, t_start=T0, t_end=T1, num_steps=10,
+        key=jax.random.key(0), shape=(32, 2),
     )
     assert int(out.nfe) == 30 and bool(jnp.all(jnp.isfinite(out.points)))
 
 
 # ------------------------------------------------------------------------------------ exact NFE
-ALL = [
-    (S.euler, 1, {}), (S.heun, 2, {}), (S.ddim, 1, {}), (S.dpm_solver_2, 2, {}), (S.dpm_solver_3, 3, {}),
-    (S.dpm_solver_pp_2m, 1, {}), (S.ddpm, 1, {}), (S.euler_maruyama, 1, {}),
-    (S.predictor_corrector, 3, {"num_corrector_steps": 2}),
+ALL = [  # (test id, method, score evaluations per step)
+    ("euler", S.Euler(), 1), ("heun", S.Heun(), 2), ("ddim", S.DDIM(), 1), ("dpm_solver_2", S.DPMSolver2(), 2),
+    ("dpm_solver_3", S.DPMSolver3(), 3), ("dpm_solver_pp_2m", S.DPMSolverPP2M(), 1), ("ddpm", S.AncestralDDPM(), 1),
+    ("euler_maruyama", S.EulerMaruyama(), 1), ("predictor_corrector", S.PredictorCorrector(num_corrector_steps=2), 3),
 ]
 
 
-@pytest.mark.parametrize("fn,per,kw", ALL, ids=[f[0].__name__ for f in ALL])
-def test_nfe_is_exact(gauss, fn, per, kw):
+@pytest.mark.parametrize("name,method,per", ALL, ids=[f[0] for f in ALL])
+def test_nfe_is_exact(gauss, name, method, per):
     _, sched, score = gauss
     calls = []
 
@@ -191,11 +191,11 @@ def test_nfe_is_exact(gauss, fn, per, kw):
         return score(x, t)
 
     k = 7
-    out = fn(counting, sched, t_start=T0, t_end=T1, num_steps=k, key=jax.random.key(0), shape=(5, 2), **kw)
+    out = S.sample(method, counting, sched, t_start=T0, t_end=T1, num_steps=k, key=jax.random.key(0), shape=(5, 2))
     jax.block_until_ready(out)
     assert int(out.nfe) == len(calls) == per * k
     assert int(out.num_steps) == k and out.times.shape == (k + 1,)
-    by_nfe = fn(counting, sched, t_start=T0, t_end=T1, nfe=per * k, key=jax.random.key(0), shape=(5, 2), **kw)
+    by_nfe = S.sample(method, counting, sched, t_start=T0, t_end=T1, nfe=per * k, key=jax.random.key(0), shape=(5, 2))
     jax.block_until_ready(by_nfe)
     assert int(by_nfe.num_steps) == k and int(by_nfe.nfe) == per * k and len(calls) == 2 * per * k
 
@@ -203,7 +203,7 @@ def test_nfe_is_exact(gauss, fn, per, kw):
 def test_nfe_not_a_multiple_is_rejected(gauss):
     _, sched, score = gauss
     with pytest.raises(ValueError, match="`nfe`"):
-        S.heun(score, sched, np.zeros((2, 2)), t_start=T0, t_end=T1, nfe=9)
+        S.sample(S.Heun(), score, sched, np.zeros((2, 2)), t_start=T0, t_end=T1, nfe=9)
 
 
 # ------------------------------------------------------------------------------------ grids
@@ -233,9 +233,9 @@ def test_grids():
 def test_prior_start_is_the_documented_draw(gauss):
     _, sched, score = gauss
     key = jax.random.key(5)
-    out = S.ddim(score, sched, t_start=T0, t_end=T1, num_steps=8, key=key, shape=(6, 2))
+    out = S.sample(S.DDIM(), score, sched, t_start=T0, t_end=T1, num_steps=8, key=key, shape=(6, 2))
     x0 = sched.sample_prior(jax.random.split(key)[1], T0, (6, 2))
-    ref = S.ddim(score, sched, x0, t_start=T0, t_end=T1, num_steps=8)
+    ref = S.sample(S.DDIM(), score, sched, x0, t_start=T0, t_end=T1, num_steps=8)
     np.testing.assert_allclose(out.points, ref.points, rtol=1e-12)
 
 
@@ -244,17 +244,17 @@ def test_start_from_given_points_at_given_time_composes(gauss):
     _, sched, score = gauss
     x = np.asarray(jax.random.normal(jax.random.key(6), (4, 2)))
     times = np.asarray(S.time_grid(sched, T0, T1, 10, "log_snr"))
-    full = S.heun(score, sched, x, t_start=T0, t_end=T1, num_steps=10, grid=times)
-    half = S.heun(score, sched, x, t_start=T0, t_end=float(times[5]), num_steps=5, grid=times[:6])
-    rest = S.heun(score, sched, half.points, t_start=float(times[5]), t_end=T1, num_steps=5, grid=times[5:])
+    full = S.sample(S.Heun(), score, sched, x, t_start=T0, t_end=T1, num_steps=10, grid=times)
+    half = S.sample(S.Heun(), score, sched, x, t_start=T0, t_end=float(times[5]), num_steps=5, grid=times[:6])
+    rest = S.sample(S.Heun(), score, sched, half.points, t_start=float(times[5]), t_end=T1, num_steps=5, grid=times[5:])
     np.testing.assert_allclose(rest.points, full.points, rtol=1e-12, atol=1e-12)
 
 
 def test_float32_path(gauss):
     _, sched, score = gauss
     x = np.asarray(jax.random.normal(jax.random.key(7), (4, 2)))
-    ref = S.dpm_solver_3(score, sched, x, t_start=T0, t_end=T1, num_steps=10, grid="log_snr").points
-    out = S.dpm_solver_3(score, sched, x.astype(np.float32), t_start=T0, t_end=T1, num_steps=10, grid="log_snr")
+    ref = S.sample(S.DPMSolver3(), score, sched, x, t_start=T0, t_end=T1, num_steps=10, grid="log_snr").points
+    out = S.sample(S.DPMSolver3(), score, sched, x.astype(np.float32), t_start=T0, t_end=T1, num_steps=10, grid="log_snr")
     assert out.points.dtype == jnp.float32
     np.testing.assert_allclose(out.points, ref, atol=1e-4)
 
@@ -280,31 +280,31 @@ def test_bad_input_names_the_argument(gauss):
     ]
     for bad, name in cases:
         with pytest.raises(ValueError, match=f"`{name}`"):
-            S.euler(score, sched, x, **bad)
+            S.sample(S.Euler(), score, sched, x, **bad)
     with pytest.raises(ValueError, match="`x`"):
-        S.euler(score, sched, np.zeros((3, 5)), **kw)
+        S.sample(S.Euler(), score, sched, np.zeros((3, 5)), **kw)
     with pytest.raises(ValueError, match="`x`"):
-        S.euler(score, sched, np.zeros(()), **kw)
+        S.sample(S.Euler(), score, sched, np.zeros(()), **kw)
     with pytest.raises(ValueError, match="`shape`"):
-        S.euler(score, sched, x, shape=(3, 2), key=jax.random.key(0), **kw)
+        S.sample(S.Euler(), score, sched, x, shape=(3, 2), key=jax.random.key(0), **kw)
     with pytest.raises(ValueError, match="`shape`"):
-        S.euler(score, sched, shape=(3, 0), key=jax.random.key(0), **kw)
+        S.sample(S.Euler(), score, sched, shape=(3, 0), key=jax.random.key(0), **kw)
     with pytest.raises(ValueError, match="`key`"):
-        S.euler(score, sched, shape=(3, 2), **kw)
+        S.sample(S.Euler(), score, sched, shape=(3, 2), **kw)
     with pytest.raises(ValueError, match="`key`"):
-        S.euler_maruyama(score, sched, x, **kw)
+        S.sample(S.EulerMaruyama(), score, sched, x, **kw)
     with pytest.raises(ValueError, match="`schedule`"):
-        S.euler(score, "vp", x, **kw)
+        S.sample(S.Euler(), score, "vp", x, **kw)
     with pytest.raises(ValueError, match="`score`"):
-        S.euler(None, sched, x, **kw)
+        S.sample(S.Euler(), None, sched, x, **kw)
     with pytest.raises(ValueError, match="`grid`"):  # more steps than discrete DDPM steps in range
-        S.ddpm(score, sched, x, t_start=0.01, t_end=0.005, num_steps=20, grid="ddpm", key=jax.random.key(0))
+        S.sample(S.AncestralDDPM(), score, sched, x, t_start=0.01, t_end=0.005, num_steps=20, grid="ddpm", key=jax.random.key(0))
     with pytest.raises(ValueError, match="`t_start`"):  # outside the cosine schedule's domain
-        S.ddim(jo.exact_score(jo.GaussianMeasure(MEAN, COV), jo.Cosine()), jo.Cosine(), x, t_start=1.0, t_end=0.1, num_steps=3)
+        S.sample(S.DDIM(), jo.exact_score(jo.GaussianMeasure(MEAN, COV), jo.Cosine()), jo.Cosine(), x, t_start=1.0, t_end=0.1, num_steps=3)
     with pytest.raises(ValueError, match="`num_corrector_steps`"):
-        S.predictor_corrector(score, sched, x, key=jax.random.key(0), num_corrector_steps=0, **kw)
+        S.sample(S.PredictorCorrector(num_corrector_steps=0), score, sched, x, key=jax.random.key(0), **kw)
     with pytest.raises(ValueError, match="`snr`"):
-        S.predictor_corrector(score, sched, x, key=jax.random.key(0), snr=-1.0, **kw)
+        S.sample(S.PredictorCorrector(snr=-1.0), score, sched, x, key=jax.random.key(0), **kw)
 
 
 # ------------------------------------------------------------------------------ jit and retracing
@@ -312,9 +312,10 @@ def test_jit_matches_eager(gauss):
     _, sched, score = gauss
     x = jax.random.normal(jax.random.key(8), (6, 2))
     key = jax.random.key(9)
-    for fn in (S.euler_maruyama, S.dpm_solver_pp_2m):
-        eager = fn(score, sched, x, t_start=T0, t_end=T1, num_steps=12, key=key)
-        jitted = jax.jit(lambda x, key, fn=fn: fn(score, sched, x, t_start=T0, t_end=T1, num_steps=12, key=key))(x, key)
+    for method in (S.EulerMaruyama(), S.DPMSolverPP2M()):
+        eager = S.sample(method, score, sched, x, t_start=T0, t_end=T1, num_steps=12, key=key)
+        jitted = jax.jit(lambda x, key, m=method: S.sample(m, score, sched, x, t_start=T0, t_end=T1, num_steps=12,
+                                                           key=key))(x, key)
         np.testing.assert_allclose(jitted.points, eager.points, rtol=1e-12, atol=1e-12)
         assert int(jitted.nfe) == int(eager.nfe)
 
@@ -324,8 +325,8 @@ def test_no_retrace_across_calls(gauss):
     traced = chex.assert_max_traces(lambda x, t: score(x, t), n=1)
     for i in range(3):
         x = jax.random.normal(jax.random.key(i), (6, 2))
-        S.euler(traced, sched, x, t_start=T0, t_end=T1, num_steps=5)
-    run = jax.jit(chex.assert_max_traces(lambda x: S.heun(score, sched, x, t_start=T0, t_end=T1, num_steps=5).points, n=1))
+        S.sample(S.Euler(), traced, sched, x, t_start=T0, t_end=T1, num_steps=5)
+    run = jax.jit(chex.assert_max_traces(lambda x: S.sample(S.Heun(), score, sched, x, t_start=T0, t_end=T1, num_steps=5).points, n=1))
     for i in range(3):
         run(jax.random.normal(jax.random.key(10 + i), (6, 2)))
 
@@ -339,9 +340,11 @@ USUAL_STARTS = [  # each schedule from its usual start time to a small end time
     (jo.VE(), 1.0, 1e-3),
     (jo.EDM(), 80.0, 2e-3),
 ]
-FIXED = [S.euler, S.heun, S.ddim, S.dpm_solver_2, S.dpm_solver_3, S.dpm_solver_pp_2m, S.ddpm, S.euler_maruyama,
-         S.predictor_corrector]
-PER_STEP = {"heun": 2, "dpm_solver_2": 2, "dpm_solver_3": 3, "predictor_corrector": 2}
+FIXED = {  # every fixed-step method, by its test id
+    "euler": S.Euler(), "heun": S.Heun(), "ddim": S.DDIM(), "dpm_solver_2": S.DPMSolver2(),
+    "dpm_solver_3": S.DPMSolver3(), "dpm_solver_pp_2m": S.DPMSolverPP2M(), "ddpm": S.AncestralDDPM(),
+    "euler_maruyama": S.EulerMaruyama(), "predictor_corrector": S.PredictorCorrector(),
+}
 
 
 @pytest.fixture(scope="module")
@@ -351,19 +354,20 @@ def toy():
 
 
 @pytest.mark.parametrize("nfe", [10, pytest.param(100, marks=pytest.mark.slow)])
-@pytest.mark.parametrize("fn", FIXED, ids=[f.__name__ for f in FIXED])
-def test_default_grid_does_not_diverge(toy, fn, nfe):
+@pytest.mark.parametrize("name", FIXED)
+def test_default_grid_does_not_diverge(toy, name, nfe):
     """Every sampler with its default grid, on the exact score of a small dataset, from each schedule's
     usual start time, ends within a small multiple of the data scale. (Before: equal steps in t; e.g.
     heun on OU from t = 8 reached |x| = 20 times the data scale, with no flag.)"""
     mu, radius = toy
-    n = nfe - nfe % PER_STEP.get(fn.__name__, 1)
+    method = FIXED[name]
+    n = nfe - nfe % method.evals_per_step
     for sched, t0, t1 in USUAL_STARTS:
-        out = fn(jo.exact_score(mu, sched), sched, t_start=t0, t_end=t1, nfe=n, key=jax.random.key(1),
-                 shape=(256, 2))
+        out = S.sample(method, jo.exact_score(mu, sched), sched, t_start=t0, t_end=t1, nfe=n, key=jax.random.key(1),
+                       shape=(256, 2))
         reach = float(jnp.max(jnp.linalg.norm(out.points, axis=-1)))
-        assert reach <= 1.5 * radius, (fn.__name__, type(sched).__name__, reach / radius)
-        assert Status(int(out.status)) == Status.SUCCESS, (fn.__name__, type(sched).__name__)
+        assert reach <= 1.5 * radius, (name, type(sched).__name__, reach / radius)
+        assert Status(int(out.status)) == Status.SUCCESS, (name, type(sched).__name__)
 
 
 def test_default_grid_is_the_log_snr_grid(gauss):
@@ -382,20 +386,20 @@ def test_divergence_is_flagged_and_warned(toy):
     score = jo.exact_score(mu, sched)
     kw = dict(t_start=8.0, t_end=1e-3, nfe=10, grid="uniform", key=jax.random.key(1), shape=(256, 2))
     with pytest.warns(ConvergenceWarning, match="diverg"):
-        out = S.heun(score, sched, **kw)
+        out = S.sample(S.Heun(), score, sched, **kw)
     assert Status(int(out.status)) == Status.DIVERGED
     assert float(out.scale_ratio) > 5.0
     assert float(jnp.max(jnp.linalg.norm(out.points, axis=-1))) > 3 * radius
-    jitted = jax.jit(lambda key: S.heun(score, sched, **{**kw, "key": key}))(jax.random.key(1))
+    jitted = jax.jit(lambda key: S.sample(S.Heun(), score, sched, **{**kw, "key": key}))(jax.random.key(1))
     assert Status(int(jitted.status)) == Status.DIVERGED
-    healthy = S.heun(score, sched, **{**kw, "grid": None})
+    healthy = S.sample(S.Heun(), score, sched, **{**kw, "grid": None})
     assert Status(int(healthy.status)) == Status.SUCCESS
 
 
 def test_divergence_reference_uses_the_measure_radius_and_the_start(gauss):
     """A run started far outside the prior is judged relative to its start, not flagged for it."""
     _, sched, score = gauss
-    out = S.ddim(score, sched, np.full((4, 2), 30.0), t_start=T0, t_end=T1, num_steps=8)
+    out = S.sample(S.DDIM(), score, sched, np.full((4, 2), 30.0), t_start=T0, t_end=T1, num_steps=8)
     assert Status(int(out.status)) == Status.SUCCESS
 
 
@@ -403,7 +407,7 @@ def test_nonfinite_score_is_flagged(gauss):
     _, sched, score = gauss
     bad = lambda x, t: jnp.where(t < 0.5, jnp.nan, 1.0) * score(x, t)
     with pytest.warns(ConvergenceWarning, match="non-finite"):
-        out = S.euler(bad, sched, np.zeros((3, 2)), t_start=T0, t_end=T1, num_steps=4)
+        out = S.sample(S.Euler(), bad, sched, np.zeros((3, 2)), t_start=T0, t_end=T1, num_steps=4)
     assert Status(int(out.status)) == Status.NONFINITE
 
 
@@ -482,7 +486,7 @@ def test_sampler_parameters_are_validated():
     with pytest.raises(ValueError, match="`method`"):
         S.sample(S.Heun, lambda x, t: x, jo.OU(), np.zeros((2, 1)), t_start=1.0, t_end=0.1, num_steps=2)
     with pytest.raises(ValueError, match="`dtype`"):
-        S.euler(lambda x, t: x, jo.OU(), np.zeros((2, 1)), t_start=1.0, t_end=0.1, num_steps=2, dtype=np.int32)
+        S.sample(S.Euler(), lambda x, t: x, jo.OU(), np.zeros((2, 1)), t_start=1.0, t_end=0.1, num_steps=2, dtype=np.int32)
 
 
 def test_t_below_float32_resolution_is_rejected_before_the_run(gauss):
@@ -490,8 +494,8 @@ def test_t_below_float32_resolution_is_rejected_before_the_run(gauss):
     _, sched, score = gauss
     x32 = np.zeros((2, 2), np.float32)
     with pytest.raises(ValueError, match="`t_end`.*float32"):
-        S.ddim(score, sched, x32, t_start=1.0, t_end=1e-40, num_steps=3)
-    S.ddim(score, sched, x32.astype(np.float64), t_start=1.0, t_end=1e-40, num_steps=3)  # fine in float64
+        S.sample(S.DDIM(), score, sched, x32, t_start=1.0, t_end=1e-40, num_steps=3)
+    S.sample(S.DDIM(), score, sched, x32.astype(np.float64), t_start=1.0, t_end=1e-40, num_steps=3)  # fine in float64
 
 
 def test_log_snr_grid_crosses_the_prior_regime_in_one_step(toy):
@@ -508,10 +512,10 @@ def test_log_snr_grid_crosses_the_prior_regime_in_one_step(toy):
     t_far = np.asarray(S.time_grid(jo.OU(), 60.0, 40.0, 4, "log_snr"))  # both ends beyond the floor: plain
     assert np.all(np.diff(t_far) < 0)
     mu, radius = toy
-    for fn in (S.euler, S.ddim, S.heun):
-        out = fn(jo.exact_score(mu, sched), sched, t_start=5.0, t_end=1e-3, nfe=10, key=jax.random.key(1),
-                 shape=(256, 2))
-        assert float(jnp.max(jnp.linalg.norm(out.points, axis=-1))) <= 1.5 * radius, fn.__name__
+    for method in (S.Euler(), S.DDIM(), S.Heun()):
+        out = S.sample(method, jo.exact_score(mu, sched), sched, t_start=5.0, t_end=1e-3, nfe=10, key=jax.random.key(1),
+                       shape=(256, 2))
+        assert float(jnp.max(jnp.linalg.norm(out.points, axis=-1))) <= 1.5 * radius, type(method).__name__
 
 
 # ------------------------------------------------------------------ far starts: the prior regime
@@ -567,3 +571,28 @@ def test_prior_regime_transition_matches_the_methods_where_they_are_accurate():
     own = S.DDIM().step(score, sched, x, t, s)
     exact = _prior_transition(sched, x, t, s, None)
     np.testing.assert_allclose(own, exact, atol=1e-6)
+
+
+# ------------------------------------------------------------------ deprecated function twins
+DEPRECATED = [  # (old function name, the method object that replaces it, extra method keywords)
+    ("euler", S.Euler(), {}), ("heun", S.Heun(), {}), ("ddim", S.DDIM(), {}), ("dpm_solver_2", S.DPMSolver2(), {}),
+    ("dpm_solver_3", S.DPMSolver3(), {}), ("dpm_solver_pp_2m", S.DPMSolverPP2M(), {}),
+    ("ddpm", S.AncestralDDPM(), {}), ("euler_maruyama", S.EulerMaruyama(), {}),
+    ("predictor_corrector", S.PredictorCorrector(num_corrector_steps=2, corrector_scale=0.5),
+     {"num_corrector_steps": 2, "corrector_scale": 0.5}),
+]
+
+
+@pytest.mark.parametrize("name,method,extra", DEPRECATED, ids=[c[0] for c in DEPRECATED])
+def test_deprecated_function_twin_warns_and_matches_the_driver(gauss, name, method, extra):
+    """Each former function twin still runs, warns naming its replacement, is outside ``__all__`` and returns
+    bit-identical output to ``sample(Method(...), ...)``."""
+    _, sched, score = gauss
+    kw = dict(t_start=T0, t_end=T1, num_steps=4, key=jax.random.key(3), shape=(5, 2))
+    with pytest.warns(DeprecationWarning, match=rf"jaxotdm\.samplers\.{name} is deprecated; use "
+                                                rf"jaxotdm\.samplers\.sample\({type(method).__name__}\("):
+        old = getattr(S, name)(score, sched, **kw, **extra)
+    new = S.sample(method, score, sched, **kw)
+    assert name not in S.__all__
+    for a, b in zip(jax.tree.leaves(old), jax.tree.leaves(new), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

@@ -1,18 +1,35 @@
 """Fixed-NFE samplers for any score (exact or learned), written as one ``lax.scan`` each.
 
-Deterministic (probability-flow ODE): :func:`euler`, :func:`heun`, :func:`ddim`, :func:`dpm_solver_2`,
-:func:`dpm_solver_3`, :func:`dpm_solver_pp_2m`, and the adaptive diffrax flow :func:`adaptive_flow`.
-Stochastic (reverse SDE): :func:`ddpm` (ancestral), :func:`euler_maruyama`, :func:`predictor_corrector`.
-Each returns a :class:`SampleResult` with the exact number of score evaluations. The method objects
-(:class:`Euler`, ..., :class:`PredictorCorrector`) expose the underlying ``init``/``step`` pair for users
-who drive their own loops; :func:`sample` runs any of them. Time grids: :data:`GRIDS`, :func:`time_grid`.
+A sampler is a method object run by the one driver :func:`sample`:
+``sample(DDIM(), score, schedule, x, t_start=..., t_end=..., nfe=...)``.
+Deterministic (probability-flow ODE): :class:`Euler`, :class:`Heun`, :class:`DDIM`, :class:`DPMSolver2`,
+:class:`DPMSolver3`, :class:`DPMSolverPP2M`, and the adaptive diffrax flow :func:`adaptive_flow`.
+Stochastic (reverse SDE): :class:`AncestralDDPM`, :class:`EulerMaruyama`, :class:`PredictorCorrector`.
+Each run returns a :class:`SampleResult` with the exact number of score evaluations. The method objects
+expose their ``init``/``step`` pair for users who drive their own loops. Time grids: :data:`GRIDS`,
+:func:`time_grid`.
 
 Every sampler runs backward in time from ``t_start`` to ``t_end`` (``0 < t_end < t_start``) starting
 either from given points ``x`` at ``t_start`` or from ``shape`` draws of the schedule's prior
 ``q_{t_start}`` (``key`` required).
+
+The function twins of earlier versions (``ddim``, ``ddpm``, ``dpm_solver_2``, ``dpm_solver_3``,
+``dpm_solver_pp_2m``, ``euler``, ``euler_maruyama``, ``heun``, ``predictor_corrector``) are deprecated
+aliases: still importable from here, they warn (``DeprecationWarning``) and call :func:`sample`.
 """
 
 from jaxotdm.samplers._core import SampleResult, sample
+from jaxotdm.samplers._deprecated import (  # noqa: F401  (deprecated aliases, outside __all__)
+    ddim,
+    ddpm,
+    dpm_solver_2,
+    dpm_solver_3,
+    dpm_solver_pp_2m,
+    euler,
+    euler_maruyama,
+    heun,
+    predictor_corrector,
+)
 from jaxotdm.samplers._grid import GRIDS, DDPMGrid, EDMGrid, UniformLogSNR, UniformTime, time_grid
 from jaxotdm.samplers.ode import (
     DDIM,
@@ -22,12 +39,6 @@ from jaxotdm.samplers.ode import (
     Euler,
     Heun,
     adaptive_flow,
-    ddim,
-    dpm_solver_2,
-    dpm_solver_3,
-    dpm_solver_pp_2m,
-    euler,
-    heun,
 )
 from jaxotdm.samplers.ot_accelerated import (
     ConditionalOTPrior,
@@ -47,9 +58,6 @@ from jaxotdm.samplers.sde import (
     AncestralDDPM,
     EulerMaruyama,
     PredictorCorrector,
-    ddpm,
-    euler_maruyama,
-    predictor_corrector,
 )
 
 __all__ = [
@@ -82,15 +90,6 @@ __all__ = [
     "UniformLogSNR",
     "UniformTime",
     "adaptive_flow",
-    "ddim",
-    "ddpm",
-    "dpm_solver_2",
-    "dpm_solver_3",
-    "dpm_solver_pp_2m",
-    "euler",
-    "euler_maruyama",
-    "heun",
-    "predictor_corrector",
     "sample",
     "time_grid",
 ]

@@ -1,7 +1,7 @@
 """Deterministic samplers of the probability-flow ODE ``dx/dt = f(t) x - g(t)^2 score(x, t) / 2``.
 
 Every method is an immutable PyTree with ``init``/``step``/``points`` (see :mod:`jaxotdm.samplers._core`)
-and a function of the same name runs it over a time grid with an exact NFE count.
+and :func:`~jaxotdm.samplers.sample` runs it over a time grid with an exact NFE count.
 
 * :class:`Euler` (order 1, 1 NFE/step) integrates the ODE in ``t``. :class:`Heun` (order 2, 2 NFE/step) is
   Karras et al.'s (2022) second-order sampler (their Algorithm 1 without stochastic churn) on their
@@ -51,7 +51,6 @@ from jaxotdm.samplers._core import (
     _scale,
     _warn,
     _work_dtype,
-    make_sampler_function,
 )
 from jaxotdm.samplers._grid import UniformLogSNR
 from jaxotdm.schedules import Schedule
@@ -63,12 +62,6 @@ __all__ = [
     "DPMSolver2",
     "DPMSolver3",
     "DPMSolverPP2M",
-    "euler",
-    "heun",
-    "ddim",
-    "dpm_solver_2",
-    "dpm_solver_3",
-    "dpm_solver_pp_2m",
     "adaptive_flow",
 ]
 
@@ -259,12 +252,6 @@ class DPMSolverPP2M:
         return (x_new, x0, h, jnp.zeros((), bool))
 
 
-euler = make_sampler_function(Euler, "euler", "Euler on the probability-flow ODE (order 1, 1 NFE per step).")
-heun = make_sampler_function(Heun, "heun", "Karras et al.'s Heun sampler on the probability-flow ODE (order 2, 2 NFE per step).")
-ddim = make_sampler_function(DDIM, "ddim", "Deterministic DDIM, ``eta = 0`` (order 1, 1 NFE per step).")
-dpm_solver_2 = make_sampler_function(DPMSolver2, "dpm_solver_2", "Single-step DPM-Solver-2 (order 2, 2 NFE per step).")
-dpm_solver_3 = make_sampler_function(DPMSolver3, "dpm_solver_3", "Single-step DPM-Solver-3 (order 3, 3 NFE per step).")
-dpm_solver_pp_2m = make_sampler_function(DPMSolverPP2M, "dpm_solver_pp_2m", "Multistep DPM-Solver++(2M) (order 2, 1 NFE per step).")
 
 
 def adaptive_flow(

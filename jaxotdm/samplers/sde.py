@@ -31,25 +31,17 @@ All three have weak order 1 (for smooth test functions, the error in the law of 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import jax.numpy as jnp
 
 from jaxotdm import _validation as V
 from jaxotdm._pytree import pytree_dataclass, static_field
-from jaxotdm._types import Array, ArrayLike, Float
-from jaxotdm.samplers._core import SampleResult, make_sampler_function, sample
 from jaxotdm.samplers._grid import UniformLogSNR
 from jaxotdm.samplers.ode import _denoise
-from jaxotdm.schedules import Schedule
 
 __all__ = [
     "AncestralDDPM",
     "EulerMaruyama",
     "PredictorCorrector",
-    "ddpm",
-    "euler_maruyama",
-    "predictor_corrector",
 ]
 
 
@@ -133,64 +125,3 @@ class PredictorCorrector(_Stochastic):
                 eps = 2.0 * a_i * jnp.square(self.snr * ratio)
             x = x + eps * grad + jnp.sqrt(2.0 * eps) * z
         return _em_step(score, schedule, x, t, s, noise(self.num_corrector_steps))
-
-
-def _sampler_signature_doc(name, cls, extra=""):
-    return f"""Runs :class:`{cls.__name__}` with :func:`~jaxotdm.samplers.sample` (weak order 1).{extra}
-
-    Starts from ``x`` at ``t_start`` or from ``shape`` prior draws, stops at ``t_end``; ``key`` is
-    required. See :func:`~jaxotdm.samplers.sample` for the common arguments.
-
-    Example:
-        >>> import jax, jax.numpy as jnp, jaxotdm as jo
-        >>> from jaxotdm.samplers import {name}
-        >>> mu = jo.GaussianMeasure(jnp.zeros(2), jnp.eye(2))
-        >>> sched = jo.VPLinear()
-        >>> out = {name}(jo.exact_score(mu, sched), sched, t_start=1.0, t_end=1e-3, num_steps=10,
-        ...              key=jax.random.key(0), shape=(4, 2))
-        >>> out.points.shape
-        (4, 2)
-    """
-
-
-def _common(method, score, schedule, x, t_start, t_end, num_steps, nfe, grid, key, shape, dtype):
-    return sample(
-        method, score, schedule, x, t_start=t_start, t_end=t_end, num_steps=num_steps, nfe=nfe, grid=grid,
-        key=key, shape=shape, dtype=dtype,
-    )
-
-
-ddpm = make_sampler_function(AncestralDDPM, "ddpm", "Ancestral DDPM sampling on the reverse SDE (weak order 1, 1 NFE per step).")
-
-
-euler_maruyama = make_sampler_function(EulerMaruyama, "euler_maruyama", "Euler-Maruyama on the reverse SDE (weak order 1, 1 NFE per step).")
-
-
-def predictor_corrector(
-    score: Callable[[Array, Array], Array],
-    schedule: Schedule,
-    x: Float[ArrayLike, "... d"] | None = None,
-    *,
-    t_start: ArrayLike,
-    t_end: ArrayLike,
-    num_steps: int | None = None,
-    nfe: int | None = None,
-    grid=None,
-    key=None,
-    shape: tuple[int, ...] | None = None,
-    dtype=None,
-    num_corrector_steps: int = 1,
-    corrector_scale: float = 1.0,
-    snr: float | None = None,
-) -> SampleResult:
-    method = PredictorCorrector(num_corrector_steps, corrector_scale, snr)  # validates its parameters
-    return _common(method, score, schedule, x, t_start, t_end, num_steps, nfe, grid, key, shape, dtype)
-
-
-ddpm.__doc__ = _sampler_signature_doc("ddpm", AncestralDDPM, " Use ``grid='ddpm'`` for the discrete 1000-step grid.")
-euler_maruyama.__doc__ = _sampler_signature_doc("euler_maruyama", EulerMaruyama)
-predictor_corrector.__doc__ = _sampler_signature_doc(
-    "predictor_corrector",
-    PredictorCorrector,
-    " ``1 + num_corrector_steps`` NFE per step; Langevin step ``corrector_scale g^2 h`` or Song's ``snr`` rule.",
-)
