@@ -13,6 +13,7 @@ from jaxotdm.networks import (
     DataPrediction,
     EDMPreconditioning,
     FourierEmbedding,
+    LearnedScore,
     NoisePrediction,
     ScoreModel,
     ScorePrediction,
@@ -227,3 +228,37 @@ def test_learned_score_plugs_into_flow_map():
     ratio = out.points / z
     np.testing.assert_allclose(ratio[:, 0], ratio[:, 1], rtol=1e-6)
     assert bool(jnp.all(ratio[:, 0] > 0))
+
+
+def test_learned_score_checks_its_queries_and_labels():
+    """Bad queries and labels raise before the network runs (they used to return NaN or a plausible
+    result: NaN/inf/complex queries, labels past the null label in a hand-built LearnedScore)."""
+    x = np.random.default_rng(0).normal(size=(4, 2)).astype(np.float32)
+    model = ScoreModel(MLP(features=8, depth=1, num_classes=3), jo.OU())
+    params = model.init(jax.random.key(0), x, np.zeros(4, np.int32))
+    score = LearnedScore(model, params)
+    for bad in (np.full((4, 2), np.nan), np.full((4, 2), np.inf)):
+        with pytest.raises(ValueError, match="`x` has 8 non-finite"):
+            score(bad, 0.5)
+        with pytest.raises(ValueError, match="`x` has 8 non-finite"):
+            score.denoiser(bad, 0.5)
+    for bad in (x + 1j, "x", None):
+        with pytest.raises(TypeError, match="`x`"):
+            score(bad, 0.5)
+    for bad in (np.ones((4, 3)), 1.0):
+        with pytest.raises(ValueError, match=r"`x` must have shape \(\.\.\., 2\)"):
+            score(bad, 0.5)
+    with pytest.raises(TypeError, match="`t`"):
+        score(x, None)
+    for bad in (np.array([4]), np.array([-1])):
+        with pytest.raises(ValueError, match="`labels` must be in"):
+            LearnedScore(model, params, bad)
+    assert LearnedScore(model, params, np.array([3]))(x, 0.5).shape == (4, 2)  # 3 = the null label
+    labelled = LearnedScore(model, params, jnp.array([1, 2, 0, 1]))
+    np.testing.assert_allclose(jax.jit(lambda s, q: s(q, 0.5))(labelled, x), labelled(x, 0.5), rtol=1e-6)
+
+
+def test_mlp_needs_one_block():
+    """depth = 0 would give a network that never sees the noise level (it enters through the blocks)."""
+    with pytest.raises(ValueError, match="`depth`"):
+        MLP(features=8, depth=0)

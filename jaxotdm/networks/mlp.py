@@ -21,7 +21,7 @@ class MLP(nn.Module):
 
     Attributes:
         features: width of the residual stream.
-        depth: number of residual blocks.
+        depth: number of residual blocks (>= 1: the noise level enters the network through them).
         expansion: hidden width of each block as a multiple of ``features``.
         embedding: the log-SNR embedding module (:class:`SinusoidalEmbedding` or :class:`FourierEmbedding`).
         num_classes: if set, the network takes integer labels in ``[0, num_classes]``; ``num_classes`` (or
@@ -39,7 +39,7 @@ class MLP(nn.Module):
 
     def __post_init__(self):  # checked at construction, before any init/apply
         V.check_int(self.features, "features", minimum=1)
-        V.check_int(self.depth, "depth", minimum=0)
+        V.check_int(self.depth, "depth", minimum=1)  # the log-SNR conditioning enters through the blocks
         V.check_int(self.expansion, "expansion", minimum=1)
         if self.num_classes is not None:
             V.check_int(self.num_classes, "num_classes", minimum=1)

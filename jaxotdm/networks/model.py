@@ -206,6 +206,9 @@ class LearnedScore:
     labels: Array | None = None
     guidance: float = static_field(0.0)
 
+    def __post_init__(self):  # runs when built by hand, not when JAX rebuilds the tree
+        object.__setattr__(self, "labels", _check_labels(self.labels, self.model.num_classes))
+
     @property
     def schedule(self) -> Schedule:
         return self.model.schedule
@@ -220,10 +223,20 @@ class LearnedScore:
         kernel = (self.params or {}).get("input", {}).get("kernel") if isinstance(self.params, dict) else None
         return None if kernel is None else int(kernel.shape[0])
 
+    def _check(self, x, t) -> Array:
+        """``x`` as a float array of shape ``(..., d)``, finite when concrete; ``t`` a valid time."""
+        x = V.as_float_array(x, "x")
+        d = self.dim
+        if x.ndim < 1 or (d is not None and x.shape[-1] != d):
+            raise ValueError(f"`x` must have shape (..., {'d' if d is None else d}), got {tuple(x.shape)}.")
+        V.check_finite(x, "x")
+        V.check_time(t, "t", t_max=self.schedule.t_max)
+        return x
+
     def __call__(self, x: Float[ArrayLike, "... d"], t: ArrayLike) -> Float[Array, "... d"]:
-        x = jnp.asarray(x)
+        x = self._check(x, t)
         return self.model.score(self.params, x, t, self.labels, self.guidance)
 
     def denoiser(self, x: Float[ArrayLike, "... d"], t: ArrayLike) -> Float[Array, "... d"]:
-        x = jnp.asarray(x)
+        x = self._check(x, t)
         return self.model.denoiser(self.params, x, t, self.labels, self.guidance)
