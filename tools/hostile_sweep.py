@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
+import dataclasses
 import inspect
 import io
 import json
@@ -362,8 +363,22 @@ def build_cases(mode: str) -> list[Case]:  # noqa: C901 - one long table of case
     add("flow.velocity", "ok", lambda: jo.probability_flow_velocity(score(), jo.OU(), X, 0.5), "ok", check=finite)
 
     # ------------------------------------------------------------------------------------ samplers
-    fns = [S.euler, S.heun, S.ddim, S.dpm_solver_2, S.dpm_solver_3, S.dpm_solver_pp_2m, S.ddpm, S.euler_maruyama,
-           S.predictor_corrector]
+    def driven(method_cls, name):
+        """``sample(method_cls(**method options), ...)`` as one function (the method's options split off)."""
+        own = {f.name for f in dataclasses.fields(method_cls)}
+
+        def fn(*args, **kwargs):
+            opts = {k: kwargs.pop(k) for k in list(kwargs) if k in own}
+            return S.sample(method_cls(**opts), *args, **kwargs)
+
+        fn.__name__ = name
+        return fn
+
+    fns = [driven(S.Euler, "euler"), driven(S.Heun, "heun"), driven(S.DDIM, "ddim"),
+           driven(S.DPMSolver2, "dpm_solver_2"), driven(S.DPMSolver3, "dpm_solver_3"),
+           driven(S.DPMSolverPP2M, "dpm_solver_pp_2m"), driven(S.AncestralDDPM, "ddpm"),
+           driven(S.EulerMaruyama, "euler_maruyama"), driven(S.PredictorCorrector, "predictor_corrector")]
+    pc_fn = fns[-1]
     per = {"heun": 2, "dpm_solver_2": 2, "dpm_solver_3": 3, "predictor_corrector": 2}
     for fn in fns:
         g = f"samplers.{fn.__name__}"
@@ -399,10 +414,10 @@ def build_cases(mode: str) -> list[Case]:  # noqa: C901 - one long table of case
                         dtype=DT),
                     "ok", check=within(3.0 * R + 0.5), timeout=180)
     pc = {"score": score(), "schedule": jo.OU(), "x": X, "t_start": 2.0, "t_end": 0.01, "num_steps": 4, "key": KEY}
-    sweep("samplers.predictor_corrector", S.predictor_corrector, pc, "snr",
+    sweep("samplers.predictor_corrector", pc_fn, pc, "snr",
           [(lbl, v) for lbl, v in bad_pos() if v is not None])  # None = the corrector_scale rule
-    sweep("samplers.predictor_corrector", S.predictor_corrector, pc, "corrector_scale", bad_pos())
-    sweep("samplers.predictor_corrector", S.predictor_corrector, pc, "num_corrector_steps", bad_int())
+    sweep("samplers.predictor_corrector", pc_fn, pc, "corrector_scale", bad_pos())
+    sweep("samplers.predictor_corrector", pc_fn, pc, "num_corrector_steps", bad_int())
     sweep("samplers.PredictorCorrector", S.PredictorCorrector, {}, "corrector_scale",
           [("inf", float("inf")), ("neg", -1.0), ("nan", float("nan"))])
     sweep("samplers.PredictorCorrector", S.PredictorCorrector, {}, "snr", [("inf", float("inf")), ("zero", 0.0)])
@@ -597,7 +612,8 @@ def build_cases(mode: str) -> list[Case]:  # noqa: C901 - one long table of case
         sweep("networks.LearnedScore", lambda t=0.5: learned()(X, t), {}, "t", bad_time())
         sweep("networks.LearnedScore", lambda x=X: learned()(x, 0.5), {}, "x", bad_queries())
         sweep("networks.LearnedScore", lambda labels=None: learned(labels)(X, 0.5), {}, "labels",
-              [("too_large", np.array([3])), ("negative", np.array([-1])), ("float", np.array([0.5]))])
+              [("too_large", np.array([4])), ("negative", np.array([-1])), ("float", np.array([0.5]))])
+        add("networks.LearnedScore", "null_label_ok", lambda: learned(np.array([3]))(X, 0.5), "ok", check=finite)
         add("networks.LearnedScore", "unconditional_ok", lambda: learned(None, None)(X, 0.5), "ok", check=finite)
         sweep("networks.convert_output", lambda t=0.5: N.convert_output(X, X, t, jo.OU(), source=N.NoisePrediction(),
               target=N.DataPrediction()), {}, "t", bad_time())
