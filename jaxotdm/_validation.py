@@ -114,16 +114,7 @@ def as_float_array(x, name: str, *, dtype=None) -> jax.Array:
         if dtype is None or x.dtype == jnp.dtype(dtype):
             return x  # no copy: the caller's buffer is used as is
         return x.astype(dtype)
-    if x is None or isinstance(x, (str, bytes)):
-        raise ArgumentTypeError(f"`{name}` must be a numeric array, got {_show(x)}.")
-    try:
-        arr = np.asarray(x)
-    except Exception as exc:
-        raise ArgumentTypeError(f"`{name}` could not be converted to a numeric array: {exc}") from exc
-    if arr.dtype == object or arr.dtype == bool or not (
-        np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
-    ):
-        raise ArgumentTypeError(f"`{name}` must be a real numeric array, got dtype {arr.dtype}.")
+    arr = np_real(x, name)
     if dtype is None:  # floating inputs keep their dtype, canonicalised (float64 -> float32 without x64)
         return jnp.asarray(arr) if np.issubdtype(arr.dtype, np.floating) else jnp.asarray(arr, dtype=float)
     return jnp.asarray(arr, dtype=dtype)
@@ -168,7 +159,8 @@ def points(x, name: str, *, dim: int | None = None, dtype=None, min_points: int 
 
 
 def np_real(x, name: str) -> np.ndarray:
-    """A concrete real array as float64 NumPy (host-side routines), types checked."""
+    """``x`` as a real (integer or floating) NumPy array, types checked: None, strings, booleans, objects
+    and complex numbers raise :class:`ArgumentTypeError`."""
     if x is None or isinstance(x, (str, bytes)):
         raise ArgumentTypeError(f"`{name}` must be a numeric array, got {_show(x)}.")
     try:

@@ -10,19 +10,15 @@ Modules (one concept each):
 - :mod:`~jaxotdm.training.checkpoint`: atomic, checksummed, resumable checkpoints;
 - :mod:`~jaxotdm.training.fit`: the driver :func:`fit`.
 
-Example:
-    >>> import jax, jax.numpy as jnp, optax, jaxotdm as jo
+Example (the driver; :mod:`~jaxotdm.training.state` shows one step in your own optax loop):
+    >>> import jaxotdm as jo
+    >>> from jaxotdm.data import toy_2d
     >>> from jaxotdm.networks import MLP, ScoreModel
-    >>> from jaxotdm.training import DSMObjective, init_train_state, train_step
-    >>> model = ScoreModel(MLP(features=32, depth=1), jo.OU())
-    >>> objective = DSMObjective(model)
-    >>> opt = optax.adam(1e-3)
-    >>> data = jax.random.normal(jax.random.key(1), (64, 2))
-    >>> state = init_train_state(model, opt, data[:1], key=jax.random.key(0))
-    >>> step = jax.jit(lambda s, b: train_step(s, b, objective=objective, optimizer=opt))
-    >>> state, metrics = step(state, data)
-    >>> int(state.step)
-    1
+    >>> from jaxotdm.training import DSMObjective, fit
+    >>> objective = DSMObjective(ScoreModel(MLP(features=16, depth=1), jo.OU()))
+    >>> result = fit(objective, toy_2d("moons", 64, seed=0), steps=5, batch_size=32)
+    >>> result.losses.shape, int(result.state.step)
+    ((5,), 5)
 """
 
 from jaxotdm.training.checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint, save_checkpoint
