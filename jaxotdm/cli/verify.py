@@ -215,12 +215,17 @@ def run(args: argparse.Namespace) -> int:
     report["thm_3_11"] = R.thm311(report)
     report["verdicts"] = R.verdicts(report)
     figures = R.figures(report, cfg.out)
-    C.write_json(cfg.out / "report.json", report)
-    with C.atomic_path(cfg.out / "report.md") as tmp:
-        tmp.write_text(_markdown.markdown(report, figures))
-    print(f"[verify] wrote {cfg.out / 'report.md'}, report.json and {len(figures)} figures "
-          f"in {report['timings']['total_seconds']:.0f} s")
+    _write(cfg.out, "report", report, _markdown.markdown(report, figures),
+           f"report.json and {len(figures)} figures")
     return 0
+
+
+def _write(out, stem: str, record: dict, markdown: str, what: str) -> None:
+    """``<stem>.json`` and ``<stem>.md`` written atomically, and one line saying so."""
+    C.write_json(out / f"{stem}.json", record)
+    with C.atomic_path(out / f"{stem}.md") as tmp:
+        tmp.write_text(markdown)
+    print(f"[verify] wrote {out / (stem + '.md')}, {what} in {record['timings']['total_seconds']:.0f} s")
 
 
 def _weights_for(name, n):
@@ -370,11 +375,7 @@ def _run_floor(cfg) -> int:
     study["environment"] = R.environment(cfg.seed, load0, os.getloadavg())
     study["settings"] = cfg.args
     figures = F.floor_figures(study, cfg.out)
-    C.write_json(cfg.out / "floor_study.json", study)
-    with C.atomic_path(cfg.out / "floor_study.md") as tmp:
-        tmp.write_text(F.floor_markdown(study, figures))
-    print(f"[verify] wrote {cfg.out / 'floor_study.md'} ({len(rows)} clouds) in "
-          f"{study['timings']['total_seconds']:.0f} s")
+    _write(cfg.out, "floor_study", study, F.floor_markdown(study, figures), f"floor_study.json ({len(rows)} clouds)")
     return 0
 
 
