@@ -1,6 +1,8 @@
 """OT-accelerated sampling (Algorithm 2 of arXiv 2410.13431): exactness at T' -> 0, conditional path,
 the memorisation caveat, validation and jit."""
 
+import dataclasses
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -65,7 +67,9 @@ def test_hard_map_small_t_prime_returns_data_with_right_frequencies(prior, score
     assert np.all(np.abs(freq - 0.2) < 4 * se), freq
     # each sample lands on the point its Laguerre cell came from
     np.testing.assert_array_equal(d.argmin(1), np.asarray(prior.source_index)[np.asarray(out.assignment)])
-    assert set(out.timings) == {"diffuse_and_ot_solve", "sample"}
+    # library results carry no wall times (house rule; time from outside): the field is gone
+    assert not hasattr(out, "timings")
+    assert {f.name for f in dataclasses.fields(out)}.isdisjoint({"timings", "seconds", "wall_time", "elapsed"})
 
 
 def test_smoothed_map_moves_inside_the_hull(prior, score):

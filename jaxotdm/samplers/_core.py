@@ -34,7 +34,6 @@ spent) and is discarded on such steps; a multistep method restarts its history a
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
 
 import equinox as eqx
 import jax
@@ -42,6 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxotdm import _validation as V
+from jaxotdm._pytree import pytree_dataclass
 from jaxotdm._status import Status, report
 from jaxotdm._types import Array, ArrayLike, Float, Int
 from jaxotdm.samplers._grid import LOG_SNR_FLOOR, check_times, time_grid
@@ -53,7 +53,8 @@ DIVERGENCE_FACTOR = 5.0
 """A run is flagged ``DIVERGED`` when its samples exceed this multiple of the scale they should have."""
 
 
-class SampleResult(NamedTuple):
+@pytree_dataclass
+class SampleResult:
     """Result of a sampler run.
 
     Attributes:
@@ -67,6 +68,8 @@ class SampleResult(NamedTuple):
             solver's failure.
         scale_ratio: the largest ``max |x| / ref(t)`` over the run, relative to its starting value (``ref``
             in the module docstring); about 1 for an accurate run, larger when coarse steps overshoot.
+
+    An immutable PyTree (``result.replace(points=...)`` for a modified copy); it carries no wall times.
     """
 
     points: Float[Array, "... d"]

@@ -6,7 +6,7 @@ pure sampling step. See :mod:`jaxotdm.samplers.ot_accelerated` for the whole alg
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -130,7 +130,8 @@ class ConditionalOTPrior:
                             num_steps=num_steps, nfe=nfe, tau=tau, grid=grid)
 
 
-class OTSampleResult(NamedTuple):
+@pytree_dataclass
+class OTSampleResult:
     """Result of OT-accelerated sampling.
 
     Attributes:
@@ -142,8 +143,9 @@ class OTSampleResult(NamedTuple):
         assignment: ``(num_samples,)`` Laguerre cell of each prior draw (index into ``diffused``).
         certificate: the OT map's accuracy certificate (max relative cell-mass error on a fresh sample).
         prior: the :class:`OTPrior` used (diffused points, map).
-        timings: wall seconds ``{"diffuse_and_ot_solve", "sample"}`` from :func:`ot_accelerated_sample` (host
-            side; ``{}`` from the prior's ``sample`` and from the step).
+
+    An immutable PyTree (``result.replace(...)`` for a modified copy). It carries no wall times: time the
+    call from outside (the ``jaxotdm sample`` command and the benchmarks do).
     """
 
     points: Float[Array, "k d"]
@@ -154,7 +156,6 @@ class OTSampleResult(NamedTuple):
     assignment: Int[Array, " k"]
     certificate: Any
     prior: OTPrior
-    timings: dict
 
 
 
@@ -347,4 +348,4 @@ def ot_accelerated_step(
     x0, cell = ot_prior_points(prior, z, tau)
     out = sample(sampler, score, schedule, x0, t_start=prior.t_prime, t_end=t_end, num_steps=num_steps,
                  grid=grid, key=k_chain)
-    return OTSampleResult(out.points, out.nfe, out.num_steps, out.times, x0, cell, prior.certificate, prior, {})
+    return OTSampleResult(out.points, out.nfe, out.num_steps, out.times, x0, cell, prior.certificate, prior)
