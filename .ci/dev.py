@@ -3,7 +3,7 @@
 
     python3 .ci/dev.py verify [ARGS]   # the main job (jaxotdm verify) on the embedded default data
     python3 .ci/dev.py test [ARGS]     # the test suite (pytest)
-    python3 .ci/dev.py bench [ARGS]    # every benchmark (benchmarks/run_all.py)
+    python3 .ci/dev.py bench [ARGS]    # every benchmark (python -m benchmarks.run_all)
     python3 .ci/dev.py bench --gpu     # accelerator rows: semi-discrete scale rows, exact score, training step
     python3 .ci/dev.py docs [--no-strict] [ARGS]  # the documentation site into site/ (mkdocs build --strict)
     python3 .ci/dev.py jaxotdm ARGS    # any jaxotdm CLI command
@@ -59,15 +59,15 @@ def main(argv: list[str]) -> int:
         args = [str(py), "-m", "pytest", *workers, *rest]
     elif cmd == "bench" and "--gpu" in rest:
         # results go to benchmarks/results/<device-name>/ (one script after the other; first failure stops)
-        bench = ROOT / "benchmarks"
-        for script, extra in (("bench_semidiscrete.py", ["--gpu", "--min-peer-budget", "10"]), ("bench_score.py", []),
-                              ("bench_training.py", ["--gpu", "--no-quality"])):
-            rc = subprocess.call([str(py), str(bench / script), *extra], cwd=ROOT, env=env)
+        # (`benchmarks` is a package: each script runs as a module from the repository root)
+        for module, extra in (("bench_semidiscrete", ["--gpu", "--min-peer-budget", "10"]), ("bench_score", []),
+                              ("bench_training", ["--gpu", "--no-quality"])):
+            rc = subprocess.call([str(py), "-m", f"benchmarks.{module}", *extra], cwd=ROOT, env=env)
             if rc:
                 return rc
-        return subprocess.call([str(py), str(bench / "run_all.py"), "--summary-only"], cwd=ROOT, env=env)
+        return subprocess.call([str(py), "-m", "benchmarks.run_all", "--summary-only"], cwd=ROOT, env=env)
     elif cmd == "bench":
-        args = [str(py), str(ROOT / "benchmarks" / "run_all.py"), *rest]
+        args = [str(py), "-m", "benchmarks.run_all", *rest]
     elif cmd == "docs":
         # Warnings are errors (--strict) unless --no-strict is given; other arguments go to `mkdocs build`.
         strict = "--no-strict" not in rest

@@ -23,7 +23,7 @@ Error = max abs difference to the reference. Equal accuracy: for each of our run
 *our* error is interpolated on its log-log (error, time) sweep (no extrapolation: outside a variant's measured
 error range the entry is empty); ``speedup = time(best scipy variant at our error) / time(ours)``.
 
-Run: ``python benchmarks/bench_flow.py [--quick]``; writes ``results/<machine>/flow_vs_scipy[_quick].{json,md}``
+Run: ``python -m benchmarks.bench_flow [--quick]``; writes ``results/<machine>/flow_vs_scipy[_quick].{json,md}``
 (the matched table, with the headline) and ``flow_vs_scipy_sweep[_quick]`` (every run).
 """
 
@@ -32,16 +32,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
-import sys
 import time
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import headline, matmul_ceiling, time_jax, time_python, write_results  # noqa: E402
+from benchmarks._harness import headline, matmul_ceiling, time_jax, time_python, write_results
 
 T0, T1 = 8.0, 1e-3
 

@@ -18,27 +18,23 @@
    (DPM-Solver-3 and Heun) at equal accuracy, on Gaussian data with the exact (closed-form) score and
    the exact affine probability-flow map as reference.
 
-Run: ``python benchmarks/bench_samplers.py [--quick]``; results go to ``benchmarks/results/<machine>/``.
+Run: ``python -m benchmarks.bench_samplers [--quick]``; results go to ``benchmarks/results/<machine>/``.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import headline, interleaved, matmul_ceiling, time_jax, write_results  # noqa: E402
-
-import jaxotdm as jo  # noqa: E402
-from jaxotdm import samplers as S  # noqa: E402
-from jaxotdm.networks import MLP, NoisePrediction, ScoreModel  # noqa: E402
+import jaxotdm as jo
+from benchmarks._harness import headline, interleaved, matmul_ceiling, time_jax, write_results
+from jaxotdm import samplers as S
+from jaxotdm.networks import MLP, NoisePrediction, ScoreModel
 
 T_START, T_END = 1.0, 1e-3
 METHODS = [  # (name, method, Gaussian draws per step)

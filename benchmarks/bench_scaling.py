@@ -12,8 +12,8 @@ fastest run time, speed-up (of the fastest runs, the least disturbed by other lo
 over the sharded run on 1 device, parallel efficiency (speed-up / D), and, side by side, the
 unsharded single-device code and a (q, d) @ (d, n) matmul (the machine's ceiling for this shape).
 
-    python benchmarks/bench_scaling.py            # q x n x d = 2048 x 131072 x 64 (score), 8192 x 65536 x 16 (counts)
-    python benchmarks/bench_scaling.py --quick    # 512 x 16384 x 64, 2048 x 16384 x 16
+    python -m benchmarks.bench_scaling            # q x n x d = 2048 x 131072 x 64 (score), 8192 x 65536 x 16 (counts)
+    python -m benchmarks.bench_scaling --quick    # 512 x 16384 x 64, 2048 x 16384 x 16
 """
 
 from __future__ import annotations
@@ -25,15 +25,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parent.parent  # children run from here: `benchmarks` is importable
 
 CHILD = r"""
 import json, sys
-sys.path.insert(0, sys.argv[1])
-devices, q, n, d, qc, nc, dc, chunk = (int(a) for a in sys.argv[2:10])
+devices, q, n, d, qc, nc, dc, chunk = (int(a) for a in sys.argv[1:9])
 import numpy as np
 import jax, jax.numpy as jnp
-from _harness import interleaved, time_jax
+from benchmarks._harness import interleaved, time_jax
 import jaxotdm as jo
 from jaxotdm.ot import _kernels as K
 
@@ -83,8 +82,8 @@ def child(devices: int, sizes: tuple[int, ...], platform: str | None) -> dict:
     if platform:
         env["JAX_PLATFORMS"] = platform
     out = subprocess.run(
-        [sys.executable, "-c", CHILD, str(HERE), str(devices), *map(str, sizes)],
-        capture_output=True, text=True, env=env,
+        [sys.executable, "-c", CHILD, str(devices), *map(str, sizes)],
+        capture_output=True, text=True, env=env, cwd=ROOT,
     )
     if out.returncode != 0:
         raise RuntimeError(f"child with {devices} devices failed:\n{out.stderr[-4000:]}")
@@ -105,8 +104,7 @@ def main(argv=None):
         counts_list = [1] + counts_list
     q, n, d = (512, 16384, 64) if args.quick else (2048, 131072, 64)
     qc, nc, dc = (2048, 16384, 16) if args.quick else (8192, 65536, 16)
-    sys.path.insert(0, str(HERE))
-    from _harness import headline, write_results
+    from benchmarks._harness import headline, write_results
 
     results = {}
     for D in sorted(set(counts_list)):

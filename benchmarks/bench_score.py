@@ -5,8 +5,8 @@ matmuls of that shape (logits x @ Y^T and the posterior mean P @ Y) plus the exp
 "fraction of the matmul rate" counts 4 q n d flops against a single (q, d) @ (d, n) matmul's rate.
 Peak memory of each candidate is measured in a fresh subprocess (ru_maxrss minus the data).
 
-    python benchmarks/bench_score.py            # full shape
-    python benchmarks/bench_score.py --quick    # 1024 x 8192 x 256
+    python -m benchmarks.bench_score            # full shape
+    python -m benchmarks.bench_score --quick    # 1024 x 8192 x 256
 """
 
 from __future__ import annotations
@@ -15,9 +15,6 @@ import argparse
 import json
 import subprocess
 import sys
-from pathlib import Path
-
-HERE = Path(__file__).resolve().parent
 
 CHILD = r"""
 import json, resource, sys, time, statistics
@@ -97,8 +94,7 @@ def main(argv=None):
     ap.add_argument("--chunk", type=int, default=2048)
     args = ap.parse_args(argv)
     q, n, d = (1024, 8192, 256) if args.quick else (4096, 60_000, 784)
-    sys.path.insert(0, str(HERE))
-    from _harness import headline, write_results
+    from benchmarks._harness import headline, write_results
 
     mm = child(q, n, d, "matmul", args.chunk)
     ours = child(q, n, d, "jaxotdm", args.chunk)

@@ -24,31 +24,27 @@ targets, d = 16, tol 0.1; (c) the 5,000-image MNIST subset noised to T' = 0.05, 
 2048^2 float32 matmul timed in the same run (interleaved rounds, minimum), at d = 16, 64, 784 (target >= 0.4 at
 d = 64).
 
-    python benchmarks/bench_semidiscrete.py --kernel           # certificate-pass fractions only (minutes)
-    python benchmarks/bench_semidiscrete.py --rows a,b         # rows a and b with peers (about an hour on 2 CPUs)
-    python benchmarks/bench_semidiscrete.py --rows c --no-peers
-    python benchmarks/bench_semidiscrete.py --gpu              # accelerator sizes: rows a, b, c, kernel
-    python benchmarks/bench_semidiscrete.py --dry-run          # tiny end-to-end run (CPU, seconds)
+    python -m benchmarks.bench_semidiscrete --kernel           # certificate-pass fractions only (minutes)
+    python -m benchmarks.bench_semidiscrete --rows a,b         # rows a and b with peers (about an hour on 2 CPUs)
+    python -m benchmarks.bench_semidiscrete --rows c --no-peers
+    python -m benchmarks.bench_semidiscrete --gpu              # accelerator sizes: rows a, b, c, kernel
+    python -m benchmarks.bench_semidiscrete --dry-run          # tiny end-to-end run (CPU, seconds)
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-import sys
 import time
 import warnings
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import headline, interleaved, load_average, peak_rss_gib, write_results  # noqa: E402
-
-import jaxotdm as jo  # noqa: E402
-from jaxotdm.ot.semidiscrete import (  # noqa: E402
+import jaxotdm as jo
+from benchmarks._harness import headline, interleaved, load_average, peak_rss_gib, write_results
+from jaxotdm.ot.semidiscrete import (
     AdamSolver,
     CandidateNewtonSolver,
     OTTSolver,
@@ -56,8 +52,8 @@ from jaxotdm.ot.semidiscrete import (  # noqa: E402
     certificate_unit,
     zscore,
 )
-from jaxotdm.ot.semidiscrete import _passes as P  # noqa: E402
-from jaxotdm.ot.semidiscrete.driver import _jit_run  # noqa: E402
+from jaxotdm.ot.semidiscrete import _passes as P
+from jaxotdm.ot.semidiscrete.driver import _jit_run
 
 B = 4096
 

@@ -19,23 +19,20 @@ user's ``jax.jit`` is timed too (``ours_user_jit_s``). Ours and POT are timed in
 thread (threadpoolctl; the headline, fairest on a shared 2-core machine where idle OpenBLAS threads spin) and
 with POT's default BLAS threads. JAX always runs with its default XLA CPU thread pool (all cores).
 
-Run: ``python benchmarks/bench_sinkhorn.py`` (n in {1000, 4000}) or ``--quick`` (n = 1000 only).
+Run: ``python -m benchmarks.bench_sinkhorn`` (n in {1000, 4000}) or ``--quick`` (n = 1000 only).
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-import sys
 import time
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import (  # noqa: E402
+from benchmarks._harness import (
     headline,
     interleaved,
     matmul_ceiling,
@@ -43,8 +40,7 @@ from _harness import (  # noqa: E402
     time_python,
     write_results,
 )
-
-from jaxotdm.ot import entropic, sinkhorn, sinkhorn_divergence  # noqa: E402
+from jaxotdm.ot import entropic, sinkhorn, sinkhorn_divergence
 
 D = 16
 EPS = 1.0

@@ -8,21 +8,18 @@ tables, plots and sample grids go to ``results/<machine>/table3_<dataset>[_cond]
 the best OT row with the 1000-step DDPM chain (Sinkhorn divergence to held-out data) and reports its
 memorisation next to the controls'.
 
-Run: ``python benchmarks/bench_table3.py [--dataset digits|mnist] [--quick] [--models DIR]``.
+Run: ``python -m benchmarks.bench_table3 [--dataset digits|mnist] [--quick] [--models DIR]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _harness as H  # noqa: E402
-
-import jaxotdm.cli as cli  # noqa: E402
+import jaxotdm.cli as cli
+from benchmarks import _harness as H
 
 
 def _train(folder: Path, dataset: str, conditional: bool, extra: list[str]) -> float:

@@ -13,10 +13,10 @@ larger batch) the script reports, measured in the same run:
   own, the score error against the exact score of the training split at log-SNR 0..3 (full run only; the
   quick run trains a tenth of the steps and reports without a target).
 
-Run: ``python benchmarks/bench_training.py [--quick] [--gpu]``. Writes
+Run: ``python -m benchmarks.bench_training [--quick] [--gpu]``. Writes
 ``results/<machine>/bench_training[_quick|_gpu].{json,md}``.
 
-``python benchmarks/bench_training.py --model DIR [--results OUT]`` checks the quality bar of an existing
+``python -m benchmarks.bench_training --model DIR [--results OUT]`` checks the quality bar of an existing
 model folder (``jaxotdm train --out DIR``, unconditional or class-conditional) on the split it was trained on
 and writes ``OUT/quality_<folder name>.{json,md}`` (default OUT: the model folder).
 """
@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -34,13 +33,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _harness as H  # noqa: E402
-
-from jaxotdm import data as D  # noqa: E402
-from jaxotdm import metrics as M  # noqa: E402
-from jaxotdm.cli.train import DATASET_DEFAULTS, build_objective  # noqa: E402
-from jaxotdm.training import (  # noqa: E402
+from benchmarks import _harness as H
+from jaxotdm import data as D
+from jaxotdm import metrics as M
+from jaxotdm.cli.train import DATASET_DEFAULTS, build_objective
+from jaxotdm.training import (
     AdamConfig,
     epoch_batch_indices,
     fit,

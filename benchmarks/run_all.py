@@ -1,9 +1,9 @@
 """Runs every benchmark in this folder, one subprocess each, and writes ONE summary table of headline ratios.
 
-    python benchmarks/run_all.py                 # full sizes (long: tens of minutes on 2 CPU cores)
-    python benchmarks/run_all.py --quick         # small sizes
-    python benchmarks/run_all.py --only score,flow,samplers,sinkhorn
-    python benchmarks/run_all.py --summary-only  # rebuild the summary from the JSON files already there
+    python -m benchmarks.run_all                 # full sizes (long: tens of minutes on 2 CPU cores)
+    python -m benchmarks.run_all --quick         # small sizes
+    python -m benchmarks.run_all --only score,flow,samplers,sinkhorn
+    python -m benchmarks.run_all --summary-only  # rebuild the summary from the JSON files already there
 
 Benchmarks, in order: score, flow, samplers, semidiscrete, sinkhorn, training, scaling (``bench_<name>.py``; a
 missing script is reported, not an error). Each writes ``results/<machine>/<table>.json`` and ``.md`` itself
@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
@@ -143,7 +142,7 @@ def _met(r) -> str:
 def render(rows: list[dict], machine: str, runs: dict, quick: bool | None) -> str:
     lines = [f"# Benchmark summary ({machine})", ""]
     mode = "" if quick is None else (" (--quick)" if quick else " (full sizes)")
-    lines += [f"Generated {time.strftime('%Y-%m-%d %H:%M:%S')} by `python benchmarks/run_all.py`{mode}. Ratios are "
+    lines += [f"Generated {time.strftime('%Y-%m-%d %H:%M:%S')} by `python -m benchmarks.run_all`{mode}. Ratios are "
               "measured in one run against a peer or the machine's ceiling; absolute times on a shared machine are "
               "noise. Headline convention and row selection: see the docstring of benchmarks/run_all.py.", ""]
     cols = ["quantity", "ours", "peer", "ratio", "target", "met?", "why-if-missed", "compile s", "source"]
@@ -178,22 +177,19 @@ def main(argv=None) -> int:
     unknown = sorted(set(names) - set(BENCHMARKS))
     if unknown:
         ap.error(f"--only: unknown benchmarks {unknown}; choose from {BENCHMARKS}")
-    sys.path.insert(0, str(HERE))
-    from _harness import RESULTS, machine_name
+    from benchmarks._harness import RESULTS, machine_name
 
-    env = dict(os.environ)  # benchmarks import `_harness` or `benchmarks._harness`: both resolve from ROOT
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(HERE)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     runs: dict = {}
     for name in [] if args.summary_only else names:
         script = HERE / f"bench_{name}.py"
         if not script.exists():
             print(f"[bench] {script.name} absent: skipped", flush=True)
             continue
-        cmd = [sys.executable, str(script)] + (["--quick"] if args.quick else [])
+        cmd = [sys.executable, "-m", f"benchmarks.bench_{name}"] + (["--quick"] if args.quick else [])
         print(f"[bench] {' '.join(cmd[1:])}", flush=True)
         started = time.time() - 1.0  # mtime granularity
         t0 = time.perf_counter()
-        rc = subprocess.call(cmd, cwd=ROOT, env=env)
+        rc = subprocess.call(cmd, cwd=ROOT)  # `python -m` from the repository root: `benchmarks` is a package
         runs[name] = {"exit_code": rc, "seconds": time.perf_counter() - t0, "started": started}
     machine = machine_name()
     out = RESULTS / machine
