@@ -208,6 +208,15 @@ case("jaxotdm.semidiscrete_ot", "certificate_samples<0",
      lambda: jo.semidiscrete_ot(Y, key=KEY, tol=0.3, certificate_samples=-5), "`certificate_samples`")
 case("jaxotdm.SemidiscreteMap", "transport wrong dimension",
      lambda: jo.semidiscrete_ot(Y, key=KEY, tol=0.3).transport(np.zeros((2, 3))), "`z`")
+case("jaxotdm.semidiscrete_ot", "weights='uniform'", lambda: jo.semidiscrete_ot(Y, "uniform", key=KEY), "`weights`")
+case("jaxotdm.semidiscrete_ot", "weights dict", lambda: jo.semidiscrete_ot(Y, {"w": 1.0}, key=KEY), "`weights`")
+case("jaxotdm.SemidiscreteMap", "weights='uniform'", lambda: jo.SemidiscreteMap(Y, "uniform", np.zeros(3)), "`weights`")
+case("jaxotdm.SemidiscreteMap", "weights None", lambda: jo.SemidiscreteMap(Y, None, np.zeros(3)), "`weights`")
+case("jaxotdm.SemidiscreteMap", "weights dict", lambda: jo.SemidiscreteMap(Y, {"w": 1.0}, np.zeros(3)), "`weights`")
+case("jaxotdm.ot.cell_masses", "weights='uniform'",
+     lambda: jo.ot.cell_masses(Y, np.zeros(3), weights="uniform", key=KEY, num_samples=64), "`weights`")
+case("jaxotdm.ot.w2_gaussian_to_discrete", "weights='uniform'",
+     lambda: jo.ot.w2_gaussian_to_discrete(Y, "uniform", key=KEY), "`weights`")
 case("jaxotdm.ot.cell_masses", "heights nan",
      lambda: jo.ot.cell_masses(Y, np.array([np.nan, 0.0, 0.0]), key=KEY, num_samples=64), "`heights`")
 case("jaxotdm.ot.SemidiscreteProblem", "weights sum",
@@ -223,7 +232,7 @@ case("jaxotdm.OTTSolver", "num_iterations=0",
      lambda: jo.semidiscrete_ot(Y, key=KEY, tol=0.3, method=jo.OTTSolver(num_iterations=0)), "`num_iterations`")
 case("jaxotdm.sinkhorn", "epsilon=inf", lambda: jo.sinkhorn(Y, X, epsilon=float("inf")), "`epsilon`")
 case("jaxotdm.sinkhorn", "x nan", lambda: jo.sinkhorn(NAN_X, X, epsilon=0.1), "`x`")
-case("jaxotdm.ot.entropic_ot", "epsilon<0", lambda: jo.ot.entropic_ot(Y, X, epsilon=-1.0), "`epsilon`")
+case("jaxotdm.sinkhorn", "epsilon<0", lambda: jo.ot.sinkhorn(Y, X, epsilon=-1.0), "`epsilon`")  # was entropic_ot
 case("jaxotdm.sinkhorn_divergence", "epsilon=0", lambda: jo.sinkhorn_divergence(Y, X, epsilon=0.0), "`epsilon`")
 case("jaxotdm.ot.sinkhorn_divergence", "b sum", lambda: jo.ot.sinkhorn_divergence(Y, X, b=np.ones(2), epsilon=0.1),
      "`b`")
@@ -265,8 +274,8 @@ case("jaxotdm.metrics.frechet_distance", "cov1 not PSD",
      lambda: jo.metrics.frechet_distance(MEAN, NON_PSD, MEAN, COV), "`cov1`")
 case("jaxotdm.metrics.classifier_frechet_distance", "classifier", lambda: jo.metrics.classifier_frechet_distance(
     None, X, Y), "`classifier`")
-case("jaxotdm.metrics.sinkhorn_divergence", "epsilon=inf",
-     lambda: jo.metrics.sinkhorn_divergence(Y, X, epsilon=float("inf")), "`epsilon`")
+case("jaxotdm.metrics.sinkhorn_estimate", "epsilon=inf",
+     lambda: jo.metrics.sinkhorn_estimate(Y, X, epsilon=float("inf")), "`epsilon`")
 case("jaxotdm.metrics.wasserstein2", "epsilon<0", lambda: jo.metrics.wasserstein2(Y, X, epsilon=-1.0), "`epsilon`")
 case("jaxotdm.metrics.precision_recall", "k=0", lambda: jo.metrics.precision_recall(X, Y, k=0), "`k`")
 case("jaxotdm.metrics.memorisation", "ratio_threshold<0",
@@ -354,6 +363,8 @@ case("jaxotdm.training.epoch_batch_indices", "batch_size>n",
      lambda: jo.training.epoch_batch_indices(KEY, 0, 10, 20), "`batch_size`")
 case("jaxotdm.training.save_checkpoint", "state", lambda: jo.training.save_checkpoint("/tmp/x.msgpack", None),
      "`state`")
+case("jaxotdm.training.TrainingHistory", "unknown entry",
+     lambda: jo.training.TrainingHistory.from_json({"loss": [1.0]}), "`history` has unknown entries")
 case("jaxotdm.training.load_checkpoint", "missing",
      lambda: jo.training.load_checkpoint("/nonexistent/ckpt.msgpack", None), "does not exist")
 case("jaxotdm.training.score_relative_error", "t<=0",

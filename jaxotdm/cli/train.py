@@ -441,20 +441,20 @@ def _train(args, s, out, objective, num_classes, x_tr, x_te, y_tr, y_te, image_s
         if exc.checkpoint is None:
             return status
         _, _, history = T.load_checkpoint(exc.checkpoint, exc.state)
-        losses, evaluations, final_step, state = np.asarray(history["losses"]), history["evaluations"], exc.step, None
+        losses, evaluations, final_step, state = history.losses, history.evaluations, exc.step, None
     bar.close()
     wall = time.perf_counter() - t0
     title = f"{args.dataset}: {s['network']}, {s['schedule']}, {s['parametrisation']}/{s['weighting']}"
     F.loss_figure(out / "loss.png", np.asarray(losses), evaluations, title)
     summary = {"status": message, "steps": final_step, "wall_seconds_this_run": wall,
                "final_loss_mean_last_100": float(np.mean(losses[-100:])) if len(losses) else None,
-               "evaluations": evaluations, "learning_rates": history.get("learning_rates"),
-               "skipped_checkpoints": history.get("skipped_checkpoints"), "train_points": int(len(x_tr)),
+               "evaluations": evaluations, "learning_rates": history.learning_rates,
+               "skipped_checkpoints": history.skipped_checkpoints, "train_points": int(len(x_tr)),
                "test_points": int(len(x_te)), "settings": s, "config": cli_config}
     (out / "metrics.json").write_text(json.dumps(summary, indent=2, default=str))
     if state is None:
         return status
-    extra = {"steps": final_step, "batch_size": s["batch_size"], "learning_rates": history.get("learning_rates"),
+    extra = {"steps": final_step, "batch_size": s["batch_size"], "learning_rates": history.learning_rates,
              "ema_decay": s["ema_decay"], "weighting": s["weighting"], "time_distribution": s["time_distribution"],
              "label_dropout": s["label_dropout"], "seed": args.seed}
     N.save_model(out, objective.model, state.ema_params, data=record, extra=extra)

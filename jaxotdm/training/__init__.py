@@ -21,7 +21,13 @@ Example (the driver; :mod:`~jaxotdm.training.state` shows one step in your own o
     ((5,), 5)
 """
 
-from jaxotdm.training.checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint, save_checkpoint
+from jaxotdm.training.checkpoint import (
+    CHECKPOINT_NAME,
+    CheckpointError,
+    TrainingHistory,
+    load_checkpoint,
+    save_checkpoint,
+)
 from jaxotdm.training.fit import FitResult, NonFiniteLossError, fit
 from jaxotdm.training.objective import DSMObjective, score_relative_error
 from jaxotdm.training.state import (
@@ -73,6 +79,7 @@ __all__ = [
     "score_relative_error",
     "save_checkpoint",
     "load_checkpoint",
+    "TrainingHistory",
     "CheckpointError",
     "CHECKPOINT_NAME",
     "NonFiniteLossError",

@@ -16,20 +16,70 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxotdm import _validation as V
+from jaxotdm._pytree import pytree_dataclass
 from jaxotdm.networks._io import CheckpointError, read_msgpack, write_msgpack
 from jaxotdm.training.state import TrainState
 
-__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "CHECKPOINT_NAME", "config_differences"]
+__all__ = ["CheckpointError", "TrainingHistory", "save_checkpoint", "load_checkpoint", "CHECKPOINT_NAME",
+           "config_differences"]
 
 CHECKPOINT_NAME = "checkpoint.msgpack"
+
+
+@pytree_dataclass
+class TrainingHistory:
+    """The record of a :func:`~jaxotdm.training.fit` run, as stored in its checkpoint. Indexable by name
+    (``history["losses"]``), like :class:`~jaxotdm.ot.SemidiscreteHistory`.
+
+    Attributes:
+        losses: per-step training loss, steps ``0 .. k - 1`` (float64 NumPy array).
+        evaluations: ``[{"step": k, **eval_fn(state)}, ...]``.
+        learning_rates: ``[[first step, rate], ...]``: the rate used from each step on (a resumed run may lower
+            it).
+        skipped_checkpoints: ``[[step, mean loss since the last checkpoint], ...]``: periodic checkpoints not
+            written because the parameters were not finite or the loss had diverged.
+    """
+
+    losses: np.ndarray
+    evaluations: list
+    learning_rates: list
+    skipped_checkpoints: list
+
+    def __getitem__(self, name: str):
+        if name not in self.keys():
+            raise KeyError(name)
+        return getattr(self, name)
+
+    @staticmethod
+    def keys() -> tuple[str, ...]:
+        return ("losses", "evaluations", "learning_rates", "skipped_checkpoints")
+
+    def to_json(self) -> dict:
+        """The JSON form stored in a checkpoint."""
+        return {"losses": np.asarray(self.losses, np.float64).tolist(), "evaluations": list(self.evaluations),
+                "learning_rates": list(self.learning_rates), "skipped_checkpoints": list(self.skipped_checkpoints)}
+
+    @classmethod
+    def from_json(cls, record: dict) -> TrainingHistory:
+        """From the JSON form (missing entries are empty; an unknown entry raises ``ValueError``)."""
+        if not isinstance(record, dict):
+            raise V.ArgumentTypeError(f"`history` must be a TrainingHistory or its JSON dict, got {record!r}.")
+        unknown = sorted(set(record) - set(cls.keys()))
+        if unknown:
+            raise ValueError(f"`history` has unknown entries {unknown}; a training history has {list(cls.keys())}.")
+        return cls(np.asarray(record.get("losses", []), np.float64), list(record.get("evaluations", [])),
+                   [list(r) for r in record.get("learning_rates", [])],
+                   [list(r) for r in record.get("skipped_checkpoints", [])])
 
 
 def _by_path(state) -> dict:
     return {jax.tree_util.keystr(k): np.asarray(v) for k, v in jax.tree_util.tree_leaves_with_path(jax.device_get(state))}
 
 
-def save_checkpoint(path: str | Path, state: TrainState, *, config: dict | None = None, history: dict | None = None) -> Path:
-    """Writes ``state`` (+ JSON-able ``config`` and ``history``) to ``path`` atomically.
+def save_checkpoint(
+    path: str | Path, state: TrainState, *, config: dict | None = None, history: TrainingHistory | dict | None = None
+) -> Path:
+    """Writes ``state`` (+ a JSON-able ``config`` and the :class:`TrainingHistory`) to ``path`` atomically.
 
     Format: a magic line, the SHA-256 of the payload, then a msgpack payload. The file is written to a
     temporary name in the same folder, fsynced and renamed, so a crash never leaves a half-written
@@ -37,9 +87,11 @@ def save_checkpoint(path: str | Path, state: TrainState, *, config: dict | None 
     """
     if not isinstance(state, TrainState):
         raise TypeError(f"`state` must be a TrainState, got {type(state).__name__}.")
+    if not isinstance(history, TrainingHistory):
+        history = TrainingHistory.from_json({} if history is None else history)
     return write_msgpack(path, {
         "config": json.dumps(config or {}, sort_keys=True),
-        "history": json.dumps(history or {}, sort_keys=True),
+        "history": json.dumps(history.to_json(), sort_keys=True),
         "state": _by_path(state),
     })
 
@@ -52,7 +104,7 @@ def config_differences(saved: dict, want: dict) -> list[str]:
 
 def load_checkpoint(
     path: str | Path, target: TrainState, *, config: dict | None = None
-) -> tuple[TrainState, dict, dict]:
+) -> tuple[TrainState, dict, TrainingHistory]:
     """Reads a checkpoint written by :func:`save_checkpoint` into the structure of ``target``.
 
     Raises :class:`CheckpointError` (a ``ValueError``) if the file is missing, corrupt (bad magic,
@@ -60,7 +112,7 @@ def load_checkpoint(
     ``config`` is given, if the saved configuration differs (the differing keys are named).
 
     Returns:
-        ``(state, saved_config, history)``.
+        ``(state, saved_config, history)`` with ``history`` a :class:`TrainingHistory`.
     """
     if path is None or not isinstance(path, (str, Path)) and not hasattr(path, "__fspath__"):
         raise V.ArgumentTypeError(f"`path` must be a file path, got {path!r}.")
@@ -70,7 +122,7 @@ def load_checkpoint(
     raw = read_msgpack(path)
     try:
         saved_config = json.loads(raw["config"])
-        history = json.loads(raw["history"])
+        history = TrainingHistory.from_json(json.loads(raw["history"]))
         arrays = raw["state"]
     except Exception as exc:
         raise CheckpointError(f"checkpoint {str(path)!r} is corrupt: {exc}") from exc

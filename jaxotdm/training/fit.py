@@ -9,7 +9,6 @@ a good one to resume from, with a lower learning rate if need be.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import math
 from collections.abc import Callable
@@ -23,7 +22,13 @@ import optax
 from jaxotdm import _validation as V
 from jaxotdm._pytree import pytree_dataclass
 from jaxotdm._types import ArrayLike, Float
-from jaxotdm.training.checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint, save_checkpoint
+from jaxotdm.training.checkpoint import (
+    CHECKPOINT_NAME,
+    CheckpointError,
+    TrainingHistory,
+    load_checkpoint,
+    save_checkpoint,
+)
 from jaxotdm.training.objective import DSMObjective
 from jaxotdm.training.state import AdamConfig, TrainState, init_train_state, train_steps
 
@@ -49,7 +54,8 @@ class FitResult:
         evaluations: ``[{"step": k, **eval_fn(state)}, ...]``.
         checkpoint: path of the last checkpoint written (or None).
         resumed_from: the step a resumed run started from (0 for a fresh run).
-        history: the run's record as stored in the checkpoint (learning rates used, checkpoints skipped).
+        history: the run's :class:`~jaxotdm.training.TrainingHistory` as stored in the checkpoint (losses,
+            evaluations, learning rates used, checkpoints skipped).
     """
 
     state: TrainState
@@ -57,7 +63,7 @@ class FitResult:
     evaluations: list
     checkpoint: Path | None
     resumed_from: int
-    history: dict = dataclasses.field(default_factory=dict)
+    history: TrainingHistory
 
 
 def _fingerprint(x: np.ndarray) -> str:
@@ -229,8 +235,8 @@ def fit(
         if eval_fn is not None and (_at(k, eval_every) or k == steps):
             book.evaluate(eval_fn, state, k)
     last = book.path if (book.path is not None and start == steps) else book.last_path
-    return FitResult(state, np.asarray(book.history["losses"], np.float64), book.history["evaluations"], last, start,
-                     book.history)
+    history = TrainingHistory.from_json(book.history)
+    return FitResult(state, history.losses, history.evaluations, last, start, history)
 
 
 def _at(k: int, every: int | None) -> bool:
@@ -268,7 +274,7 @@ class _Book:
 
     def resume(self, state):
         state, _, saved = load_checkpoint(self.path, state, config=self.run_config)
-        self.history.update({k: list(v) for k, v in saved.items()})
+        self.history.update({k: list(v) for k, v in saved.to_json().items()})
         self.last_path, self.last_step = self.path, int(state.step)
         if len(self.history["losses"]) != int(state.step):
             raise CheckpointError(f"checkpoint {str(self.path)!r} is inconsistent: {len(self.history['losses'])} "
