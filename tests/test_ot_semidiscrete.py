@@ -3,7 +3,6 @@
 import math
 import resource
 import warnings
-from typing import NamedTuple
 
 import chex
 import jax
@@ -12,6 +11,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from jaxotdm._pytree import pytree_dataclass
 from jaxotdm._status import ConvergenceWarning, Status
 from jaxotdm.measures import GaussianMeasure
 from jaxotdm.ot import (
@@ -461,7 +461,8 @@ def test_non_convergence_is_a_status_and_a_warning():
     assert Status(int(smap.diagnostics.status)) == Status.MAX_ITERATIONS
 
 
-class _FakeState(NamedTuple):
+@pytree_dataclass
+class _FakeState:
     heights: jax.Array
     iteration: jax.Array
     num_samples: jax.Array
@@ -484,7 +485,7 @@ class _Overconfident:
                           jnp.asarray(False), jnp.zeros((), dt), SemidiscreteHistory.empty(1, dt))
 
     def step(self, problem, state):
-        return state._replace(iteration=state.iteration + 1, done=jnp.asarray(True), converged=jnp.asarray(True))
+        return state.replace(iteration=state.iteration + 1, done=jnp.asarray(True), converged=jnp.asarray(True))
 
 
 def test_certificate_above_tolerance_is_flagged():

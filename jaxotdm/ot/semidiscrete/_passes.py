@@ -9,17 +9,19 @@ kept.
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
 from jaxotdm import _streaming as S
+from jaxotdm._pytree import pytree_dataclass
 from jaxotdm._types import Array
 from jaxotdm.ot.semidiscrete.problem import SemidiscreteProblem
 
 
-class Pass(NamedTuple):
+@pytree_dataclass
+class Pass:
     masses: Array  # (n,) hard cell masses on the sample
     energy: Array  # sum nu h - mean max score
     hess: Any  # dense (n, n) kernel Laplacian, or edges (i, j, w) of the first samples, or None
@@ -76,43 +78,10 @@ def hard_pass(prob: SemidiscreteProblem, h, key, nb, hess: str | None = None, n_
     out = None
     start = jnp.asarray(1)
     if hess == "dense":
-
-        def add_edges(L, i, j, w):
-            return L.at[i, j].add(-w).at[j, i].add(-w).at[i, i].add(w).at[j, j].add(w)
-
-        def hess_body(b, carry):
-            counts, esum, L = carry
-            v1, i1, v2, i2 = S.top2(sample(b), prob.points, h, streaming=st)
-            return counts + jax.ops.segment_sum(ones, i1, n), esum + jnp.sum(v1), add_edges(L, i1, i2, weights(v1 - v2, i1, i2))
-
-        L0 = add_edges(jnp.zeros((n, n), dtype), i1, i2, weights(v1 - v2, i1, i2))
-        counts, esum, L = jax.lax.fori_loop(1, jnp.maximum(nh, 1), hess_body, (counts, esum, L0))
-        out = L / (jnp.maximum(nh, 1) * B).astype(dtype)
-        start = jnp.maximum(nh, 1)
+        counts, esum, out, start = _dense_hessian(prob, h, sample, weights, (v1, i1, v2, i2), nh, counts, esum)
     elif hess == "edges":
-        n_edge_batches = int(n_hess_batches)
-
-        def hess_batch(b):
-            def live(_):
-                v1, i1, v2, i2 = S.top2(sample(b), prob.points, h, streaming=st)
-                return jax.ops.segment_sum(ones, i1, n), jnp.sum(v1), i1, i2, weights(v1 - v2, i1, i2)
-
-            def dead(_):
-                zi = jnp.zeros((B,), jnp.int32)
-                return jnp.zeros((n,), dtype), jnp.zeros((), dtype), zi, zi, jnp.zeros((B,), dtype)
-
-            return jax.lax.cond(b < nb, live, dead, None)
-
-        hi, hj, hw = i1, i2, weights(v1 - v2, i1, i2)
-        if n_edge_batches > 1:
-            c, e, bi, bj, bw_ = jax.lax.map(hess_batch, jnp.arange(1, n_edge_batches))
-            counts = counts + jnp.sum(c, axis=0)
-            esum = esum + jnp.sum(e)
-            hi = jnp.concatenate([hi, bi.reshape(-1)])
-            hj = jnp.concatenate([hj, bj.reshape(-1)])
-            hw = jnp.concatenate([hw, bw_.reshape(-1)])
-        out = (hi, hj, hw / (nh * B).astype(dtype))
-        start = jnp.asarray(n_edge_batches)
+        counts, esum, out, start = _edge_hessian(prob, h, sample, weights, (v1, i1, v2, i2), nb, nh,
+                                                 int(n_hess_batches), counts, esum)
 
     def body(b, carry):
         counts, esum = carry
@@ -124,6 +93,55 @@ def hard_pass(prob: SemidiscreteProblem, h, key, nb, hess: str | None = None, n_
     masses = counts / total
     energy = jnp.dot(prob.weights, h) - esum / total
     return Pass(masses, energy, out, med)
+
+
+def _dense_hessian(prob, h, sample, weights, first, nh, counts, esum):
+    """:func:`hard_pass`'s dense kernel Laplacian: batches ``[1, nh)`` add their top-2 edges (and counts) to
+    those of batch 0 (``first``); returns ``(counts, esum, L, next batch)``."""
+    n, B, dtype, st = prob.num_targets, prob.batch_size, prob.points.dtype, prob.streaming
+    ones = jnp.ones((B,), dtype)
+    v1, i1, v2, i2 = first
+
+    def add_edges(L, i, j, w):
+        return L.at[i, j].add(-w).at[j, i].add(-w).at[i, i].add(w).at[j, j].add(w)
+
+    def hess_body(b, carry):
+        counts, esum, L = carry
+        v1, i1, v2, i2 = S.top2(sample(b), prob.points, h, streaming=st)
+        return counts + jax.ops.segment_sum(ones, i1, n), esum + jnp.sum(v1), add_edges(L, i1, i2, weights(v1 - v2, i1, i2))
+
+    L0 = add_edges(jnp.zeros((n, n), dtype), i1, i2, weights(v1 - v2, i1, i2))
+    counts, esum, L = jax.lax.fori_loop(1, jnp.maximum(nh, 1), hess_body, (counts, esum, L0))
+    return counts, esum, L / (jnp.maximum(nh, 1) * B).astype(dtype), jnp.maximum(nh, 1)
+
+
+def _edge_hessian(prob, h, sample, weights, first, nb, nh, n_edge_batches: int, counts, esum):
+    """:func:`hard_pass`'s weighted edge list: the top-2 edges of batch 0 (``first``) and of batches
+    ``[1, n_edge_batches)`` (zero weight past ``nb``); returns ``(counts, esum, (i, j, w), next batch)``."""
+    n, B, dtype, st = prob.num_targets, prob.batch_size, prob.points.dtype, prob.streaming
+    ones = jnp.ones((B,), dtype)
+    v1, i1, v2, i2 = first
+
+    def hess_batch(b):
+        def live(_):
+            v1, i1, v2, i2 = S.top2(sample(b), prob.points, h, streaming=st)
+            return jax.ops.segment_sum(ones, i1, n), jnp.sum(v1), i1, i2, weights(v1 - v2, i1, i2)
+
+        def dead(_):
+            zi = jnp.zeros((B,), jnp.int32)
+            return jnp.zeros((n,), dtype), jnp.zeros((), dtype), zi, zi, jnp.zeros((B,), dtype)
+
+        return jax.lax.cond(b < nb, live, dead, None)
+
+    hi, hj, hw = i1, i2, weights(v1 - v2, i1, i2)
+    if n_edge_batches > 1:
+        c, e, bi, bj, bw_ = jax.lax.map(hess_batch, jnp.arange(1, n_edge_batches))
+        counts = counts + jnp.sum(c, axis=0)
+        esum = esum + jnp.sum(e)
+        hi = jnp.concatenate([hi, bi.reshape(-1)])
+        hj = jnp.concatenate([hj, bj.reshape(-1)])
+        hw = jnp.concatenate([hw, bw_.reshape(-1)])
+    return counts, esum, (hi, hj, hw / (nh * B).astype(dtype)), jnp.asarray(n_edge_batches)
 
 
 def max_rel(masses, weights):

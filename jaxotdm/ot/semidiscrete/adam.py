@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -18,7 +18,8 @@ from jaxotdm.ot.semidiscrete.driver import SemidiscreteHistory
 from jaxotdm.ot.semidiscrete.problem import SemidiscreteProblem, check_settings, required_samples
 
 
-class AdamState(NamedTuple):
+@pytree_dataclass
+class AdamState:
     heights: Array
     opt_state: Any
     key: Array

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
 import jax
 import jax.numpy as jnp
@@ -110,7 +110,8 @@ class SemidiscreteDiagnostics:
     evaluations: Float[Array, ""] = None
 
 
-class Progress(NamedTuple):
+@pytree_dataclass
+class Progress:
     """One progress report, passed to ``semidiscrete_ot(..., progress=fn)`` after every iteration.
 
     Attributes: iteration, num_samples (sample size of the current masses), error (the solver's current
@@ -121,7 +122,7 @@ class Progress(NamedTuple):
     num_samples: int
     error: float
     evaluations: float
-    solver: str
+    solver: str = static_field()
 
 
 # A host-side progress function is never part of a compiled program (a new closure would recompile the

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import functools
 import math
-import warnings
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -30,6 +28,7 @@ import numpy as np
 
 from jaxotdm import _streaming as S
 from jaxotdm import _validation as V
+from jaxotdm._ott import ott
 from jaxotdm._pytree import pytree_dataclass, static_field
 from jaxotdm._types import Array, ArrayLike, Float, Int
 from jaxotdm.ot.semidiscrete import _passes as P
@@ -38,6 +37,7 @@ from jaxotdm.ot.semidiscrete.problem import (
     DEFAULT_BATCH,
     check_heights,
     check_targets,
+    check_weights_type,
     make_problem,
     make_sampler,
     zscore,
@@ -45,7 +45,8 @@ from jaxotdm.ot.semidiscrete.problem import (
 from jaxotdm.sharding import PointSharding, check_sharding
 
 
-class SemidiscreteCertificate(NamedTuple):
+@pytree_dataclass
+class SemidiscreteCertificate:
     """Accuracy certificate measured on a fresh sample, independent of the solve.
 
     Attributes:
@@ -126,6 +127,9 @@ class SemidiscreteMap:
     query_chunk_size: int = static_field(DEFAULT_BATCH)
     sharding: PointSharding | None = static_field(None)
 
+    def __post_init__(self):
+        check_weights_type(self.weights, allow_none=False)  # types only: values may be traced
+
     @property
     def num_targets(self) -> int:
         return self.targets.shape[0]
@@ -199,13 +203,13 @@ class SemidiscreteMap:
         return g
 
     def _ott_problem(self, epsilon: float, source=None):
-        _, sdpc, sdlp, _ = _ott()
         if source is None:
             sampler = lambda k, shape, dtype: jax.random.normal(k, shape, dtype)
         else:
             sampler = lambda k, shape, dtype: source(k, shape[0]).astype(dtype)
-        geom = sdpc.SemidiscretePointCloud(sampler, self.targets, epsilon=float(epsilon))
-        return sdlp.SemidiscreteLinearProblem(geom, b=self.weights)
+        o = ott()
+        geom = o.geometry.semidiscrete_pointcloud.SemidiscretePointCloud(sampler, self.targets, epsilon=float(epsilon))
+        return o.problems.linear.semidiscrete_linear_problem.SemidiscreteLinearProblem(geom, b=self.weights)
 
     def to_dual_potentials(self, epsilon: float = 0.0):
         """ott-jax ``DualPotentials`` ``(f, g=None, SqEuclidean)`` of this map.
@@ -214,15 +218,15 @@ class SemidiscreteMap:
         ``epsilon > 0``: ott's entropic potential, whose transport is ``transport(x, tau=epsilon / 2)``.
         """
         eps = _check_epsilon(epsilon)
-        costs, _, _, potentials = _ott()
+        o = ott()
         f = self._ott_problem(eps).potential_fn_from_dual_vec(self._ott_dual_vector(eps), epsilon=eps)
-        return potentials.DualPotentials(f=f, g=None, cost_fn=costs.SqEuclidean())
+        return o.problems.linear.potentials.DualPotentials(f=f, g=None, cost_fn=o.geometry.costs.SqEuclidean())
 
     def to_ott(self, epsilon: float = 0.0, *, source=None):
         """ott-jax ``SemidiscreteOutput`` with ``g`` from these heights (``source``: a sampler
         ``(key, num) -> (num, d)`` for the problem's geometry; default ``N(0, I)``)."""
         eps = _check_epsilon(epsilon)
-        sd = _ott_solver_module()
+        sd = ott().solvers.linear.semidiscrete
         return sd.SemidiscreteOutput(g=self._ott_dual_vector(eps), prob=self._ott_problem(eps, source))
 
     @classmethod
@@ -233,7 +237,7 @@ class SemidiscreteMap:
         Heights ``h_j = (g_j - |y_j|^2) / 2`` (plus ``(epsilon / 2) log nu_j`` for an entropic output, so that
         ``transport(z, tau=epsilon / 2)`` is ott's entropic map), shifted to mean zero.
         """
-        costs, _, _, _ = _ott()
+        costs = ott().geometry.costs
         prob = getattr(output, "prob", None)
         geom = getattr(prob, "geom", None)
         if geom is None or not hasattr(output, "g"):
@@ -249,23 +253,6 @@ class SemidiscreteMap:
             h = h + 0.5 * eps * jnp.log(w)
         return cls(y, w, h - jnp.mean(h), chunk_size=chunk_size, query_chunk_size=query_chunk_size,
                    sharding=check_sharding(sharding))
-
-
-def _ott():
-    with warnings.catch_warnings():  # ott imports the deprecated jaxopt
-        warnings.simplefilter("ignore", DeprecationWarning)
-        from ott.geometry import costs
-        from ott.geometry import semidiscrete_pointcloud as sdpc
-        from ott.problems.linear import potentials
-        from ott.problems.linear import semidiscrete_linear_problem as sdlp
-    return costs, sdpc, sdlp, potentials
-
-
-def _ott_solver_module():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        from ott.solvers.linear import semidiscrete as sd
-    return sd
 
 
 def _check_epsilon(epsilon) -> float:

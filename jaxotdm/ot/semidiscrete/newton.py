@@ -3,24 +3,22 @@
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from jaxotdm import _validation as V
 from jaxotdm._pytree import pytree_dataclass, static_field
 from jaxotdm._types import Array
+from jaxotdm.ot.semidiscrete import _newton_common as C
 from jaxotdm.ot.semidiscrete import _passes as P
-from jaxotdm.ot.semidiscrete.driver import SemidiscreteHistory
-from jaxotdm.ot.semidiscrete.problem import SemidiscreteProblem, check_settings, required_samples, zscore
+from jaxotdm.ot.semidiscrete._newton_common import NewtonState
+from jaxotdm.ot.semidiscrete.problem import SemidiscreteProblem
 
-MAX_STAGES = 24
-MIN_RIDGE = 1e-3
+__all__ = ["NewtonSchedule", "NewtonSolver", "NewtonState"]
 
 
-class NewtonSchedule(NamedTuple):
+@pytree_dataclass
+class NewtonSchedule:
     """Per-stage batch counts and in-sample tolerances (padded to ``MAX_STAGES``), and the last stage."""
 
     num_batches: Array
@@ -29,24 +27,6 @@ class NewtonSchedule(NamedTuple):
     check: Array  # ``tol``: stop at a stage change whose fresh pass certifies it (see ``NewtonSolver``)
     noise: Array  # per stage: ``check_fraction z_n max_i sqrt(nu_i (1 - nu_i) / N_s) / nu_i``
     single: Array  # per stage: fresh errors below this take one Newton step and move to the next stage
-
-
-class NewtonState(NamedTuple):
-    heights: Array
-    key: Array
-    stage: Array
-    iteration: Array
-    masses: Array
-    energy: Array
-    hess: Any  # dense kernel Laplacian (n <= dense_max) or weighted edges, at the current heights
-    error: Array  # in-sample max relative error of the current heights
-    ridge: Array  # Levenberg-Marquardt ridge, relative to the mean Hessian diagonal
-    done: Array
-    converged: Array
-    history: SemidiscreteHistory
-    plan: NewtonSchedule
-    num_samples: Array  # sample size of the current masses
-    evaluations: Array  # samples scored so far (float: may exceed 2^31)
 
 
 @pytree_dataclass
@@ -109,35 +89,12 @@ class NewtonSolver:
     name = "newton"
 
     def __post_init__(self):
-        check_settings(
-            self, ints={"growth": 2, "min_samples_per_cell": 1, "final_samples?": 1, "max_samples": 1,
-                        "hessian_samples?": 1, "dense_max": 0, "cg_iterations": 1, "max_iterations": 1,
-                        "max_backtracks": 0},
-            positive=("noise_fraction", "insample_fraction", "stage_fraction", "bandwidth", "single_step_ratio"),
-            nonnegative=("check_fraction",), bools=("single_step_last",))
-        V.fraction(self.noise_fraction, "noise_fraction")
+        C.check_newton_settings(self, positive=("single_step_ratio",), bools=("single_step_last",))
 
     def schedule(self, prob: SemidiscreteProblem, tol: float) -> NewtonSchedule:
         """The stage schedule for ``tol`` (host-side; needs concrete weights)."""
-        if not V.is_concrete(prob.weights):
-            raise ValueError("NewtonSolver needs concrete `weights` to plan its sample schedule.")
-        wmin = float(np.min(np.asarray(prob.weights)))
-        n, B = prob.num_targets, prob.batch_size
-        if self.final_samples is not None:
-            n_final = self.final_samples
-        else:
-            n_final = min(required_samples(wmin, n, tol, self.noise_fraction), self.max_samples)
-        nb_final = max(1, math.ceil(n_final / B))
-        nb0 = max(1, math.ceil(self.min_samples_per_cell / wmin / B))
-        nbs = [nb_final]
-        while nbs[-1] // self.growth >= nb0 and len(nbs) < MAX_STAGES:
-            nbs.append(nbs[-1] // self.growth)
-        nbs = nbs[::-1]
-        zn = zscore(n)
-        tols = [max(self.insample_fraction * tol, self.stage_fraction * zn / math.sqrt(nb * B * wmin))
-                for nb in nbs[:-1]]
-        tols.append(self.insample_fraction * tol)
-        pad = MAX_STAGES - len(nbs)
+        nbs, tols, pad, zn, wmin = C.stages(self, prob, tol)
+        nb_final, B = nbs[-1], prob.batch_size
         dtype = prob.points.dtype
         return NewtonSchedule(
             jnp.asarray(nbs + [nb_final] * pad, jnp.int32),
@@ -150,34 +107,16 @@ class NewtonSolver:
                          for nb in nbs + [nb_final] * pad], dtype),
         )
 
-    def _n_hess_batches(self, prob):
-        n, B = prob.num_targets, prob.batch_size
-        default = (1024 if n <= self.dense_max else 256) * n
-        hs = self.hessian_samples if self.hessian_samples is not None else max(default, 4 * B)
-        return max(1, math.ceil(hs / B))
-
     def init(self, prob: SemidiscreteProblem, *, tol: float, key, init_heights=None) -> NewtonState:
         """State before the first stage (``stage = -1``); the first ``step`` draws stage 0's sample.
         Plans the stages on the host (:meth:`schedule`, needs concrete weights)."""
         sched = self.schedule(prob, tol)
         h = prob.voronoi_init() if init_heights is None else init_heights - jnp.mean(init_heights)
-        dtype = h.dtype
-        n = prob.num_targets
-        if n <= self.dense_max:
-            hess = jnp.zeros((n, n), dtype)
-        else:
-            e = self._n_hess_batches(prob) * prob.batch_size
-            hess = (jnp.zeros((e,), jnp.int32), jnp.zeros((e,), jnp.int32), jnp.zeros((e,), dtype))
-        return NewtonState(
-            h, key, jnp.asarray(-1, jnp.int32), jnp.asarray(0, jnp.int32), jnp.zeros((n,), dtype),
-            jnp.asarray(-jnp.inf, dtype), hess, jnp.asarray(jnp.inf, dtype), jnp.asarray(MIN_RIDGE, dtype),
-            jnp.asarray(False), jnp.asarray(False), SemidiscreteHistory.empty(self.max_iterations, dtype), sched,
-            jnp.asarray(0, jnp.int32), jnp.zeros((), dtype),
-        )
+        return NewtonState(**C.initial_state(self, prob, h, key, sched))
 
     def _pass(self, prob, h, key, nb):
         mode = "dense" if prob.num_targets <= self.dense_max else "edges"
-        return P.hard_pass(prob, h, key, nb, mode, self._n_hess_batches(prob), self.bandwidth)
+        return P.hard_pass(prob, h, key, nb, mode, C.n_hess_batches(self, prob), self.bandwidth)
 
     def step(self, prob: SemidiscreteProblem, state: NewtonState) -> NewtonState:
         """One iteration, one of:
@@ -205,7 +144,7 @@ class NewtonSolver:
         nb = sched.num_batches[jnp.maximum(stage, 0)]
         key = jax.random.fold_in(s.key, stage)
         r = prob.weights - s.masses
-        delta = jax.lax.cond(stage_ok, lambda: jnp.zeros_like(s.heights), lambda: self._direction(prob, s, r))
+        delta = jax.lax.cond(stage_ok, lambda: jnp.zeros_like(s.heights), lambda: C.direction(self, prob, s, r, cholesky=True))
         r1 = jnp.sum(jnp.abs(r))
 
         slope = jnp.dot(r, delta)  # directional derivative of the sample energy along delta
@@ -218,12 +157,7 @@ class NewtonSolver:
         def body(c):
             alpha, k, _, _ = c
             p = self._pass(prob, s.heights + alpha * delta, key, nb)
-            ascent = p.energy >= s.energy + 0.25 * alpha * slope
-            decrease = jnp.sum(jnp.abs(prob.weights - p.masses)) <= (1.0 - alpha / 4.0) * r1
-            # Kitagawa-Merigot-Thibert: no cell may shrink below half the smallest current (or target) mass,
-            # so no cell is emptied (an empty cell has no facets, hence no curvature to steer it back)
-            keeps_cells = jnp.min(p.masses) >= min_mass
-            ok = advance | ((ascent | decrease) & keeps_cells)
+            ok = C.accepts(prob, s, p.masses, p.energy, alpha, slope, r1, min_mass, advance)
             return jnp.where(ok, alpha, alpha / 2.0), k + 1, ok, p
 
         p0 = P.Pass(s.masses, s.energy, s.hess, jnp.zeros((), dtype))
@@ -235,8 +169,7 @@ class NewtonSolver:
         rejected = ~accepted
         alpha = jnp.where(rejected, 0.0, alpha)
         p = jax.tree_util.tree_map(lambda a, b: jnp.where(rejected, a, b), p0, p)
-        ridge = jnp.where(rejected, s.ridge * 10.0,
-                          jnp.where(alpha >= 1.0, jnp.maximum(s.ridge / 4.0, MIN_RIDGE), s.ridge))
+        ridge = C.new_ridge(s.ridge, rejected, alpha)
         h_new = s.heights + alpha * delta
         h_new = h_new - jnp.mean(h_new)
         err = jnp.where(stop, s.error, P.max_rel(p.masses, prob.weights))
@@ -256,29 +189,3 @@ class NewtonSolver:
             h_new, s.key, stage, it, p.masses, p.energy, p.hess, err, ridge,
             done | (it >= self.max_iterations), done, hist, sched, num.astype(jnp.int32), evals,
         )
-
-    def _direction(self, prob, s: NewtonState, r):
-        """Solves ``(L + diag(lambda)) delta = r`` with ``L`` the kernel estimate of ``-Hess E``."""
-        n = prob.num_targets
-        if n <= self.dense_max:
-            L = s.hess
-            diag = jnp.diagonal(L)
-        else:
-            i, j, w = s.hess
-            diag = jax.ops.segment_sum(w, i, n) + jax.ops.segment_sum(w, j, n)
-        mean_diag = jnp.maximum(jnp.mean(diag), 1e-30)
-        # ridge; cells with (almost) no boundary samples fall back to a scaled gradient step
-        lam = s.ridge * mean_diag + jnp.where(diag < 1e-3 * mean_diag, mean_diag, 0.0)
-        if n <= self.dense_max:
-            delta = jax.scipy.linalg.solve(L + jnp.diag(lam), r, assume_a="pos")
-        else:
-
-            def matvec(v):
-                e = w * (v[i] - v[j])
-                return jax.ops.segment_sum(e, i, n) - jax.ops.segment_sum(e, j, n) + lam * v
-
-            pre = 1.0 / (diag + lam)
-            delta, _ = jax.scipy.sparse.linalg.cg(
-                matvec, r, M=lambda v: pre * v, maxiter=self.cg_iterations, tol=1e-4
-            )
-        return delta - jnp.mean(delta)

@@ -10,7 +10,6 @@ alone let it report success at a max relative error of 0.136 for ``tol = 0.05``.
 from __future__ import annotations
 
 import math
-import warnings
 from typing import Any, NamedTuple
 
 import jax
@@ -19,6 +18,7 @@ import numpy as np
 import optax
 
 from jaxotdm import _validation as V
+from jaxotdm._ott import ott
 from jaxotdm._pytree import pytree_dataclass, static_field
 from jaxotdm._types import Array
 from jaxotdm.ot.semidiscrete import _passes as P
@@ -26,16 +26,7 @@ from jaxotdm.ot.semidiscrete.driver import SemidiscreteHistory
 from jaxotdm.ot.semidiscrete.problem import SemidiscreteProblem, check_settings, required_samples, zscore
 
 
-def _ott():
-    with warnings.catch_warnings():  # ott imports the deprecated jaxopt
-        warnings.simplefilter("ignore", DeprecationWarning)
-        from ott.geometry import semidiscrete_pointcloud as sdpc
-        from ott.problems.linear import semidiscrete_linear_problem as sdlp
-        from ott.solvers.linear import semidiscrete as sd
-    return sdpc, sdlp, sd
-
-
-class _DecayState(NamedTuple):
+class _DecayState(NamedTuple):  # an optax GradientTransformation state: optax's NamedTuple convention
     count: Array
     lr0: Array
 
@@ -55,7 +46,8 @@ def _decaying_sgd(decay_steps: float) -> optax.GradientTransformation:
     return optax.GradientTransformation(init, update)
 
 
-class OTTState(NamedTuple):
+@pytree_dataclass
+class OTTState:
     ott_state: Any  # ott's SemidiscreteState
     key: Array
     key_error: Array
@@ -111,7 +103,7 @@ class OTTSolver:
             V.positive_scalar(self.threshold, "threshold")
 
     def _ott_solver(self):
-        _, _, sd = _ott()
+        sd = ott().solvers.linear.semidiscrete
         return sd.SemidiscreteSolver(
             num_iterations=self.num_iterations, batch_size=self.batch_size, optimizer=_decaying_sgd(self.decay_steps),
             error_eval_every=self.error_eval_every, error_batch_size=self.error_batch_size,
@@ -119,19 +111,19 @@ class OTTSolver:
         )
 
     def _ott_problem(self, prob: SemidiscreteProblem):
-        sdpc, sdlp, _ = _ott()
+        o = ott()
         if prob.sampler is None:
             sampler = lambda k, shape, dtype: jax.random.normal(k, shape, dtype)
         else:
             sampler = lambda k, shape, dtype: prob.sampler(k, shape[0]).astype(dtype)
-        geom = sdpc.SemidiscretePointCloud(sampler, prob.points, epsilon=0.0)
-        return sdlp.SemidiscreteLinearProblem(geom, b=prob.weights)
+        geom = o.geometry.semidiscrete_pointcloud.SemidiscretePointCloud(sampler, prob.points, epsilon=0.0)
+        return o.problems.linear.semidiscrete_linear_problem.SemidiscreteLinearProblem(geom, b=prob.weights)
 
     def init(self, prob: SemidiscreteProblem, *, tol: float, key, init_heights=None) -> OTTState:
         """ott's initial state at ``g = 2 h + |y|^2`` (Voronoi heights unless ``init_heights``)."""
         if not V.is_concrete(prob.weights):
             raise ValueError("OTTSolver needs concrete `weights` to plan its checks.")
-        _, sd_mod, sd = _ott()
+        sd = ott().solvers.linear.semidiscrete
         y = prob.points
         dtype = y.dtype
         n = prob.num_targets
@@ -171,7 +163,7 @@ class OTTSolver:
             return solver.step(jax.random.fold_in(s.key, st.it), st, ot_prob)
 
         st = jax.lax.fori_loop(0, k, inner, s.ott_state)
-        _, _, sd = _ott()
+        sd = ott().solvers.linear.semidiscrete
         out = sd.SemidiscreteOutput(g=st.g_ema, prob=ot_prob)
         chi2 = out.marginal_chi2_error(jax.random.fold_in(s.key_error, st.it), num_iters=self.error_num_repeats,
                                        batch_size=self.error_batch_size)

@@ -164,8 +164,25 @@ def certificate_unit(weights_min: float, tol: float) -> int:
 # ------------------------------------------------------------------------------------------------------
 
 
+def check_weights_type(weights, *, allow_none: bool = True) -> None:
+    """Non-numeric ``weights`` (a string such as ``"uniform"``, a dict, booleans, objects; ``None`` unless
+    ``allow_none``) raise a ``TypeError`` naming ``weights``, before any work. Values are checked elsewhere."""
+    hint = "an (n,) array of positive numbers summing to one" + (" (None: uniform)" if allow_none else "")
+    if weights is None:
+        if allow_none:
+            return
+        raise V.ArgumentTypeError(f"`weights` must be {hint}, got None.")
+    if isinstance(weights, jax.Array):  # tracers included; their dtype is checked with the values
+        return
+    try:
+        V.np_real(weights, "weights")
+    except V.ArgumentTypeError as exc:
+        raise V.ArgumentTypeError(f"`weights` must be {hint}, got {type(weights).__name__} {weights!r:.60}.") from exc
+
+
 def check_targets(targets, weights):
     """``(x, w)``: finite, distinct ``(n, d)`` targets and positive weights summing to one."""
+    check_weights_type(weights)
     x = V.as_float_array(targets, "targets")
     V.check_ndim(x, 2, "targets", "(n, d)")
     n, d = x.shape
