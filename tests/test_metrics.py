@@ -111,13 +111,13 @@ def test_sinkhorn_divergence_matches_numpy_reference():
     r = rng(3)
     x, y = r.normal(size=(30, 2)), r.normal(size=(30, 2)) * 1.3 + 0.5
     # max_iterations as in wasserstein2, so that the compiled solver is shared (test time).
-    res = M.sinkhorn_divergence(x, y, epsilon=0.5, relative_epsilon=False, threshold=1e-9, max_iterations=20_000)
+    res = M.sinkhorn_estimate(x, y, epsilon=0.5, relative_epsilon=False, threshold=1e-9, max_iterations=20_000)
     assert bool(res.converged)
     ref = reference_sinkhorn_cost(x, y, 0.5) - 0.5 * (reference_sinkhorn_cost(x, x, 0.5) + reference_sinkhorn_cost(y, y, 0.5))
     assert float(res.divergence) == pytest.approx(ref, rel=1e-5)
     # Relative epsilon: a multiple of the mean squared distance; the divergence is scale-covariant.
-    a = M.sinkhorn_divergence(x, y, epsilon=0.05, threshold=1e-8, max_iterations=20_000)
-    b = M.sinkhorn_divergence(3 * x, 3 * y, epsilon=0.05, threshold=1e-8, max_iterations=20_000)
+    a = M.sinkhorn_estimate(x, y, epsilon=0.05, threshold=1e-8, max_iterations=20_000)
+    b = M.sinkhorn_estimate(3 * x, 3 * y, epsilon=0.05, threshold=1e-8, max_iterations=20_000)
     assert float(b.divergence) == pytest.approx(9 * float(a.divergence), rel=1e-5)
     assert float(a.epsilon) == pytest.approx(0.05 * cdist(x, y, "sqeuclidean").mean(), rel=1e-10)
 
@@ -137,7 +137,7 @@ def test_metrics_jit_match_eager():
     s, tr, ho = (jnp.asarray(r.normal(size=(n, 3))) for n in (20, 30, 25))
     eager = M.memorisation(s, tr, ho, chunk_size=8)
     jitted = jax.jit(lambda s, tr, ho: M.memorisation(s, tr, ho, chunk_size=8))(s, tr, ho)
-    for a, b in zip(eager, jitted, strict=True):
+    for a, b in zip(jax.tree.leaves(eager), jax.tree.leaves(jitted), strict=True):  # every field
         np.testing.assert_allclose(b, a, rtol=1e-12)
 
 
@@ -222,11 +222,11 @@ def test_bad_input_names_the_argument(blobs):
     with pytest.raises(ValueError, match="`samples`"):
         M.memorisation(np.zeros(5), a, a)
     with pytest.raises(ValueError, match="`y`"):
-        M.sinkhorn_divergence(a, np.full((3, 2), np.nan))
+        M.sinkhorn_estimate(a, np.full((3, 2), np.nan))
     with pytest.raises(ValueError, match="`b`"):
-        M.sinkhorn_divergence(a, a, b=np.full(10, 0.5))
+        M.sinkhorn_estimate(a, a, b=np.full(10, 0.5))
     with pytest.raises(ValueError, match="`epsilon`"):
-        M.sinkhorn_divergence(a, a, epsilon=0.0)
+        M.sinkhorn_estimate(a, a, epsilon=0.0)
     with pytest.raises(ValueError, match="`cov2`"):
         M.frechet_distance(np.zeros(2), np.eye(2), np.zeros(2), np.eye(3))
     with pytest.raises(ValueError, match="`labels`"):
@@ -322,3 +322,19 @@ def test_quality_report_of_the_exact_score_copies_and_passes():
     assert "score_error" in rep.summary()
     with pytest.raises(ValueError, match="`num_samples`"):
         M.quality_report(score, train, held, key=jax.random.key(0), num_samples=1000)
+
+
+def test_deprecated_metrics_sinkhorn_divergence_warns_and_matches_sinkhorn_estimate():
+    """``metrics.sinkhorn_divergence`` is a deprecated alias of ``sinkhorn_estimate`` (outside ``__all__``), and the
+    metric is the OT function's quantity: with an absolute epsilon it equals ``jaxotdm.ot.sinkhorn_divergence``."""
+    r = rng(5)
+    x, y = r.normal(size=(20, 2)), r.normal(size=(25, 2)) + 0.3
+    with pytest.warns(DeprecationWarning, match=r"jaxotdm\.metrics\.sinkhorn_divergence is deprecated; use "
+                                                r"jaxotdm\.metrics\.sinkhorn_estimate"):
+        old = M.sinkhorn_divergence(x, y, epsilon=0.05)
+    new = M.sinkhorn_estimate(x, y, epsilon=0.05)
+    assert "sinkhorn_divergence" not in M.__all__
+    for a, b in zip(jax.tree.leaves(old), jax.tree.leaves(new), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    absolute = M.sinkhorn_estimate(x, y, epsilon=0.5, relative_epsilon=False)
+    assert float(absolute.divergence) == pytest.approx(float(jo.ot.sinkhorn_divergence(x, y, epsilon=0.5)), rel=1e-10)

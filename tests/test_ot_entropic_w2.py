@@ -239,3 +239,15 @@ def test_pushforward_w2():
     smap_bad = smap.replace(heights=smap.heights + jnp.linspace(-0.5, 0.5, 6))
     bad = pushforward_w2(pts, smap_bad.cell_masses(key=jax.random.key(4), num_samples=2**17))
     assert good < 0.25 * bad
+
+
+def test_entropic_ot_is_a_deprecated_alias_of_sinkhorn():
+    import jaxotdm.ot as jot
+
+    x = np.random.default_rng(7).normal(size=(12, 2))
+    with pytest.warns(DeprecationWarning, match=r"jaxotdm\.ot\.entropic_ot is deprecated; use jaxotdm\.ot\.sinkhorn"):
+        old = jot.entropic_ot(x, x + 0.5, epsilon=0.1)
+    new = sinkhorn(x, x + 0.5, epsilon=0.1)
+    assert "entropic_ot" not in jot.__all__
+    for a, b in zip(jax.tree.leaves(old), jax.tree.leaves(new), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

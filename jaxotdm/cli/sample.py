@@ -180,7 +180,7 @@ def evaluate(samples, train, heldout, *, classifier=None, requested=None) -> dic
 
     s = jnp.asarray(samples)
     out = {}
-    sd = M.sinkhorn_divergence(s, heldout)
+    sd = M.sinkhorn_estimate(s, heldout)
     out["sinkhorn"] = float(sd.divergence)
     out["w2"] = float(M.wasserstein2(s, heldout))
     k = min(3, len(s) - 1, len(heldout) - 1)

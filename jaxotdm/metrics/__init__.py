@@ -1,9 +1,11 @@
 """Sample-quality and memorisation metrics computed with tools the package ships.
 
-* :func:`sinkhorn_divergence` and :func:`wasserstein2` (:mod:`~jaxotdm.metrics.sinkhorn`): the debiased
+* :func:`sinkhorn_estimate` and :func:`wasserstein2` (:mod:`~jaxotdm.metrics.sinkhorn`): the debiased
   Sinkhorn divergence ``S_eps(x, y) = OT_eps(x, y) - (OT_eps(x, x) + OT_eps(y, y)) / 2`` with
-  squared-Euclidean cost (ott-jax), and ``sqrt(S_eps)`` at a small relative ``eps`` as an estimate of
-  ``W2`` between the empirical measures (``S_eps -> W2^2`` as ``eps -> 0``).
+  squared-Euclidean cost (the computation of :func:`jaxotdm.ot.sinkhorn_divergence`) at an ``eps`` relative
+  to the clouds' scale, with its diagnostics; and ``sqrt(S_eps)`` at a small relative ``eps`` as an estimate
+  of ``W2`` between the empirical measures (``S_eps -> W2^2`` as ``eps -> 0``).
+  ``sinkhorn_divergence`` here is a deprecated alias of :func:`sinkhorn_estimate`.
 * :func:`precision_recall` (:mod:`~jaxotdm.metrics.neighbours`): k-NN precision and recall (Kynkaanniemi
   et al., NeurIPS 2019); :func:`memorisation`: distance of each sample to its nearest training point,
   relative to its nearest held-out point, and the fraction of near-copies.
@@ -38,7 +40,12 @@ from jaxotdm.metrics.neighbours import (
     precision_recall,
 )
 from jaxotdm.metrics.quality import QUALITY_BAR, QualityReport, SampleQuality, quality_report, sample_quality
-from jaxotdm.metrics.sinkhorn import SinkhornResult, sinkhorn_divergence, wasserstein2
+from jaxotdm.metrics.sinkhorn import (  # sinkhorn_divergence: deprecated alias, outside __all__
+    SinkhornResult,
+    sinkhorn_divergence,  # noqa: F401
+    sinkhorn_estimate,
+    wasserstein2,
+)
 
 __all__ = [
     "SinkhornResult",
@@ -48,7 +55,7 @@ __all__ = [
     "SampleQuality",
     "QualityReport",
     "QUALITY_BAR",
-    "sinkhorn_divergence",
+    "sinkhorn_estimate",
     "wasserstein2",
     "precision_recall",
     "memorisation",

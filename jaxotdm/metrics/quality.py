@@ -34,7 +34,7 @@ from jaxotdm.metrics.classifier import (
     train_classifier,
 )
 from jaxotdm.metrics.neighbours import _kth_sq, precision_recall
-from jaxotdm.metrics.sinkhorn import sinkhorn_divergence, wasserstein2
+from jaxotdm.metrics.sinkhorn import sinkhorn_estimate, wasserstein2
 
 __all__ = ["SampleQuality", "QualityReport", "QUALITY_BAR", "sample_quality", "quality_report"]
 
@@ -187,7 +187,7 @@ def sample_quality(
         if requested_labels is not None:
             clf["class_accuracy"] = float(jnp.mean(jnp.argmax(probs, -1) == jnp.asarray(requested_labels)))
     return SampleQuality(
-        sinkhorn=float(sinkhorn_divergence(samples, heldout).divergence),
+        sinkhorn=float(sinkhorn_estimate(samples, heldout).divergence),
         w2=float(wasserstein2(samples, heldout)),
         precision=float(pr.precision),
         recall=float(pr.recall),

@@ -1,25 +1,26 @@
-"""Debiased Sinkhorn divergence (ott-jax) and the ``W2`` estimate ``sqrt(S_eps)`` between point clouds."""
+"""The Sinkhorn divergence as a sample-quality metric (scale-free ``epsilon``, with diagnostics) and the
+``W2`` estimate ``sqrt(S_eps)`` between point clouds.
+
+:func:`sinkhorn_estimate` is a thin wrapper of the package's one implementation of the debiased Sinkhorn
+divergence (:mod:`jaxotdm.ot.entropic`; :func:`jaxotdm.ot.sinkhorn_divergence` is the same quantity with
+an absolute ``epsilon``, returned as a scalar). ``jaxotdm.metrics.sinkhorn_divergence`` is a deprecated
+alias of :func:`sinkhorn_estimate`.
+"""
 
 from __future__ import annotations
 
 import warnings
 from typing import NamedTuple
 
-import jax
 import jax.numpy as jnp
 import numpy as np
-
-with warnings.catch_warnings():
-    # ott-jax 0.6 imports jaxopt, which warns on import that it is unmaintained.
-    warnings.filterwarnings("ignore", message="JAXopt is no longer maintained", category=DeprecationWarning)
-    from ott.geometry import pointcloud
-    from ott.tools import sinkhorn_divergence as _sd
 
 from jaxotdm import _validation as V
 from jaxotdm._types import Array, ArrayLike, Bool, Float, Int
 from jaxotdm.metrics._common import _pair
+from jaxotdm.ot.entropic import divergence_with_diagnostics
 
-__all__ = ["SinkhornResult", "sinkhorn_divergence", "wasserstein2"]
+__all__ = ["SinkhornResult", "sinkhorn_estimate", "wasserstein2"]
 
 
 class SinkhornResult(NamedTuple):
@@ -38,26 +39,6 @@ class SinkhornResult(NamedTuple):
     iterations: Int[Array, ""]
 
 
-@jax.jit(static_argnames=("max_iterations",))
-def _sinkhorn(x, y, a, b, epsilon, relative, threshold, *, max_iterations):
-    # Cost |x - y|^2 (no 1/2). ``relative``: epsilon is a multiple of the mean x-y cost.
-    c = jnp.mean(y, axis=0)
-    x, y = x - c, y - c
-    mean_cost = jnp.mean(jnp.sum(x * x, 1)) + jnp.mean(jnp.sum(y * y, 1)) - 2.0 * jnp.dot(jnp.mean(x, 0), jnp.mean(y, 0))
-    eps = jnp.where(relative, epsilon * mean_cost, epsilon)
-    div, out = _sd.sinkhorn_divergence(
-        pointcloud.PointCloud,
-        x,
-        y,
-        a=a,
-        b=b,
-        epsilon=eps,
-        solve_kwargs={"threshold": threshold, "max_iterations": max_iterations},
-    )
-    converged = jnp.all(jnp.asarray([jnp.asarray(cv) for cv in out.converged if cv is not None]))
-    return SinkhornResult(div, eps, converged, jnp.asarray(out.n_iters[0]))
-
-
 def _weights(w, n, name, dtype):
     if w is None:
         return jnp.full((n,), 1.0 / n, dtype)
@@ -69,7 +50,7 @@ def _weights(w, n, name, dtype):
     return w
 
 
-def sinkhorn_divergence(
+def sinkhorn_estimate(
     x: Float[ArrayLike, "n d"],
     y: Float[ArrayLike, "m d"],
     *,
@@ -80,7 +61,11 @@ def sinkhorn_divergence(
     threshold: float = 1e-4,
     max_iterations: int = 5000,
 ) -> SinkhornResult:
-    """Debiased Sinkhorn divergence between two weighted point clouds (ott-jax, cost ``|x - y|^2``).
+    """Debiased Sinkhorn divergence between two weighted point clouds, as a sample-quality metric.
+
+    The quantity of :func:`jaxotdm.ot.sinkhorn_divergence` (cost ``|x - y|^2``, ott-jax, one
+    implementation), with ``epsilon`` relative to the clouds' mean squared distance by default (so the
+    metric is scale-free) and the solver's diagnostics in the result.
 
     Args:
         x: ``(n, d)`` and ``(m, d)`` samples (e.g. generated samples and held-out data).
@@ -97,9 +82,9 @@ def sinkhorn_divergence(
 
     Example:
         >>> import jax
-        >>> from jaxotdm.metrics import sinkhorn_divergence
+        >>> from jaxotdm.metrics import sinkhorn_estimate
         >>> x = jax.random.normal(jax.random.key(0), (64, 2))
-        >>> float(sinkhorn_divergence(x, x).divergence) < 1e-6
+        >>> float(sinkhorn_estimate(x, x).divergence) < 1e-6
         True
     """
     x, y = _pair(x, y, "x", "y")
@@ -109,10 +94,24 @@ def sinkhorn_divergence(
     max_iterations = V.check_positive_int(max_iterations, "max_iterations")
     a = _weights(a, x.shape[0], "a", x.dtype)
     b = _weights(b, y.shape[0], "b", x.dtype)
-    return _sinkhorn(
-        x, y, a, b, jnp.asarray(epsilon, x.dtype), jnp.asarray(bool(relative_epsilon)), jnp.asarray(threshold, x.dtype),
-        max_iterations=max_iterations,
+    div, eps, converged, iterations = divergence_with_diagnostics(
+        x, y, a, b, epsilon=jnp.asarray(epsilon, x.dtype), relative_epsilon=jnp.asarray(bool(relative_epsilon)),
+        threshold=jnp.asarray(threshold, x.dtype), max_iterations=max_iterations,
     )
+    return SinkhornResult(div, eps, converged, iterations)
+
+
+def sinkhorn_divergence(x, y, **kwargs) -> SinkhornResult:
+    """Deprecated: use :func:`sinkhorn_estimate` (same arguments and result).
+
+    For the scalar divergence with an absolute ``epsilon`` use :func:`jaxotdm.ot.sinkhorn_divergence`.
+    """
+    warnings.warn(
+        "jaxotdm.metrics.sinkhorn_divergence is deprecated; use jaxotdm.metrics.sinkhorn_estimate (same arguments "
+        "and result), or jaxotdm.ot.sinkhorn_divergence for the scalar with an absolute epsilon.",
+        DeprecationWarning, stacklevel=2,
+    )
+    return sinkhorn_estimate(x, y, **kwargs)
 
 
 def wasserstein2(
@@ -130,7 +129,7 @@ def wasserstein2(
     ``epsilon`` is relative to the mean squared distance between the clouds; the debiased divergence
     approaches ``W2^2`` as ``epsilon -> 0`` (tested against an exact assignment: about 0.1% low at the
     default on 30 points in 2-D). Smaller ``epsilon`` needs more Sinkhorn iterations; use
-    :func:`sinkhorn_divergence` to see ``converged``. For a held-out comparison, ``x`` are samples and
+    :func:`sinkhorn_estimate` to see ``converged``. For a held-out comparison, ``x`` are samples and
     ``y`` held-out data.
 
     Example:
@@ -139,7 +138,7 @@ def wasserstein2(
         >>> round(float(wasserstein2(jnp.array([[0.0], [1.0]]), jnp.array([[2.0], [3.0]]))), 3)
         2.0
     """
-    res = sinkhorn_divergence(
+    res = sinkhorn_estimate(
         x, y, epsilon=epsilon, relative_epsilon=True, a=a, b=b, threshold=threshold, max_iterations=max_iterations
     )
     return jnp.sqrt(jnp.maximum(res.divergence, 0.0))

@@ -1,4 +1,9 @@
-"""Optimal transport: semi-discrete (the Monge-Ampere map), entropic (Sinkhorn) and W2 estimators."""
+"""Optimal transport: semi-discrete (the Monge-Ampere map), entropic (Sinkhorn) and W2 estimators.
+
+``entropic_ot`` is a deprecated alias of :func:`sinkhorn`.
+"""
+
+import warnings
 
 from jaxotdm.ot.entropic import EntropicResult, sinkhorn, sinkhorn_divergence
 from jaxotdm.ot.semidiscrete import (
@@ -25,7 +30,13 @@ from jaxotdm.ot.w2 import (
     w2_gaussian_to_discrete,
 )
 
-entropic_ot = sinkhorn
+
+def entropic_ot(*args, **kwargs) -> EntropicResult:
+    """Deprecated: use :func:`sinkhorn` (same arguments and result)."""
+    warnings.warn("jaxotdm.ot.entropic_ot is deprecated; use jaxotdm.ot.sinkhorn (same arguments and result).",
+                  DeprecationWarning, stacklevel=2)
+    return sinkhorn(*args, **kwargs)
+
 
 __all__ = [
     "AdamSolver",
@@ -43,7 +54,6 @@ __all__ = [
     "W2Estimate",
     "bures_w2",
     "cell_masses",
-    "entropic_ot",
     "gaussian_ot_map",
     "pushforward_w2",
     "semidiscrete_ot",

@@ -2,11 +2,15 @@
 
 Cost convention: squared Euclidean ``|x - y|^2`` (no 1/2), so ``sinkhorn(...).primal_cost`` estimates
 ``W2^2`` as ``epsilon -> 0``. ``epsilon`` is absolute (in units of the cost).
+
+:func:`divergence_with_diagnostics` is the one implementation of the debiased Sinkhorn divergence in the
+package: :func:`sinkhorn_divergence` (absolute ``epsilon``, a scalar) and
+:func:`jaxotdm.metrics.sinkhorn_estimate` (``epsilon`` relative to the clouds' mean squared distance by
+default, a result with the solver's diagnostics) both call it.
 """
 
 from __future__ import annotations
 
-import warnings
 from typing import NamedTuple
 
 import jax
@@ -14,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxotdm import _validation as V
+from jaxotdm._ott import ott
 from jaxotdm._types import Array, ArrayLike, Float
 
 __all__ = ["EntropicResult", "sinkhorn", "sinkhorn_divergence"]
@@ -146,15 +151,10 @@ def _transport_cost(x, y, f, g, epsilon):
 
 
 def _sinkhorn_impl(x, y, a, b, epsilon, threshold, max_iterations, return_matrix):
-    with warnings.catch_warnings():  # ott imports the deprecated jaxopt
-        warnings.simplefilter("ignore", DeprecationWarning)
-        from ott.geometry import pointcloud
-        from ott.problems.linear import linear_problem
-        from ott.solvers.linear import sinkhorn as sk
-
-    geom = pointcloud.PointCloud(x, y, epsilon=epsilon)
-    prob = linear_problem.LinearProblem(geom, a=a, b=b)
-    out = sk.Sinkhorn(threshold=threshold, max_iterations=max_iterations)(prob)
+    o = ott()
+    geom = o.geometry.pointcloud.PointCloud(x, y, epsilon=epsilon)
+    prob = o.problems.linear.linear_problem.LinearProblem(geom, a=a, b=b)
+    out = o.solvers.linear.sinkhorn.Sinkhorn(threshold=threshold, max_iterations=max_iterations)(prob)
     return EntropicResult(
         out.reg_ot_cost, _transport_cost(x, y, out.f, out.g, geom.epsilon), out.f, out.g, out.converged,
         out.n_iters, out.matrix if return_matrix else None,
@@ -175,27 +175,56 @@ def sinkhorn_divergence(
     max_iterations: int = 5000,
 ) -> Float[Array, ""]:
     """The debiased Sinkhorn divergence ``S_eps(a, b) = OT_eps(a, b) - (OT_eps(a, a) + OT_eps(b, b)) / 2``
-    for the cost ``|x - y|^2`` (ott-jax). It is non-negative, zero iff the measures agree, and tends to
-    ``W2^2`` as ``epsilon -> 0``.
+    for the cost ``|x - y|^2`` (ott-jax), with an absolute ``epsilon``. It is non-negative, zero iff the
+    measures agree, and tends to ``W2^2`` as ``epsilon -> 0``.
+
+    For a sample-quality metric with a scale-free ``epsilon`` and the solver's diagnostics, use
+    :func:`jaxotdm.metrics.sinkhorn_estimate` (same computation).
+
+    Example:
+        >>> import jax, jaxotdm.ot as jot
+        >>> x = jax.random.normal(jax.random.key(0), (64, 2))
+        >>> float(jot.sinkhorn_divergence(x, x + 1.0, epsilon=0.05)) > 0.9
+        True
     """
     x, y, a, b = _clouds(x, y, a, b)
     _check_eps(epsilon)
     _check_settings(x, y, threshold)
     V.check_positive_int(max_iterations, "max_iterations")
-    return _div_jit(x, y, a, b, epsilon, threshold, max_iterations)
+    return divergence_with_diagnostics(x, y, a, b, epsilon=epsilon, relative_epsilon=False, threshold=threshold,
+                                       max_iterations=max_iterations)[0]
 
 
-def _div_impl(x, y, a, b, epsilon, threshold, max_iterations):
-    with warnings.catch_warnings():  # ott imports the deprecated jaxopt
-        warnings.simplefilter("ignore", DeprecationWarning)
-        from ott.geometry import pointcloud
-        from ott.tools import sinkhorn_divergence as sdv
+def divergence_with_diagnostics(x, y, a, b, *, epsilon, relative_epsilon, threshold, max_iterations: int):
+    """The debiased Sinkhorn divergence and its diagnostics, for inputs the caller has validated.
 
-    div, _ = sdv.sinkhorn_divergence(
-        pointcloud.PointCloud, x, y, a=a, b=b, epsilon=epsilon,
+    The one implementation behind :func:`sinkhorn_divergence` and :func:`jaxotdm.metrics.sinkhorn_estimate`
+    (not exported from :mod:`jaxotdm.ot`). The clouds are centred on ``mean(y)`` first (the cost is
+    translation invariant; ott forms it as ``|x|^2 + |y|^2 - 2 x.y``, which loses digits far from the origin).
+
+    Args:
+        x, y: ``(n, d)`` and ``(m, d)`` clouds; ``a``, ``b``: their weights (arrays).
+        epsilon: the regularisation, absolute or (``relative_epsilon``) a multiple of the mean squared
+            distance between the clouds. ``relative_epsilon`` may be a traced boolean.
+        threshold, max_iterations: the Sinkhorn stopping rule (``max_iterations`` static).
+
+    Returns:
+        ``(divergence, epsilon_used, converged, iterations)``: ``converged`` is true when all three Sinkhorn
+        solves converged, ``iterations`` those of the ``x``-``y`` solve.
+    """
+    return _divergence_jit(x, y, a, b, epsilon, relative_epsilon, threshold, max_iterations=int(max_iterations))
+
+
+@jax.jit(static_argnames=("max_iterations",))
+def _divergence_jit(x, y, a, b, epsilon, relative, threshold, *, max_iterations):
+    c = jnp.mean(y, axis=0)
+    x, y = x - c, y - c
+    mean_cost = jnp.mean(jnp.sum(x * x, 1)) + jnp.mean(jnp.sum(y * y, 1)) - 2.0 * jnp.dot(jnp.mean(x, 0), jnp.mean(y, 0))
+    eps = jnp.where(relative, epsilon * mean_cost, epsilon)
+    o = ott()
+    div, out = o.tools.sinkhorn_divergence.sinkhorn_divergence(
+        o.geometry.pointcloud.PointCloud, x, y, a=a, b=b, epsilon=eps,
         solve_kwargs={"threshold": threshold, "max_iterations": max_iterations},
     )
-    return div
-
-
-_div_jit = jax.jit(_div_impl, static_argnums=(6,))
+    converged = jnp.all(jnp.asarray([jnp.asarray(cv) for cv in out.converged if cv is not None]))
+    return div, eps, converged, jnp.asarray(out.n_iters[0])
