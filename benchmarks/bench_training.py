@@ -24,6 +24,7 @@ and writes ``OUT/quality_<folder name>.{json,md}`` (default OUT: the model folde
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import statistics
 import time
@@ -201,6 +202,11 @@ def denoiser_gap(score, xtr, xte, *, key, log_snrs=(0.0, 1.0, 2.0, 3.0)) -> list
     return out
 
 
+def _fields(x) -> dict:
+    """A dataclass result as a shallow ``{field: value}`` dict (no deep copy)."""
+    return {f.name: getattr(x, f.name) for f in dataclasses.fields(x)}
+
+
 def model_quality(folder, *, results=None, num_samples: int = 1000, guidance: float | None = None,
                   seed: int = 0) -> dict:
     """The quality bar (:func:`jaxotdm.metrics.quality_report`) of a trained model folder on its own split."""
@@ -232,7 +238,7 @@ def model_quality(folder, *, results=None, num_samples: int = 1000, guidance: fl
            "num_samples": num_samples, "nfe": rep.nfe, "sampler": "DPM-Solver++(2M), log-SNR grid, t 1 -> 1e-3",
            "ratios": rep.ratios, "score_errors": {f"{k:g}": v for k, v in rep.score_errors.items()},
            "class_accuracy": rep.class_accuracy, "passed": rep.passed, "all_passed": rep.all_passed,
-           "samples": rep.samples._asdict(), "reference": rep.reference._asdict(),
+           "samples": _fields(rep.samples), "reference": _fields(rep.reference),
            "denoiser_gap": gap, "training": saved.info, "eval_wall_s": wall, "load_avg_1_5_15": load}
     out = Path(results) if results else folder
     out.mkdir(parents=True, exist_ok=True)

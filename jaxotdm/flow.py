@@ -12,7 +12,6 @@ error over the batch; ``vmap`` over ``x`` for per-point adaptivity.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
 
 import diffrax
 import equinox as eqx
@@ -20,6 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxotdm import _validation as V
+from jaxotdm._pytree import pytree_dataclass
 from jaxotdm._status import Status, report
 from jaxotdm._types import Array, ArrayLike, Bool, Float, Int
 from jaxotdm.schedules import Schedule
@@ -39,7 +39,8 @@ SOLVERS: dict[str, Callable[[], diffrax.AbstractSolver]] = {
 """Convenience names for diffrax solvers; any ``diffrax.AbstractSolver`` instance is accepted too."""
 
 
-class FlowResult(NamedTuple):
+@pytree_dataclass
+class FlowResult:
     """Result of :func:`flow_map`.
 
     Attributes:
@@ -131,7 +132,7 @@ def _checked(result: FlowResult) -> FlowResult:
     """Inside a trace: ties an ``equinox`` run-time check to the points, so using them raises on failure."""
     bad = result.status != Status.SUCCESS
     idx = jnp.clip(result.status, 0, len(_MESSAGES) - 1)
-    return result._replace(points=eqx.branched_error_if(result.points, bad, idx, _MESSAGES))
+    return result.replace(points=eqx.branched_error_if(result.points, bad, idx, _MESSAGES))
 
 
 def _controller(stepsize_controller, num_steps, rtol, atol, pcoeff, icoeff, first_step_fraction, solver, t0, t1):

@@ -15,6 +15,7 @@ detect diverging samplers) and ``sample(key, num_samples)``.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 
@@ -24,46 +25,26 @@ import numpy as np
 
 from jaxotdm import _linalg as L
 from jaxotdm import _validation as V
+from jaxotdm._pytree import pytree_dataclass
 from jaxotdm._types import Array, ArrayLike, Float
 
 __all__ = ["EmpiricalMeasure", "GaussianMeasure"]
 
 
-class _Frozen:
-    """Minimal immutable PyTree base: fields are children; unflattening bypasses ``__init__``."""
-
-    __slots__ = ()
-    _fields: tuple[str, ...] = ()
-
-    def __setattr__(self, name, value):
-        raise AttributeError(f"{type(self).__name__} is immutable; use .replace(...) instead.")
-
-    def _set(self, **kw):
-        for k, v in kw.items():
-            object.__setattr__(self, k, v)
-
-    def replace(self, **changes):
-        return type(self)(**{f: changes.get(f, getattr(self, f)) for f in self._fields})
-
-    def __repr__(self):
-        parts = ", ".join(f"{f}=<{jnp.shape(getattr(self, f))} {getattr(self, f).dtype}>" for f in self._fields)
-        return f"{type(self).__name__}({parts})"
-
-    def __init_subclass__(cls, **kw):
-        super().__init_subclass__(**kw)
-
-        def flatten(obj):
-            return tuple(getattr(obj, f) for f in cls._fields), None
-
-        def unflatten(_, children):
-            obj = object.__new__(cls)
-            obj._set(**dict(zip(cls._fields, children, strict=True)))
-            return obj
-
-        jax.tree_util.register_pytree_node(cls, flatten, unflatten)
+def _repr(self) -> str:
+    """Shapes and dtypes, not values (a measure may hold millions of points)."""
+    parts = ", ".join(f"{f.name}=<{jnp.shape(getattr(self, f.name))} {getattr(self, f.name).dtype}>"
+                      for f in dataclasses.fields(self))
+    return f"{type(self).__name__}({parts})"
 
 
-class EmpiricalMeasure(_Frozen):
+# Both measures are ``pytree_dataclass``es: frozen (assignment raises), fields are the PyTree children, and
+# unflattening (inside jit/vmap) bypasses ``__init__``, so validation in ``__post_init__`` never sees tracers.
+# Equality and hashing stay by identity (field-wise ``==`` on arrays has no truth value).
+
+
+@pytree_dataclass
+class EmpiricalMeasure:
     """The discrete measure ``sum_i w_i delta_{y_i}``.
 
     Args:
@@ -77,15 +58,18 @@ class EmpiricalMeasure(_Frozen):
         [0.5, 0.5]
     """
 
-    __slots__ = ("points", "weights")
-    _fields = ("points", "weights")
-    points: Float[Array, "n d"]
-    weights: Float[Array, " n"]
+    points: Float[ArrayLike, "n d"]
+    weights: Float[ArrayLike, " n"] | None = None
 
-    def __init__(self, points: ArrayLike, weights: ArrayLike | None = None):
-        points = V.points(points, "points")  # a JAX array of a floating dtype is used as is (no copy)
-        weights = V.weights(weights, points.shape[0], "weights", dtype=points.dtype)
-        self._set(points=points, weights=weights)
+    __repr__ = _repr
+    __eq__ = object.__eq__
+    __hash__ = object.__hash__
+
+    def __post_init__(self):
+        points = V.points(self.points, "points")  # a JAX array of a floating dtype is used as is (no copy)
+        weights = V.weights(self.weights, points.shape[0], "weights", dtype=points.dtype)
+        object.__setattr__(self, "points", points)
+        object.__setattr__(self, "weights", weights)
 
     @property
     def num_points(self) -> int:
@@ -147,7 +131,8 @@ class EmpiricalMeasure(_Frozen):
         return _mixture_stats_jit(self, x, t, schedule, chunk_size, query_chunk_size)
 
 
-class GaussianMeasure(_Frozen):
+@pytree_dataclass
+class GaussianMeasure:
     """The Gaussian ``N(mean, cov)``; the exact sanity case (affine probability flow, Bures OT).
 
     Args:
@@ -155,17 +140,22 @@ class GaussianMeasure(_Frozen):
         cov: ``(d, d)`` symmetric positive semi-definite covariance.
     """
 
-    __slots__ = ("mean", "cov")
-    _fields = ("mean", "cov")
+    mean: Float[ArrayLike, " d"]
+    cov: Float[ArrayLike, "d d"]
 
-    def __init__(self, mean: ArrayLike, cov: ArrayLike):
-        mean = V.as_float_array(mean, "mean")
+    __repr__ = _repr
+    __eq__ = object.__eq__
+    __hash__ = object.__hash__
+
+    def __post_init__(self):
+        mean = V.as_float_array(self.mean, "mean")
         V.check_ndim(mean, 1, "mean", "(d,)")
         if mean.shape[0] < 1:
             raise ValueError("`mean` must have at least one entry.")
         V.check_finite(mean, "mean")
-        cov = V.covariance(cov, "cov", mean.shape[0], dtype=mean.dtype)
-        self._set(mean=mean, cov=cov)
+        cov = V.covariance(self.cov, "cov", mean.shape[0], dtype=mean.dtype)
+        object.__setattr__(self, "mean", mean)
+        object.__setattr__(self, "cov", cov)
 
     @property
     def dim(self) -> int:
@@ -201,7 +191,8 @@ class GaussianMeasure(_Frozen):
     @classmethod
     def _unchecked(cls, mean, cov):
         obj = object.__new__(cls)
-        obj._set(mean=mean, cov=cov)
+        object.__setattr__(obj, "mean", mean)
+        object.__setattr__(obj, "cov", cov)
         return obj
 
     def marginal_stats(self, x, t, schedule, *, chunk_size=None, query_chunk_size=None):

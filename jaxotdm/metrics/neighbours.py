@@ -7,12 +7,11 @@ dims)`` array is ever formed.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import jax
 import jax.numpy as jnp
 
 from jaxotdm import _validation as V
+from jaxotdm._pytree import pytree_dataclass
 from jaxotdm._types import Array, ArrayLike, Float
 from jaxotdm.metrics._common import DEFAULT_CHUNK, _pair
 
@@ -96,7 +95,8 @@ def _covered(queries, centres, radii2, *, chunk_size: int):
 
 
 # ----------------------------------------------------------------------------------- precision / recall
-class PrecisionRecall(NamedTuple):
+@pytree_dataclass
+class PrecisionRecall:
     """k-NN precision (fraction of samples inside the reference manifold estimate) and recall
     (fraction of reference points inside the samples' manifold estimate)."""
 
@@ -140,7 +140,8 @@ def precision_recall(
 
 
 # --------------------------------------------------------------------------------------- memorisation
-class MemorisationResult(NamedTuple):
+@pytree_dataclass
+class MemorisationResult:
     """Nearest-neighbour memorisation diagnostics, one entry per sample where shaped ``(m,)``.
 
     Attributes:

@@ -19,13 +19,13 @@ model, the class accuracy of guided samples), and checks :data:`QUALITY_BAR`.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jaxotdm import _validation as V
+from jaxotdm._pytree import pytree_dataclass
 from jaxotdm.metrics._common import _cloud, _pair
 from jaxotdm.metrics.classifier import (
     Classifier,
@@ -51,7 +51,8 @@ reference), the worst relative score error at log-SNR in ``[0, 3]``, and the cla
 samples of a class-conditional model (absolute)."""
 
 
-class SampleQuality(NamedTuple):
+@pytree_dataclass
+class SampleQuality:
     """Metrics of one set of samples against held-out data (host floats; ``None`` where not measured).
 
     Attributes:
@@ -80,7 +81,8 @@ class SampleQuality(NamedTuple):
     num_samples: int
 
 
-class QualityReport(NamedTuple):
+@pytree_dataclass
+class QualityReport:
     """The quality bar of a learned score.
 
     Attributes:

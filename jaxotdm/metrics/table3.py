@@ -11,6 +11,7 @@ conclusion in words: does OT + a short chain beat the long chains, and does it d
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -50,7 +51,7 @@ def default_baselines():
 
 def _row(method, nfe, quality, *, conditional=False, T_prime=None, tau=None, seconds=None, **extra) -> dict:
     return {"method": method, "nfe": nfe, "T_prime": T_prime, "tau": tau, "conditional": conditional,
-            **quality._asdict(), "seconds": seconds, **extra}
+            **{f.name: getattr(quality, f.name) for f in dataclasses.fields(quality)}, "seconds": seconds, **extra}
 
 
 def _draw(method, score, schedule, n, d, dtype, t_start, t_end, nfe, grid, key):

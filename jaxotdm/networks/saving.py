@@ -28,7 +28,6 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import NamedTuple
 
 import flax.linen as nn
 import flax.serialization
@@ -37,6 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxotdm import schedules as _schedules
+from jaxotdm._pytree import pytree_dataclass
 from jaxotdm.networks import embeddings as _embeddings
 from jaxotdm.networks import parametrisations as _parametrisations
 from jaxotdm.networks._io import CheckpointError, read_msgpack, write_atomic, write_msgpack
@@ -60,7 +60,8 @@ _SCHEDULES = {c.__name__: c for c in (_schedules.OU, _schedules.VPLinear, _sched
                                       _schedules.VE, _schedules.EDM)}
 
 
-class SavedModel(NamedTuple):
+@pytree_dataclass
+class SavedModel:
     """A model folder read back: the :class:`ScoreModel`, its (EMA) parameters and the ``data`` record."""
 
     model: ScoreModel
@@ -81,7 +82,8 @@ class SavedModel(NamedTuple):
         return (x + 1.0) * 0.5 * (hi - lo) + lo
 
 
-class DataSplit(NamedTuple):
+@pytree_dataclass
+class DataSplit:
     """A model's training and held-out data, in the model's space (labels None when unlabelled)."""
 
     train: np.ndarray

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -22,6 +21,7 @@ import numpy as np
 
 from jaxotdm import _linalg as L
 from jaxotdm import _validation as V
+from jaxotdm._pytree import pytree_dataclass, static_field
 from jaxotdm._types import Array, ArrayLike, Float
 
 __all__ = ["W2Estimate", "bures_w2", "gaussian_ot_map", "pushforward_w2", "w2_exact", "w2_gaussian_to_discrete"]
@@ -167,7 +167,8 @@ def gaussian_ot_map(
 _gauss_map = jax.jit(L.gaussian_ot_map)
 
 
-class W2Estimate(NamedTuple):
+@pytree_dataclass
+class W2Estimate:
     """A Monte Carlo W2 estimate: ``value`` (W2), ``standard_error`` (delta method), ``squared`` (W2^2),
     ``squared_standard_error`` and ``num_samples``."""
 
@@ -175,7 +176,7 @@ class W2Estimate(NamedTuple):
     standard_error: Float[Array, ""]
     squared: Float[Array, ""]
     squared_standard_error: Float[Array, ""]
-    num_samples: int
+    num_samples: int = static_field()  # a host count, not traced
 
 
 def w2_gaussian_to_discrete(

@@ -8,19 +8,20 @@ the summary (self-convergence, fits, floor) is in :mod:`jaxotdm.verify.convergen
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jaxotdm import _linalg as L
+from jaxotdm._pytree import pytree_dataclass
 from jaxotdm.flow import flow_map
 from jaxotdm.scores import exact_score
 from jaxotdm.verify.cost import TransportCost, transport_cost_gap
 
 
-class Measured(NamedTuple):
+@pytree_dataclass
+class Measured:
     """Per-time measurements (arrays over times; NaN where a quantity does not apply)."""
 
     l2: np.ndarray

@@ -34,7 +34,6 @@ map between the flow's *own* source and target laws (zero iff the flow map is op
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -42,6 +41,7 @@ import numpy as np
 from scipy import stats
 
 from jaxotdm import _validation as V
+from jaxotdm._pytree import pytree_dataclass, static_field
 from jaxotdm.measures import EmpiricalMeasure, GaussianMeasure
 from jaxotdm.schedules import Schedule
 from jaxotdm.verify import _measure as M
@@ -50,7 +50,8 @@ from jaxotdm.verify.cost import TransportCost
 __all__ = ["ConvergenceResult", "ExponentialFit", "convergence_to_brenier", "fit_exponential"]
 
 
-class ExponentialFit(NamedTuple):
+@pytree_dataclass
+class ExponentialFit:
     """``log(value) = intercept - rate * x`` fitted by least squares on the points in ``mask``."""
 
     rate: float
@@ -96,7 +97,8 @@ def fit_exponential(x, values, mask=None, *, level: float = 0.95) -> Exponential
     return ExponentialFit(float(rate), (float(rate - q * se), float(rate + q * se)), float(intercept), float(r * r), k, m)
 
 
-class ConvergenceResult(NamedTuple):
+@pytree_dataclass
+class ConvergenceResult:
     """Measured convergence of the probability-flow map to the OT map (all arrays over times).
 
     Attributes:
@@ -123,7 +125,7 @@ class ConvergenceResult(NamedTuple):
         flow_success: ``(k,)`` whether each flow solve succeeded (a failed solve also warns).
     """
 
-    direction: str
+    direction: str = static_field()
     termination_times: np.ndarray
     log_snr: np.ndarray
     l2_to_ot: np.ndarray

@@ -21,7 +21,6 @@ clouds (:func:`random_clouds` builds the grid of sizes, dimensions and weighting
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -29,6 +28,7 @@ import numpy as np
 from scipy import stats
 
 from jaxotdm import _validation as V
+from jaxotdm._pytree import pytree_dataclass, static_field
 from jaxotdm.flow import flow_map
 from jaxotdm.measures import EmpiricalMeasure
 from jaxotdm.schedules import OU, Schedule
@@ -83,7 +83,8 @@ def monotone_map_1d(points, weights=None):
     return SemidiscreteMap(targets=y, weights=jnp.asarray(w, y.dtype), heights=jnp.asarray(h, y.dtype))
 
 
-class MonotoneControl(NamedTuple):
+@pytree_dataclass
+class MonotoneControl:
     """The exact 1-D case (:func:`monotone_control`).
 
     Attributes:
@@ -173,14 +174,15 @@ def monotone_control(
 
 
 # ------------------------------------------------------------------------------------------ the study
-class Cloud(NamedTuple):
+@pytree_dataclass
+class Cloud:
     """A point cloud of the floor study: ``label``, ``points`` ``(n, d)``, ``weights`` ``(n,)``, ``kind``
     (``"equal"``, ``"dirichlet"`` or a data-set name)."""
 
-    label: str
+    label: str = static_field()
     points: np.ndarray
     weights: np.ndarray
-    kind: str
+    kind: str = static_field()
 
 
 def random_clouds(
@@ -227,7 +229,8 @@ def random_clouds(
     return out
 
 
-class FloorRow(NamedTuple):
+@pytree_dataclass
+class FloorRow:
     """One cloud of :func:`floor_study` (floats; ``cost`` a :class:`~jaxotdm.verify.TransportCost`).
 
     Attributes:
@@ -246,8 +249,8 @@ class FloorRow(NamedTuple):
             (0 for the exact 1-D map). nfe: score evaluations of the flow; flow_success: its status.
     """
 
-    label: str
-    kind: str
+    label: str = static_field()
+    kind: str = static_field()
     n: int
     d: int
     misrouted: float

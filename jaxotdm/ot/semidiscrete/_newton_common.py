@@ -35,6 +35,9 @@ def check_newton_settings(solver, *, ints=(), positive=(), bools=()) -> None:
 
 @pytree_dataclass
 class NewtonState:
+    """State of :class:`~jaxotdm.ot.NewtonSolver` (:class:`~jaxotdm.ot.CandidateNewtonSolver` adds its candidate
+    store); the fields every semi-discrete solver state carries are listed in :mod:`jaxotdm.ot.semidiscrete.driver`."""
+
     heights: Array
     key: Array
     stage: Array
