@@ -558,6 +558,21 @@ def test_far_start_never_returns_nan_unflagged(toy):
         assert (status == Status.DIVERGED) == any("diverg" in str(w.message) for w in caught)
 
 
+def test_a_run_ending_several_data_radii_out_is_not_a_success():
+    """Every run that ends beyond 3 data radii is flagged DIVERGED (with a factor of 5, predictor-corrector from
+    VPLinear t = 5 at 10 NFE in float64 ended at 4.2 radii and reported success)."""
+    y = np.random.default_rng(0).normal(size=(32, 2)) * 0.5
+    mu, radius = jo.EmpiricalMeasure(y), float(np.linalg.norm(y, axis=1).max())
+    sched = jo.VPLinear()
+    for method in (S.PredictorCorrector(), S.DPMSolver2()):
+        with warnings.catch_warnings(record=True):
+            warnings.simplefilter("always")
+            out = S.sample(method, jo.exact_score(mu, sched), sched, t_start=5.0, t_end=1e-3, nfe=10,
+                           key=jax.random.key(0), shape=(128, 2), dtype=np.float64)
+        reach = float(jnp.max(jnp.linalg.norm(out.points, axis=-1))) / radius
+        assert reach <= 3.0 or Status(int(out.status)) == Status.DIVERGED, (type(method).__name__, reach)
+
+
 def test_prior_regime_transition_matches_the_methods_where_they_are_accurate():
     """Inside the prior regime (log-SNR -40 -> -31) in float64, DDIM's own formula and the exact transition
     agree to the size of the dropped data term (alpha_s / sigma_s < e^-15)."""

@@ -49,8 +49,12 @@ from jaxotdm.schedules import Schedule
 
 __all__ = ["SampleResult", "sample", "DIVERGENCE_FACTOR"]
 
-DIVERGENCE_FACTOR = 5.0
-"""A run is flagged ``DIVERGED`` when its samples exceed this multiple of the scale they should have."""
+DIVERGENCE_FACTOR = 3.0
+"""A run is flagged ``DIVERGED`` when its samples exceed this multiple of the scale they should have.
+
+Measured on the exact score of a 32-point set, every sampler with its default grid from each schedule's
+usual start (10 and 100 NFE, float64): converged runs end within 1.27 data radii; 5.0 let predictor-corrector
+(4.2 radii) and DPM-Solver-2 (3.8) from VPLinear ``t = 5`` at 10 NFE pass as successes."""
 
 
 @pytree_dataclass
