@@ -185,8 +185,8 @@ def run(args: argparse.Namespace) -> int:
         return _run_floor(cfg)
     import jax
 
-    from jaxotdm.verify import _markdown
-    from jaxotdm.verify import _report as R
+    from jaxotdm.cli import _verify_markdown as _markdown
+    from jaxotdm.cli import _verify_report as R
 
     t_all, load0 = time.perf_counter(), os.getloadavg()
     key = jax.random.key(cfg.seed)
@@ -240,9 +240,9 @@ def _backward(cfg, key, bar, report) -> dict:
     import jax
 
     import jaxotdm as jo
+    from jaxotdm.cli._verify_report import summary
     from jaxotdm.ot import semidiscrete_ot
     from jaxotdm.verify import convergence_to_brenier
-    from jaxotdm.verify._report import summary
 
     maps = {}
     for di, (dname, pts, _) in enumerate(cfg.datasets):
@@ -269,8 +269,8 @@ def _control(cfg, key, bar) -> dict:
     """The exact 1-D control (the flow's limit is the monotone rearrangement = the OT map)."""
     import jax
 
+    from jaxotdm.cli._verify_report import control_summary
     from jaxotdm.verify import monotone_control
-    from jaxotdm.verify._report import control_summary
 
     cb = bar.task("1-D control")
     c = monotone_control(key=jax.random.fold_in(key, 3), times=CONTROL_TIMES, num_samples=2048 if cfg.quick else 4096,
@@ -290,8 +290,8 @@ def _prior(cfg, key, bar, maps) -> dict:
     import jax
 
     import jaxotdm as jo
+    from jaxotdm.cli._verify_report import prior_summary
     from jaxotdm.verify import ot_correction, prior_error_curve
-    from jaxotdm.verify._report import prior_summary
 
     chosen = _prior_set(cfg)
     if chosen is None:
@@ -319,8 +319,8 @@ def _forward(cfg, key, bar) -> list:
     import jax
 
     import jaxotdm as jo
+    from jaxotdm.cli._verify_report import summary
     from jaxotdm.verify import convergence_to_brenier
-    from jaxotdm.verify._report import summary
 
     fwd = [(n, p) for n, p, _ in cfg.datasets if p.shape[1] == 2]
     if not fwd:
@@ -347,9 +347,9 @@ def _run_floor(cfg) -> int:
     import jax
     import numpy as np
 
+    from jaxotdm.cli import _floor_report as F
+    from jaxotdm.cli import _verify_report as R
     from jaxotdm.verify import Cloud, floor_study, random_clouds
-    from jaxotdm.verify import _floor_report as F
-    from jaxotdm.verify import _report as R
 
     t_all, load0 = time.perf_counter(), os.getloadavg()
     key = jax.random.key(cfg.seed)

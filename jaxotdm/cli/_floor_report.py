@@ -7,7 +7,7 @@ import math
 import numpy as np
 from scipy import stats
 
-from jaxotdm.verify._report import _save
+from jaxotdm.cli._verify_report import save_figure
 
 Z95 = 1.959963984540054
 
@@ -156,5 +156,5 @@ def floor_figures(study, out) -> list[str]:
             axes[i, j].grid(alpha=0.3, which="both")
             axes[i, j].legend(fontsize=7)
         axes[1, j].axhline(0.0, color="k", lw=0.8)
-    _save(fig, out / "floor_vs_n.png")
+    save_figure(fig, out / "floor_vs_n.png")
     return ["floor_vs_n.png"]

@@ -1,4 +1,4 @@
-"""Markdown of the ``jaxotdm verify`` report (from the JSON-able report built by :mod:`jaxotdm.verify._report`).
+"""Markdown of the ``jaxotdm verify`` report (from the JSON-able report built by :mod:`jaxotdm.cli._verify_report`).
 
 Tables show only the columns that apply (no ``nan`` columns): a quantity that was not measured for a row
 is omitted or shown as ``-``.

@@ -272,7 +272,7 @@ def _prior_verdicts(prior) -> list[dict]:
 
 
 # ------------------------------------------------------------------------------------------ figures
-def _save(fig, path: Path) -> None:
+def save_figure(fig, path: Path) -> None:
     """Writes a PNG atomically (temporary file in the same folder, then rename)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
     os.close(fd)
@@ -328,7 +328,7 @@ def figures(report, out: Path) -> list[str]:
 
 
 def _write(fig, out, name) -> str:
-    _save(fig, out / name)
+    save_figure(fig, out / name)
     return name
 
 
