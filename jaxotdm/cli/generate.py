@@ -193,7 +193,7 @@ def generate(saved, s, args):
 def run(args) -> int:
     import io
 
-    from jaxotdm.networks._io import write_atomic
+    from jaxotdm._io import write_atomic
 
     saved, s = check(args)
     t0 = time.perf_counter()

@@ -405,7 +405,7 @@ def _train(args, s, out, objective, num_classes, x_tr, x_te, y_tr, y_te, image_s
     if s["kind"] == "file":
         import io
 
-        from jaxotdm.networks._io import write_atomic
+        from jaxotdm._io import write_atomic
         buf = io.BytesIO()
         arrays = {"train": x_tr, "heldout": x_te}
         if y_tr is not None:

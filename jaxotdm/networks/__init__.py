@@ -28,7 +28,7 @@ Example:
     (5, 2)
 """
 
-from jaxotdm.networks._io import CheckpointError
+from jaxotdm._io import CheckpointError
 from jaxotdm.networks.adapters import as_network
 from jaxotdm.networks.embeddings import FourierEmbedding, SinusoidalEmbedding
 from jaxotdm.networks.mlp import MLP

@@ -36,10 +36,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxotdm import schedules as _schedules
+from jaxotdm._io import CheckpointError, read_msgpack, write_atomic, write_msgpack
 from jaxotdm._pytree import pytree_dataclass
 from jaxotdm.networks import embeddings as _embeddings
 from jaxotdm.networks import parametrisations as _parametrisations
-from jaxotdm.networks._io import CheckpointError, read_msgpack, write_atomic, write_msgpack
 from jaxotdm.networks.mlp import MLP
 from jaxotdm.networks.model import LearnedScore, ScoreModel
 from jaxotdm.networks.unet import UNet

@@ -14,7 +14,8 @@ step is the number of score calls the traced step actually makes, not a declared
 Divergence is detected: the largest sample norm is compared with the scale the samples should have at
 that time, ``ref(t) = alpha_t R + sigma_t (sqrt(d) + 4)`` (``R`` the data radius, ``score.measure.radius``
 when the score exposes its measure, else ``sqrt(d)``, data in ``[-1, 1]^d``). If at ``t_end`` the ratio
-exceeds :data:`DIVERGENCE_FACTOR` times its value at the start (or 1), the result's ``status`` is
+exceeds :data:`DIVERGENCE_FACTOR` times its value at the start (or 1; :data:`DIVERGENCE_FACTOR_GUESSED_RADIUS`
+where ``R`` is the ``sqrt(d)`` guess), the result's ``status`` is
 ``Status.DIVERGED`` (``NONFINITE`` for NaN/inf) and an eager call warns (:class:`ConvergenceWarning`).
 The largest ratio over the whole run is returned as ``scale_ratio``: coarse stochastic steps often
 overshoot mid-run (by up to ~15x with 5 Euler-Maruyama steps on VE) and recover by the end, so the
@@ -47,14 +48,19 @@ from jaxotdm._types import Array, ArrayLike, Float, Int
 from jaxotdm.samplers._grid import LOG_SNR_FLOOR, check_times, time_grid
 from jaxotdm.schedules import Schedule
 
-__all__ = ["SampleResult", "sample", "DIVERGENCE_FACTOR"]
+__all__ = ["SampleResult", "sample", "DIVERGENCE_FACTOR", "DIVERGENCE_FACTOR_GUESSED_RADIUS"]
 
 DIVERGENCE_FACTOR = 3.0
-"""A run is flagged ``DIVERGED`` when its samples exceed this multiple of the scale they should have.
+"""A run is flagged ``DIVERGED`` when its samples exceed this multiple of the scale they should have, where
+the data radius is known (the score exposes its measure).
 
 Measured on the exact score of a 32-point set, every sampler with its default grid from each schedule's
 usual start (10 and 100 NFE, float64): converged runs end within 1.27 data radii; 5.0 let predictor-corrector
 (4.2 radii) and DPM-Solver-2 (3.8) from VPLinear ``t = 5`` at 10 NFE pass as successes."""
+
+DIVERGENCE_FACTOR_GUESSED_RADIUS = 5.0
+"""The same, where the data radius is a guess (``sqrt(d)``, data in ``[-1, 1]^d``: learned or user scores):
+the guess is off by a factor ~2 for data outside the unit cube, so the margin is wider."""
 
 
 @pytree_dataclass
@@ -97,12 +103,13 @@ class _Counted:
 
 
 def _data_radius(score, d: int, dtype):
-    """``score.measure.radius`` when the score exposes its measure, else ``sqrt(d)`` (data in [-1, 1]^d)."""
+    """``(radius, divergence factor)``: ``score.measure.radius`` and :data:`DIVERGENCE_FACTOR` when the score
+    exposes its measure, else ``sqrt(d)`` (data in [-1, 1]^d) and :data:`DIVERGENCE_FACTOR_GUESSED_RADIUS`."""
     measure = getattr(score, "measure", None)
     radius = getattr(measure, "radius", None) if measure is not None else None
     if radius is None:
-        return jnp.asarray(np.sqrt(d), dtype)
-    return jnp.asarray(radius, dtype)
+        return jnp.asarray(np.sqrt(d), dtype), DIVERGENCE_FACTOR_GUESSED_RADIUS
+    return jnp.asarray(radius, dtype), DIVERGENCE_FACTOR
 
 
 def _scale(schedule, t, radius, d: int):
@@ -114,10 +121,10 @@ def _ratio(x, ref):
     return jnp.max(jnp.sqrt(jnp.sum(x * x, axis=-1))) / ref
 
 
-def _divergence_status(ratio0, final_ratio, max_ratio, points):
+def _divergence_status(ratio0, final_ratio, max_ratio, points, factor: float):
     """NONFINITE, DIVERGED (judged on the final samples) or SUCCESS, and the run's largest scale ratio."""
     norm = jnp.maximum(ratio0, 1.0)
-    diverged = ~(final_ratio <= DIVERGENCE_FACTOR * norm)  # NaN counts as diverged
+    diverged = ~(final_ratio <= factor * norm)  # NaN counts as diverged
     status = jnp.where(diverged, Status.DIVERGED, Status.SUCCESS)
     status = jnp.where(jnp.all(jnp.isfinite(points)), status, Status.NONFINITE)
     return status.astype(jnp.int32), max_ratio / norm
@@ -147,7 +154,7 @@ def _drive(method_type, method, score, schedule, x, times, noise_key, noises):
     del method_type
     num_steps = times.shape[0] - 1
     d = x.shape[-1]
-    radius = _data_radius(score, d, x.dtype)
+    radius, factor = _data_radius(score, d, x.dtype)
 
     def body(carry, inputs):
         state, nfe, worst = carry
@@ -177,7 +184,7 @@ def _drive(method_type, method, score, schedule, x, times, noise_key, noises):
     (state, nfe, worst), _ = jax.lax.scan(body, init, (ks, times[:-1], times[1:], noises))
     points = method.points(state)
     final = _ratio(points, _scale(schedule, times[-1], radius, d)).astype(x.dtype)
-    status, scale_ratio = _divergence_status(ratio0, final, worst, points)
+    status, scale_ratio = _divergence_status(ratio0, final, worst, points, factor)
     return SampleResult(points, nfe, jnp.asarray(num_steps, jnp.int32), times, status, scale_ratio)
 
 

@@ -294,10 +294,10 @@ def adaptive_flow(
                    throw=V.check_bool(throw, "throw"))
     times = jnp.asarray([t_start, t_end], x.dtype)
     d = x.shape[-1]
-    radius = _data_radius(score, d, x.dtype)
+    radius, factor = _data_radius(score, d, x.dtype)
     ratio0 = _ratio(x, _scale(schedule, times[0], radius, d))
     ratio1 = _ratio(out.points, _scale(schedule, times[1], radius, d))
-    status, scale_ratio = _divergence_status(ratio0, ratio1, jnp.maximum(ratio0, ratio1), out.points)
+    status, scale_ratio = _divergence_status(ratio0, ratio1, jnp.maximum(ratio0, ratio1), out.points, factor)
     status = jnp.where(out.status != Status.SUCCESS, out.status, status).astype(jnp.int32)
     result = SampleResult(out.points, out.nfe, out.num_steps, times, status, scale_ratio)
     if isinstance(status, jax.core.Tracer) or int(out.status) == Status.SUCCESS:

@@ -1,5 +1,5 @@
 """Resumable training checkpoints: the whole :class:`~jaxotdm.training.TrainState` plus JSON-able config and
-history, written atomically with a checksum (see :mod:`jaxotdm.networks._io`).
+history, written atomically with a checksum (see :mod:`jaxotdm._io`).
 
 Arrays are stored by their PyTree path (``.params['input']['kernel']``, ...), so a mismatch names the
 leaves that differ. The trained model itself, for sampling, lives in a model folder
@@ -16,8 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxotdm import _validation as V
+from jaxotdm._io import CheckpointError, read_msgpack, write_msgpack
 from jaxotdm._pytree import pytree_dataclass
-from jaxotdm.networks._io import CheckpointError, read_msgpack, write_msgpack
 from jaxotdm.training.state import TrainState
 
 __all__ = ["CheckpointError", "TrainingHistory", "save_checkpoint", "load_checkpoint", "CHECKPOINT_NAME",
