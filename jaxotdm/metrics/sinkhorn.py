@@ -10,12 +10,11 @@ alias of :func:`sinkhorn_estimate`.
 from __future__ import annotations
 
 import warnings
-from typing import NamedTuple
 
 import jax.numpy as jnp
-import numpy as np
 
 from jaxotdm import _validation as V
+from jaxotdm._pytree import pytree_dataclass
 from jaxotdm._types import Array, ArrayLike, Bool, Float, Int
 from jaxotdm.metrics._common import _pair
 from jaxotdm.ot.entropic import divergence_with_diagnostics
@@ -23,7 +22,8 @@ from jaxotdm.ot.entropic import divergence_with_diagnostics
 __all__ = ["SinkhornResult", "sinkhorn_estimate", "wasserstein2"]
 
 
-class SinkhornResult(NamedTuple):
+@pytree_dataclass
+class SinkhornResult:
     """Debiased Sinkhorn divergence with its solver diagnostics.
 
     Attributes:
@@ -37,17 +37,6 @@ class SinkhornResult(NamedTuple):
     epsilon: Float[Array, ""]
     converged: Bool[Array, ""]
     iterations: Int[Array, ""]
-
-
-def _weights(w, n, name, dtype):
-    if w is None:
-        return jnp.full((n,), 1.0 / n, dtype)
-    w = V.as_float_array(w, name, dtype=dtype)
-    if w.shape != (n,):
-        raise ValueError(f"`{name}` must have shape ({n},), got {tuple(w.shape)}.")
-    if V.is_concrete(w) and (bool(jnp.any(w < 0)) or not np.isclose(float(jnp.sum(w)), 1.0, atol=1e-6)):
-        raise ValueError(f"`{name}` must be non-negative and sum to 1.")
-    return w
 
 
 def sinkhorn_estimate(
@@ -92,8 +81,8 @@ def sinkhorn_estimate(
     threshold = V.positive_scalar(threshold, "threshold")
     relative_epsilon = V.check_bool(relative_epsilon, "relative_epsilon")
     max_iterations = V.check_positive_int(max_iterations, "max_iterations")
-    a = _weights(a, x.shape[0], "a", x.dtype)
-    b = _weights(b, y.shape[0], "b", x.dtype)
+    a = V.weights(a, x.shape[0], "a", dtype=x.dtype)
+    b = V.weights(b, y.shape[0], "b", dtype=x.dtype)
     div, eps, converged, iterations = divergence_with_diagnostics(
         x, y, a, b, epsilon=jnp.asarray(epsilon, x.dtype), relative_epsilon=jnp.asarray(bool(relative_epsilon)),
         threshold=jnp.asarray(threshold, x.dtype), max_iterations=max_iterations,

@@ -11,20 +11,20 @@ default, a result with the solver's diagnostics) both call it.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jaxotdm import _validation as V
 from jaxotdm._ott import ott
+from jaxotdm._pytree import pytree_dataclass
 from jaxotdm._types import Array, ArrayLike, Float
 
 __all__ = ["EntropicResult", "sinkhorn", "sinkhorn_divergence"]
 
 
-class EntropicResult(NamedTuple):
+@pytree_dataclass
+class EntropicResult:
     """Output of :func:`sinkhorn`.
 
     Attributes:
