@@ -54,12 +54,10 @@ else:
     else:
         import jaxotdm as jo
         sched = jo.OU(beta=-2 * np.log(t_alpha))
-        def f0(x, y):
-            mu = jo.EmpiricalMeasure.__new__(jo.EmpiricalMeasure)
-            mu._set(points=y, weights=jnp.full((n,), 1.0 / n, y.dtype))
+        def f0(x, mu):  # the measure (a PyTree: points and uniform weights) is a traced argument
             return jo.exact_score(mu, sched, chunk_size=chunk)(x, jnp.float32(1.0))
         f = jax.jit(f0)
-        args = (Xj, Yj)
+        args = (Xj, jo.EmpiricalMeasure(Yj))
     t0 = time.perf_counter(); c = f.lower(*args).compile(); res["compile_s"] = time.perf_counter() - t0
     jax.block_until_ready(c(*args))
     ts = []
