@@ -223,13 +223,13 @@ case("jaxotdm.ot.SemidiscreteProblem", "weights sum",
      lambda: jo.ot.SemidiscreteProblem(jnp.asarray(Y), jnp.ones(3)), "`weights`")
 case("jaxotdm.ot.CandidateNewtonSolver", "growth=0", lambda: jo.ot.CandidateNewtonSolver(growth=0),
      "`growth`")
-case("jaxotdm.NewtonSolver", "growth=0", lambda: jo.semidiscrete_ot(Y, key=KEY, tol=0.3, method=jo.NewtonSolver(growth=0)),
+case("jaxotdm.NewtonSolver", "growth=0", lambda: jo.semidiscrete_ot(Y, key=KEY, tol=0.3, solver=jo.NewtonSolver(growth=0)),
      "`growth`")
 case("jaxotdm.AdamSolver", "learning_rate=inf",
-     lambda: jo.semidiscrete_ot(Y, key=KEY, tol=0.3, method=jo.AdamSolver(learning_rate=float("inf"))),
+     lambda: jo.semidiscrete_ot(Y, key=KEY, tol=0.3, solver=jo.AdamSolver(learning_rate=float("inf"))),
      "`learning_rate`")
 case("jaxotdm.OTTSolver", "num_iterations=0",
-     lambda: jo.semidiscrete_ot(Y, key=KEY, tol=0.3, method=jo.OTTSolver(num_iterations=0)), "`num_iterations`")
+     lambda: jo.semidiscrete_ot(Y, key=KEY, tol=0.3, solver=jo.OTTSolver(num_iterations=0)), "`num_iterations`")
 case("jaxotdm.sinkhorn", "epsilon=inf", lambda: jo.sinkhorn(Y, X, epsilon=float("inf")), "`epsilon`")
 case("jaxotdm.sinkhorn", "x nan", lambda: jo.sinkhorn(NAN_X, X, epsilon=0.1), "`x`")
 case("jaxotdm.sinkhorn", "epsilon<0", lambda: jo.ot.sinkhorn(Y, X, epsilon=-1.0), "`epsilon`")  # was entropic_ot

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+import jaxotdm as jo
 from jaxotdm._pytree import pytree_dataclass
 from jaxotdm._status import ConvergenceWarning, Status
 from jaxotdm.measures import GaussianMeasure
@@ -266,7 +267,7 @@ def _slack(x, nu, h, tol):
 
 def test_ott_solver_agrees(small_problem):
     x, nu, h_ref = small_problem
-    smap = semidiscrete_ot(x, nu, key=jax.random.key(1), tol=0.05, method=OTTSolver())
+    smap = semidiscrete_ot(x, nu, key=jax.random.key(1), tol=0.05, solver=OTTSolver())
     rel = _slack(x, nu, np.asarray(smap.heights), 0.05)
     assert rel.max() <= 0.05, rel
     np.testing.assert_allclose(np.asarray(smap.heights), h_ref, atol=0.05)
@@ -274,7 +275,7 @@ def test_ott_solver_agrees(small_problem):
 
 def test_adam_algorithm1_agrees(small_problem):
     x, nu, h_ref = small_problem
-    smap = semidiscrete_ot(x, nu, key=jax.random.key(2), tol=0.05, method=AdamSolver())
+    smap = semidiscrete_ot(x, nu, key=jax.random.key(2), tol=0.05, solver=AdamSolver())
     rel = _slack(x, nu, np.asarray(smap.heights), 0.05)
     assert rel.max() <= 0.05, rel
     np.testing.assert_allclose(np.asarray(smap.heights), h_ref, atol=0.05)
@@ -385,7 +386,7 @@ def test_60k_targets_784_dims_bounded_memory():
     x = jax.random.uniform(jax.random.key(0), (n, d), jnp.float32)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     solver = NewtonSolver(max_iterations=2, final_samples=4 * 4096, min_samples_per_cell=1, hessian_samples=8192)
-    smap = semidiscrete_ot(x, key=jax.random.key(1), method=solver, batch_size=4096, chunk_size=4096,
+    smap = semidiscrete_ot(x, key=jax.random.key(1), solver=solver, batch_size=4096, chunk_size=4096,
                            certificate_samples=8192, warn=False)
     jax.block_until_ready(smap.heights)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
@@ -421,7 +422,7 @@ def test_newton_converges_on_standardised_digits():
 def test_every_solver_runs_through_the_driver_with_progress(small_problem, method):
     x, nu, _ = small_problem
     seen = []
-    smap = semidiscrete_ot(x, nu, key=jax.random.key(7), tol=0.05, method=method, progress=seen.append)
+    smap = semidiscrete_ot(x, nu, key=jax.random.key(7), tol=0.05, solver=method, progress=seen.append)
     diag = smap.diagnostics
     assert isinstance(diag, SemidiscreteDiagnostics) and diag.solver == method.name
     assert Status(int(diag.status)) == Status.SUCCESS and bool(diag.converged)
@@ -447,17 +448,17 @@ def test_progress_callback_does_not_recompile(small_problem):
 def test_non_convergence_is_a_status_and_a_warning():
     x = np.random.default_rng(2).standard_normal((12, 3))
     with pytest.warns(ConvergenceWarning, match="iteration budget"):
-        smap = semidiscrete_ot(x, key=jax.random.key(0), tol=0.01, method=NewtonSolver(max_iterations=1))
+        smap = semidiscrete_ot(x, key=jax.random.key(0), tol=0.01, solver=NewtonSolver(max_iterations=1))
     assert Status(int(smap.diagnostics.status)) == Status.MAX_ITERATIONS and not bool(smap.diagnostics.converged)
     # ott-jax: its chi-square criterion alone is not the tolerance; a too-short run says so
     with pytest.warns(ConvergenceWarning):
-        smap = semidiscrete_ot(x, key=jax.random.key(0), tol=0.01, method=OTTSolver(num_iterations=1000))
+        smap = semidiscrete_ot(x, key=jax.random.key(0), tol=0.01, solver=OTTSolver(num_iterations=1000))
     assert Status(int(smap.diagnostics.status)) == Status.MAX_ITERATIONS
     with pytest.raises(RuntimeError, match="semidiscrete_ot"):
-        semidiscrete_ot(x, key=jax.random.key(0), tol=0.01, method=NewtonSolver(max_iterations=1), throw=True)
+        semidiscrete_ot(x, key=jax.random.key(0), tol=0.01, solver=NewtonSolver(max_iterations=1), throw=True)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        smap = semidiscrete_ot(x, key=jax.random.key(0), tol=0.01, method=NewtonSolver(max_iterations=1), warn=False)
+        smap = semidiscrete_ot(x, key=jax.random.key(0), tol=0.01, solver=NewtonSolver(max_iterations=1), warn=False)
     assert Status(int(smap.diagnostics.status)) == Status.MAX_ITERATIONS
 
 
@@ -491,7 +492,7 @@ class _Overconfident:
 def test_certificate_above_tolerance_is_flagged():
     x = np.random.default_rng(3).standard_normal((10, 2))
     with pytest.warns(ConvergenceWarning, match="certificate"):
-        smap = semidiscrete_ot(x, key=jax.random.key(0), tol=0.05, method=_Overconfident())
+        smap = semidiscrete_ot(x, key=jax.random.key(0), tol=0.05, solver=_Overconfident())
     assert Status(int(smap.diagnostics.status)) == Status.TOLERANCE_NOT_CERTIFIED
     assert bool(smap.diagnostics.converged)  # the solver's claim, contradicted by the certificate
     c = smap.certificate
@@ -553,7 +554,7 @@ def test_bad_sampler_output_is_nonfinite_status():
     nan_source = lambda k, num: jnp.full((num, 2), jnp.nan)
     with pytest.warns(ConvergenceWarning):
         smap = semidiscrete_ot(x, key=jax.random.key(0), tol=0.1, source=nan_source,
-                               method=NewtonSolver(max_iterations=3))
+                               solver=NewtonSolver(max_iterations=3))
     assert Status(int(smap.diagnostics.status)) != Status.SUCCESS
 
 
@@ -630,5 +631,20 @@ def test_default_newton_converges_on_a_diffused_2d_set():
 def test_candidate_newton_converges_on_a_diffused_2d_set():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        smap = semidiscrete_ot(_diffused_2d_set(), key=jax.random.key(1), tol=0.1, method=CandidateNewtonSolver())
+        smap = semidiscrete_ot(_diffused_2d_set(), key=jax.random.key(1), tol=0.1, solver=CandidateNewtonSolver())
     assert bool(smap.diagnostics.converged) and float(smap.certificate.max_relative_error) <= 0.1
+
+
+def test_method_is_the_deprecated_name_of_solver():
+    """``solver`` names the OT solver (``method`` means a sampler method elsewhere); the old keyword still works,
+    with a DeprecationWarning, and gives the same map; both at once is an error."""
+    x = np.array([[-1.0, 0.0], [1.0, 0.0], [0.0, 2.0]])
+    new = semidiscrete_ot(x, key=jax.random.key(0), tol=0.2, solver=NewtonSolver())
+    with pytest.warns(DeprecationWarning, match=r"semidiscrete_ot\(method=\.\.\.\) is deprecated; use solver"):
+        old = semidiscrete_ot(x, key=jax.random.key(0), tol=0.2, method=NewtonSolver())
+    np.testing.assert_array_equal(np.asarray(old.heights), np.asarray(new.heights))
+    with pytest.raises(ValueError, match="give `solver` only"):
+        semidiscrete_ot(x, key=jax.random.key(0), solver=NewtonSolver(), method=NewtonSolver())
+    with pytest.warns(DeprecationWarning, match="ot_method"):
+        jo.samplers.prepare_ot_prior(jo.VPLinear(), x, key=jax.random.key(1), t_prime=0.3, ot_tol=0.3,
+                                     ot_method=NewtonSolver())

@@ -35,6 +35,7 @@ import jax
 import numpy as np
 
 from jaxotdm import _validation as V
+from jaxotdm._deprecation import renamed
 from jaxotdm._types import Array, ArrayLike, Float, Int
 from jaxotdm.samplers.class_scores import (
     ExactClassScores,
@@ -74,7 +75,7 @@ __all__ = [
     "ot_accelerated_conditional_sample",
 ]
 
-_PREPARATION_DEFAULTS = {"noise_draws": 1, "ot_tol": 0.1, "ot_method": None, "weights": None}
+_PREPARATION_DEFAULTS = {"noise_draws": 1, "ot_tol": 0.1, "ot_solver": None, "weights": None}
 
 
 def _no_preparation_settings(**given) -> None:
@@ -99,6 +100,7 @@ def ot_accelerated_sample(
     t_prime: float | None = None,
     noise_draws: int = 1,
     ot_tol: float = 0.1,
+    ot_solver=None,
     ot_method=None,
     ot_map: OTPrior | None = None,
     weights: Float[ArrayLike, " n"] | None = None,
@@ -108,7 +110,7 @@ def ot_accelerated_sample(
     Pass a prepared :class:`OTPrior` (from :func:`prepare_ot_prior`; it carries ``T'``, the diffused data,
     the OT map and the schedule). The earlier form ``ot_accelerated_sample(score, schedule, data_points,
     t_prime=..., ...)`` prepares the prior here from the preparation settings ``noise_draws``, ``ot_tol``,
-    ``ot_method`` and ``weights`` (or reuses ``ot_map``).
+    ``ot_solver`` and ``weights`` (or reuses ``ot_map``).
 
     Args:
         score: ``score(x, t)`` (exact or learned) of the data diffused by the prior's schedule.
@@ -125,7 +127,8 @@ def ot_accelerated_sample(
         t_prime: the OT time ``T'`` (earlier form; with a prepared prior it must equal the prior's if given).
         noise_draws: (earlier form) preparation settings.
         ot_tol: see ``noise_draws``.
-        ot_method: see ``noise_draws``.
+        ot_solver: see ``noise_draws``.
+        ot_method: deprecated name of ``ot_solver``.
         weights: see ``noise_draws``.
         ot_map: see ``noise_draws``.
 
@@ -143,12 +146,13 @@ def ot_accelerated_sample(
         >>> int(out.nfe), out.points.shape
         (10, (8, 2))
     """
+    ot_solver = renamed(ot_solver, ot_method, new="ot_solver", old="ot_method", where="ot_accelerated_sample")
     if not callable(score):
         raise ValueError(f"`score` must be callable as score(x, t), got {type(score).__name__}.")
     V.check_key(key)
     k_prep, k_step = jax.random.split(key)
     if isinstance(prior, OTPrior):
-        _no_preparation_settings(noise_draws=noise_draws, ot_tol=ot_tol, ot_method=ot_method, weights=weights)
+        _no_preparation_settings(noise_draws=noise_draws, ot_tol=ot_tol, ot_solver=ot_solver, weights=weights)
         if ot_map is not None or data_points is not None:
             raise ValueError("with a prepared prior, pass neither `data_points` nor `ot_map`.")
         if t_prime is not None and not np.isclose(float(prior.t_prime), _check_t_prime(prior.schedule, t_prime),
@@ -161,7 +165,7 @@ def ot_accelerated_sample(
             raise ValueError("pass a prepared `prior` (an OTPrior), or the schedule with `t_prime`.")
         t = _check_t_prime(schedule, t_prime)
         prior = _legacy_prior(score, schedule, data_points, k_prep, t, ot_map, noise_draws=noise_draws,
-                              ot_tol=ot_tol, ot_method=ot_method, weights=weights)
+                              ot_tol=ot_tol, ot_solver=ot_solver, weights=weights)
     t = float(prior.t_prime)
     _check_t_end(t_end, t)
     k = _steps(sampler, num_steps, nfe)
@@ -216,6 +220,7 @@ def ot_accelerated_conditional_sample(
     t_prime: float | None = None,
     noise_draws: int = 1,
     ot_tol: float = 0.1,
+    ot_solver=None,
     ot_method=None,
     ot_map: ConditionalOTPrior | None = None,
 ) -> OTSampleResult:
@@ -244,7 +249,8 @@ def ot_accelerated_conditional_sample(
         t_prime: as in :func:`ot_accelerated_sample`.
         noise_draws: as in :func:`ot_accelerated_sample`.
         ot_tol: as in :func:`ot_accelerated_sample`.
-        ot_method: as in :func:`ot_accelerated_sample`.
+        ot_solver: as in :func:`ot_accelerated_sample`.
+        ot_method: deprecated name of ``ot_solver``.
         ot_map: as in :func:`ot_accelerated_sample` (here a ConditionalOTPrior).
 
     Example:
@@ -259,13 +265,14 @@ def ot_accelerated_conditional_sample(
         >>> bool(jnp.all(out.points > 0))
         True
     """
+    ot_solver = renamed(ot_solver, ot_method, new="ot_solver", old="ot_method", where="ot_accelerated_conditional_sample")
     if not hasattr(class_scores, "for_class"):
         raise ValueError("`class_scores` must have a for_class(label, guidance) method (ExactClassScores, "
                          f"LearnedClassScores), got {type(class_scores).__name__}.")
     V.check_key(key)
     k_prep, k_sample = jax.random.split(key)
     if isinstance(prior, ConditionalOTPrior):
-        _no_preparation_settings(noise_draws=noise_draws, ot_tol=ot_tol, ot_method=ot_method, weights=None)
+        _no_preparation_settings(noise_draws=noise_draws, ot_tol=ot_tol, ot_solver=ot_solver, weights=None)
         if ot_map is not None or data_points is not None or labels is not None:
             raise ValueError("with a prepared prior, pass neither `data_points`/`labels` nor `ot_map`.")
         cprior, schedule = prior, prior.priors[0].schedule
@@ -285,7 +292,7 @@ def ot_accelerated_conditional_sample(
         classes = tuple(int(c) for c in np.unique(lab))
         _class_position(classes, label)
         one = prepare_ot_prior(schedule, x[np.nonzero(lab == int(label))[0]], key=jax.random.fold_in(k_prep, int(label)),
-                               t_prime=t, noise_draws=noise_draws, ot_tol=ot_tol, ot_method=ot_method)
+                               t_prime=t, noise_draws=noise_draws, ot_tol=ot_tol, ot_solver=ot_solver)
     else:
         if not isinstance(cprior, ConditionalOTPrior):
             raise ValueError(f"`ot_map` must be a ConditionalOTPrior, got {type(cprior).__name__}.")

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxotdm import _validation as V
+from jaxotdm._deprecation import renamed
 from jaxotdm._pytree import pytree_dataclass, static_field
 from jaxotdm._types import Array, ArrayLike, Float, Int
 from jaxotdm.ot import SemidiscreteCertificate, SemidiscreteMap, semidiscrete_ot
@@ -215,6 +216,7 @@ def prepare_ot_prior(
     noise_draws: int = 1,
     weights: Float[ArrayLike, " n"] | None = None,
     ot_tol: float = 0.1,
+    ot_solver=None,
     ot_method=None,
     certificate_samples: int | None = None,
 ) -> OTPrior:
@@ -228,7 +230,8 @@ def prepare_ot_prior(
         noise_draws: forward noise draws per training point (the paper: 1).
         weights: ``(n,)`` data weights (uniform if omitted); each diffused copy gets ``w_i / noise_draws``.
         ot_tol: requested max relative cell-mass error of the OT solve.
-        ot_method: a semi-discrete solver object (default :class:`~jaxotdm.ot.NewtonSolver`).
+        ot_solver: a semi-discrete solver object (default :class:`~jaxotdm.ot.NewtonSolver`).
+        ot_method: deprecated name of ``ot_solver``.
         certificate_samples: fresh samples for the OT certificate (solver default if ``None``).
 
     Returns:
@@ -241,6 +244,7 @@ def prepare_ot_prior(
         >>> prior.diffused.shape
         (2, 1)
     """
+    ot_solver = renamed(ot_solver, ot_method, new="ot_solver", old="ot_method", where="prepare_ot_prior")
     t = _check_t_prime(schedule, t_prime)
     V.check_key(key)
     V.fraction(ot_tol, "ot_tol")
@@ -263,7 +267,7 @@ def prepare_ot_prior(
     eps = jax.random.normal(k_noise, (n * noise_draws, x.shape[1]), x.dtype)
     diffused = schedule.alpha(tt) * x[idx] + schedule.sigma(tt) * eps
     smap = semidiscrete_ot(
-        diffused, w[idx] / noise_draws, key=k_ot, tol=ot_tol, method=ot_method,
+        diffused, w[idx] / noise_draws, key=k_ot, tol=ot_tol, solver=ot_solver,
         certificate_samples=certificate_samples,
     )
     return OTPrior(smap, diffused, idx, tt, schedule)
@@ -278,17 +282,19 @@ def prepare_conditional_ot_prior(
     t_prime: float,
     noise_draws: int = 1,
     ot_tol: float = 0.1,
+    ot_solver=None,
     ot_method=None,
     certificate_samples: int | None = None,
 ) -> ConditionalOTPrior:
     """One :func:`prepare_ot_prior` per class, onto that class's diffused points (keys folded by label)."""
+    ot_solver = renamed(ot_solver, ot_method, new="ot_solver", old="ot_method", where="prepare_conditional_ot_prior")
     x, lab = _check_labelled(data_points, labels)
     V.check_key(key)
     classes = tuple(int(c) for c in np.unique(lab))
     priors = tuple(
         prepare_ot_prior(
             schedule, x[np.nonzero(lab == c)[0]], key=jax.random.fold_in(key, c), t_prime=t_prime,
-            noise_draws=noise_draws, ot_tol=ot_tol, ot_method=ot_method, certificate_samples=certificate_samples,
+            noise_draws=noise_draws, ot_tol=ot_tol, ot_solver=ot_solver, certificate_samples=certificate_samples,
         )
         for c in classes
     )

@@ -226,7 +226,7 @@ def empirical_result(measure, pts, w, schedule, T, key, smap, o):
     support, weights = jnp.asarray(pts, dtype), jnp.asarray(w, dtype)
     mu = EmpiricalMeasure(support, weights)
     if smap is None:
-        smap = semidiscrete_ot(support, weights, key=keys["ot"], tol=o["ot_tol"], method=o["ot_method"])
+        smap = semidiscrete_ot(support, weights, key=keys["ot"], tol=o["ot_tol"], solver=o["ot_solver"])
     b, sw2 = empirical_bracket(mu, schedule, T_arr, keys["bracket"], smap=smap, num_samples=o["num_samples"],
                                  num_kl_samples=o["num_kl_samples"], dtype=dtype)
     resolution = sample_resolution(mu, schedule, T_arr, keys["sample"], o["sample_points"]) \
@@ -243,7 +243,7 @@ def empirical_result(measure, pts, w, schedule, T, key, smap, o):
     bracket = PriorBracket(**b)
     cert = smap.certificate
     nan = jnp.asarray(jnp.nan, dtype)
-    settings = {k: (repr(v) if k == "ot_method" else v) for k, v in o.items()}
+    settings = {k: (repr(v) if k == "ot_solver" else v) for k, v in o.items()}
     settings.update(measure="EmpiricalMeasure", schedule=type(schedule).__name__, T=float(T), dtype=str(jnp.dtype(dtype)),
                     support_size=int(pts.shape[0]), ot_solver_w2=float(sw2),
                     w2_definition="sample estimate clipped into [lower, upper]" if o["sample_points"] and informative
@@ -292,7 +292,7 @@ def end_and_corrected(mu, pts, w, schedule, T_arr, keys, bracket, o, settings):
         return end, None
     tw = np.repeat(w / K, K)
     tw = tw / tw.sum()
-    cmap = semidiscrete_ot(targets, jnp.asarray(tw, dtype), key=keys["cot"], tol=o["ot_tol"], method=o["ot_method"],
+    cmap = semidiscrete_ot(targets, jnp.asarray(tw, dtype), key=keys["cot"], tol=o["ot_tol"], solver=o["ot_solver"],
                            certificate_samples=max(2**18, 64 * targets.shape[0]))
     land_t = land[num_samples:]
     # pushforward of N(0, I) under the computed map: cell masses on a fresh sample (the certificate's)

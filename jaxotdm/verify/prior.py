@@ -80,6 +80,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxotdm import _validation as V
+from jaxotdm._deprecation import renamed
 from jaxotdm.measures import EmpiricalMeasure, GaussianMeasure
 from jaxotdm.ot import SemidiscreteMap, cell_masses, semidiscrete_ot
 from jaxotdm.ot.w2 import w2_exact
@@ -180,6 +181,7 @@ def prior_error(
     end_of_sampling: bool = True,
     corrected: bool = True,
     ot_tol: float = 0.1,
+    ot_solver=None,
     ot_method=None,
     ot_map: SemidiscreteMap | None = None,
     rtol: float = 1e-6,
@@ -212,7 +214,8 @@ def prior_error(
             two are compared against nulls of the same size).
         end_of_sampling: also flow ``q_T`` to ``eps`` (Thm 3.2); corrected: also the OT-corrected prior.
         ot_tol: semi-discrete solver tolerance (max relative cell-mass error).
-        ot_method: semi-discrete solver object (``None``: the default of :func:`~jaxotdm.ot.semidiscrete_ot`).
+        ot_solver: semi-discrete solver object (``None``: the default of :func:`~jaxotdm.ot.semidiscrete_ot`).
+        ot_method: deprecated name of ``ot_solver``.
         ot_map: the semi-discrete map ``N(0, I) -> measure`` if already solved (it does not depend on ``T``;
             :func:`prior_error_curve` solves it once for all times).
         rtol: probability-flow ODE tolerances.
@@ -229,6 +232,7 @@ def prior_error(
         >>> bool(r.bracket.lower == r.bracket.upper)
         True
     """
+    ot_solver = renamed(ot_solver, ot_method, new="ot_solver", old="ot_method", where="prior_error")
     _check_common(measure, schedule, T, key, eps if end_of_sampling else None)
     V.check_time(eps, "eps", t_max=schedule.t_max)  # checked even where it is not used
     V.positive_scalar(rtol, "rtol")
@@ -243,7 +247,7 @@ def prior_error(
     opts = dict(num_samples=num_samples, eps=eps, num_kl_samples=num_kl_samples, sample_points=sample_points,
                 skip_uninformative=skip_uninformative,
                 null_replicates=null_replicates, null_quantile=null_quantile, noise_draws=noise_draws,
-                end_of_sampling=end_of_sampling, corrected=corrected, ot_tol=float(ot_tol), ot_method=ot_method,
+                end_of_sampling=end_of_sampling, corrected=corrected, ot_tol=float(ot_tol), ot_solver=ot_solver,
                 rtol=rtol, atol=atol)
     return P.empirical_result(measure, pts, w, schedule, T, key, ot_map, opts)[0]
 
@@ -295,7 +299,7 @@ def prior_error_curve(
     ot_map = options.pop("ot_map", None)
     opts = dict(num_samples=4096, eps=1e-3, num_kl_samples=2**15, sample_points=512, skip_uninformative=False,
                 null_replicates=32,
-                null_quantile=0.95, noise_draws=None, corrected=True, ot_tol=0.1, ot_method=None, rtol=1e-6,
+                null_quantile=0.95, noise_draws=None, corrected=True, ot_tol=0.1, ot_solver=None, rtol=1e-6,
                 atol=1e-6)
     unknown = set(options) - set(opts)
     if unknown:

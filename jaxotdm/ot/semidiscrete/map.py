@@ -36,10 +36,10 @@ from jaxotdm.ot.semidiscrete.driver import SemidiscreteDiagnostics
 from jaxotdm.ot.semidiscrete.problem import (
     DEFAULT_BATCH,
     check_heights,
+    check_source,
     check_targets,
     check_weights_type,
     make_problem,
-    make_sampler,
     zscore,
 )
 from jaxotdm.sharding import PointSharding, check_sharding
@@ -297,7 +297,7 @@ def cell_masses(targets, heights, *, key, num_samples: int, weights=None, source
     V.check_positive_int(batch_size, "batch_size")
     if chunk_size is not None:
         V.check_positive_int(chunk_size, "chunk_size")
-    sampler = make_sampler(source, x.shape[1], key)
-    prob = make_problem(x, w, sampler, batch_size, chunk_size, check_sharding(sharding))
+    source = check_source(source, x.shape[1], key)
+    prob = make_problem(x, w, source, batch_size, chunk_size, check_sharding(sharding))
     nb = max(1, math.ceil(num_samples / batch_size))
     return P.jit_masses(prob, h, key, nb)

@@ -112,10 +112,10 @@ class OTTSolver:
 
     def _ott_problem(self, prob: SemidiscreteProblem):
         o = ott()
-        if prob.sampler is None:
+        if prob.source is None:
             sampler = lambda k, shape, dtype: jax.random.normal(k, shape, dtype)
         else:
-            sampler = lambda k, shape, dtype: prob.sampler(k, shape[0]).astype(dtype)
+            sampler = lambda k, shape, dtype: prob.source(k, shape[0]).astype(dtype)
         geom = o.geometry.semidiscrete_pointcloud.SemidiscretePointCloud(sampler, prob.points, epsilon=0.0)
         return o.problems.linear.semidiscrete_linear_problem.SemidiscreteLinearProblem(geom, b=prob.weights)
 

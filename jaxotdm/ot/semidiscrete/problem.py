@@ -31,8 +31,8 @@ class SemidiscreteProblem:
         points: ``(n, r)`` targets, centred on their weighted mean and (Gaussian source) expressed in an
             orthonormal basis of their span. Heights are invariant under both changes.
         weights: ``(n,)`` target weights ``nu`` (positive, summing to one).
-        sampler: ``None`` for the standard Gaussian in ``r`` dimensions, else a callable
-            ``sampler(key, num) -> (num, r)``.
+        source: ``None`` for the standard Gaussian in ``r`` dimensions, else a callable
+            ``source(key, num) -> (num, r)``.
         batch_size: source samples per batch (each batch is regenerated from ``fold_in(key, b)``).
         chunk_size: targets per streamed chunk (``None``: the streaming layer's default for the backend).
         antithetic: standard Gaussian source only: each batch is ``[z, -z]`` for ``batch_size / 2`` draws
@@ -44,7 +44,7 @@ class SemidiscreteProblem:
 
     points: Float[Array, "n r"]
     weights: Float[Array, " n"]
-    sampler: Callable | None = static_field(None)
+    source: Callable | None = static_field(None)
     batch_size: int = static_field(DEFAULT_BATCH)
     chunk_size: int | None = static_field(None)
     antithetic: bool = static_field(False)
@@ -76,13 +76,13 @@ class SemidiscreteProblem:
 
     def sample(self, key, num: int) -> Array:
         """``num`` source samples from ``key`` (antithetic pairs when :attr:`antithetic`)."""
-        if self.sampler is None:
+        if self.source is None:
             r = self.points.shape[1]
             if self.antithetic and num % 2 == 0:
                 z = jax.random.normal(key, (num // 2, r), self.points.dtype)
                 return jnp.concatenate([z, -z], axis=0)
             return jax.random.normal(key, (num, r), self.points.dtype)
-        return self.sampler(key, num).astype(self.points.dtype)
+        return self.source(key, num).astype(self.points.dtype)
 
     def rows(self, key, b, q) -> Array:
         """Rows ``q`` (an int array) of batch ``b`` of the sample stream of ``key``, each drawn from its own key
@@ -90,7 +90,7 @@ class SemidiscreteProblem:
         With :attr:`antithetic` (standard Gaussian, even batch size), row ``q + B/2`` is minus row ``q``."""
         kb = jax.random.fold_in(key, b)
         dtype = self.points.dtype
-        if self.sampler is None:
+        if self.source is None:
             r = self.points.shape[1]
             half = self.batch_size // 2
             if self.antithetic and self.batch_size % 2 == 0:
@@ -100,7 +100,7 @@ class SemidiscreteProblem:
                 sign = jnp.ones(q.shape, dtype)
             z = jax.vmap(lambda i: jax.random.normal(jax.random.fold_in(kb, i), (r,), dtype))(q)
             return z * sign[:, None]
-        return jax.vmap(lambda i: self.sampler(jax.random.fold_in(kb, i), 1)[0].astype(dtype))(q)
+        return jax.vmap(lambda i: self.source(jax.random.fold_in(kb, i), 1)[0].astype(dtype))(q)
 
     def batch(self, key, b) -> Array:
         """Batch ``b`` of the sample stream of ``key`` (the same ``(key, b)`` always gives the same batch)."""
@@ -108,7 +108,7 @@ class SemidiscreteProblem:
 
     def source_scale(self) -> Array:
         """RMS norm of a centred source sample (``sqrt(r)`` for the standard Gaussian)."""
-        if self.sampler is None:
+        if self.source is None:
             return jnp.sqrt(jnp.asarray(self.points.shape[1], self.points.dtype))
         z = self.sample(jax.random.key(12345), 4096)
         return jnp.sqrt(jnp.mean(jnp.sum((z - z.mean(0)) ** 2, axis=-1)))
@@ -223,7 +223,7 @@ def check_heights(heights, n: int, dtype, name: str = "heights") -> Array:
     return h
 
 
-def make_sampler(source, d, key):
+def check_source(source, d, key):
     """``None`` (standard Gaussian), a GaussianMeasure, or ``sampler(key, num) -> (num, d)``."""
     if source is None:
         return None
@@ -247,15 +247,15 @@ def make_sampler(source, d, key):
     return source
 
 
-def make_problem(x, w, sampler, batch_size, chunk_size, sharding=None, query_block=None) -> SemidiscreteProblem:
+def make_problem(x, w, source, batch_size, chunk_size, sharding=None, query_block=None) -> SemidiscreteProblem:
     """The centred (and, for the Gaussian source with ``d > n``, span-reduced) problem."""
     c = w @ x
     xc = x - c
     n, d = x.shape
-    if sampler is None and d > n:
+    if source is None and d > n:
         # <z, xc_i> = <Q^T z, R[:, i]> with xc^T = Q R; Q^T z ~ N(0, I_n) exactly
         _, r = jnp.linalg.qr(xc.T)
         pts = r.T
     else:
         pts = xc
-    return SemidiscreteProblem(pts, w, sampler, batch_size, chunk_size, sharding=sharding, query_block=query_block)
+    return SemidiscreteProblem(pts, w, source, batch_size, chunk_size, sharding=sharding, query_block=query_block)

@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxotdm import _validation as V
+from jaxotdm._deprecation import renamed
 from jaxotdm._status import Status, report, status_array
 from jaxotdm._types import ArrayLike, Float
 from jaxotdm.ot.semidiscrete.adam import AdamSolver
@@ -26,23 +27,27 @@ from jaxotdm.ot.semidiscrete.ott import OTTSolver
 from jaxotdm.ot.semidiscrete.problem import (
     DEFAULT_BATCH,
     check_heights,
+    check_source,
     check_targets,
     make_problem,
-    make_sampler,
 )
 from jaxotdm.sharding import PointSharding, check_sharding
 
 SOLVERS = (NewtonSolver, CandidateNewtonSolver, AdamSolver, OTTSolver)
 
 
-def _check_method(method):
-    method = NewtonSolver() if method is None else method
-    if not (hasattr(method, "init") and hasattr(method, "step") and hasattr(method, "name")) or isinstance(method, type):
+def _check_solver(solver, method):
+    """The solver object (default :class:`NewtonSolver`); checked under the name the caller used (``method``
+    is the deprecated name of ``solver``: a warning once the object is valid)."""
+    name, given = ("method", method) if method is not None else ("solver", solver)
+    if given is not None and (not (hasattr(given, "init") and hasattr(given, "step") and hasattr(given, "name"))
+                              or isinstance(given, type)):
         raise ValueError(
-            "`method` must be a solver object: NewtonSolver(), AdamSolver() or OTTSolver() (or any object with "
-            f"`name`, `init(problem, *, tol, key, init_heights)` and `step(problem, state)`); got {method!r}."
+            f"`{name}` must be a solver object: NewtonSolver(), AdamSolver() or OTTSolver() (or any object with "
+            f"`name`, `init(problem, *, tol, key, init_heights)` and `step(problem, state)`); got {given!r}."
         )
-    return method
+    solver = renamed(solver, method, new="solver", old="method", where="semidiscrete_ot")
+    return NewtonSolver() if solver is None else solver
 
 
 def _check_certificate_samples(n):
@@ -57,7 +62,7 @@ def semidiscrete_ot(
     *,
     key,
     tol: float = 0.05,
-    method=None,
+    solver=None,
     source=None,
     init_heights: Float[ArrayLike, " n"] | None = None,
     certificate_samples: int | None = None,
@@ -67,6 +72,7 @@ def semidiscrete_ot(
     progress: Callable[[Progress], object] | None = None,
     warn: bool = True,
     throw: bool = False,
+    method=None,
 ) -> SemidiscreteMap:
     r"""Semi-discrete OT from ``source`` (default ``N(0, I_d)``) to ``sum_i nu_i delta_{x_i}``.
 
@@ -85,8 +91,9 @@ def semidiscrete_ot(
         weights: ``(n,)`` positive weights summing to one (uniform if omitted).
         key: PRNG key (split internally: one part for the solve, an independent one for the certificate).
         tol: requested max relative cell-mass error, in ``(0, 1)``.
-        method: a solver object: :class:`NewtonSolver` (default), :class:`AdamSolver` (the paper's
-            Algorithm 1) or :class:`OTTSolver` (ott-jax); all run through the same driver and diagnostics.
+        solver: a solver object: :class:`NewtonSolver` (default), :class:`CandidateNewtonSolver`,
+            :class:`AdamSolver` (the paper's Algorithm 1) or :class:`OTTSolver` (ott-jax); all run through the
+            same driver and diagnostics.
         source: ``None`` (standard Gaussian), a :class:`~jaxotdm.GaussianMeasure`, or a jit-traceable
             ``sampler(key, num_samples) -> (num_samples, d)``.
         init_heights: optional warm start (paper convention).
@@ -102,6 +109,7 @@ def semidiscrete_ot(
         warn: warn (:class:`~jaxotdm.ConvergenceWarning`) when the status is not ``SUCCESS``: the solver did
             not converge, or the certificate exceeds ``tol`` by more than its noise floor.
         throw: raise a ``RuntimeError`` instead.
+        method: deprecated name of ``solver``.
 
     Returns:
         A :class:`SemidiscreteMap` with mean-zero ``heights``, a :class:`SemidiscreteCertificate` and
@@ -121,7 +129,7 @@ def semidiscrete_ot(
     tol = V.fraction(tol, "tol")
     if not isinstance(tol, float):
         raise ValueError("`tol` must be a concrete number in (0, 1).")
-    method = _check_method(method)
+    solver = _check_solver(solver, method)
     V.check_positive_int(batch_size, "batch_size")
     if chunk_size is not None:
         V.check_positive_int(chunk_size, "chunk_size")
@@ -131,19 +139,19 @@ def semidiscrete_ot(
     warn, throw = V.check_bool(warn, "warn"), V.check_bool(throw, "throw")
     sharding = check_sharding(sharding)
     k_solve, k_cert = jax.random.split(key)
-    sampler = make_sampler(source, x.shape[1], k_cert)
-    prob = make_problem(x, w, sampler, batch_size, chunk_size, sharding)
+    source = check_source(source, x.shape[1], k_cert)
+    prob = make_problem(x, w, source, batch_size, chunk_size, sharding)
     h0 = None if init_heights is None else check_heights(init_heights, x.shape[0], x.dtype, "init_heights")
     if x.shape[0] == 1:
         h = jnp.zeros((1,), x.dtype)
         diag = SemidiscreteDiagnostics(jnp.asarray(0), jnp.asarray(True), jnp.zeros((), x.dtype), jnp.asarray(0),
-                                       SemidiscreteHistory.empty(1, x.dtype), method.name,
+                                       SemidiscreteHistory.empty(1, x.dtype), solver.name,
                                        status_array(Status.SUCCESS), jnp.zeros((), x.dtype))
     else:
         solve_prob = dataclasses.replace(prob, antithetic=True)
-        state = method.init(solve_prob, tol=tol, key=k_solve, init_heights=h0)
-        state = run(method, solve_prob, state, progress=progress)
-        diag = diagnostics(method, state, failed=getattr(state, "failed", None))
+        state = solver.init(solve_prob, tol=tol, key=k_solve, init_heights=h0)
+        state = run(solver, solve_prob, state, progress=progress)
+        diag = diagnostics(solver, state, failed=getattr(state, "failed", None))
         h = state.heights
     cert = None
     if certificate_samples is None:
@@ -152,7 +160,7 @@ def semidiscrete_ot(
         cert = certificate(prob, h, k_cert, int(certificate_samples))
         off = (diag.status == Status.SUCCESS) & (cert.max_relative_error > tol + cert.noise_floor)
         diag = diag.replace(status=jnp.where(off, status_array(Status.TOLERANCE_NOT_CERTIFIED), diag.status))
-    detail = f"tol {tol:g}, method {method.name}, {int(diag.iterations)} iterations"
+    detail = f"tol {tol:g}, solver {solver.name}, {int(diag.iterations)} iterations"
     if cert is not None:
         detail += (f", certificate {float(cert.max_relative_error):.3g} (noise floor {float(cert.noise_floor):.3g},"
                    f" {int(cert.num_samples)} samples)")
