@@ -22,7 +22,7 @@ Settings live in one object, :class:`Streaming` (points per chunk, queries per b
 contiguous block, queries are replicated, and the tiny per-query results are combined with collectives;
 see :mod:`jaxotdm.sharding`). Block sizes are the main performance lever on CPUs: a ``(block x chunk)``
 score tile that stays in the L2 cache runs the top-1 pass at 0.6-1.0 of the machine's square-matmul
-rate, against 0.25 for one ``(4096 x 2048)`` tile (``benchmarks/bench_semidiscrete.py --kernel``).
+rate, against 0.25 for one ``(4096 x 2048)`` tile (``python -m benchmarks.bench_semidiscrete --kernel``).
 
 This module is private: the public entry points (``exact_score``, ``semidiscrete_ot``,
 ``SemidiscreteMap``) validate their inputs and call it.

@@ -562,9 +562,9 @@ def build_cases(mode: str) -> list[Case]:  # noqa: C901 - one long table of case
         sweep("metrics.frechet_distance", M.frechet_distance, {"mean1": MEAN, "cov1": COV, "mean2": MEAN, "cov2": COV},
               "cov2", bad_cov())
         mk = {"x": Y, "y": X}
-        sweep("metrics.sinkhorn_divergence", M.sinkhorn_divergence, mk, "epsilon", bad_pos())
-        sweep("metrics.sinkhorn_divergence", M.sinkhorn_divergence, mk, "x", bad_points())
-        sweep("metrics.sinkhorn_divergence", M.sinkhorn_divergence, mk, "a", bad_weights())
+        sweep("metrics.sinkhorn_estimate", M.sinkhorn_estimate, mk, "epsilon", bad_pos())
+        sweep("metrics.sinkhorn_estimate", M.sinkhorn_estimate, mk, "x", bad_points())
+        sweep("metrics.sinkhorn_estimate", M.sinkhorn_estimate, mk, "a", bad_weights())
         sweep("metrics.wasserstein2", M.wasserstein2, mk, "epsilon", bad_pos())
         sweep("metrics.wasserstein2", M.wasserstein2, mk, "b", bad_weights(4))
         sweep("metrics.precision_recall", M.precision_recall, {"samples": X, "reference": Y}, "k", bad_int())
