@@ -9,7 +9,6 @@ carries outputs (the docs render them; they are never executed at build time).
 """
 
 import json
-import os
 import pathlib
 import re
 
@@ -17,6 +16,8 @@ import pytest
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
+
+from _notebook import execute, stream_text  # noqa: E402
 
 NOTEBOOK = pathlib.Path(__file__).resolve().parents[1] / "notebooks" / "bring_your_own_model.ipynb"
 
@@ -35,14 +36,8 @@ def test_committed_notebook_has_outputs_and_uses_the_public_api_only():
 
 @pytest.mark.slow
 def test_byom_notebook_executes_and_its_conclusion_holds(monkeypatch):
-    monkeypatch.setenv("JAXOTDM_FULL", "0")
-    monkeypatch.setenv("MPLBACKEND", "Agg")
-    root = str(NOTEBOOK.parents[1])
-    monkeypatch.setenv("PYTHONPATH", root + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    client = nbclient.NotebookClient(nb, timeout=1800, kernel_name="python3", resources={"metadata": {"path": root}})
-    client.execute()
-    out = "".join(o.get("text", "") for o in nb.cells[-1].get("outputs", []) if o.get("output_type") == "stream")
+    nb = execute(NOTEBOOK, monkeypatch, timeout=1800)
+    out = stream_text(nb.cells[-1:])
     assert "all assertions hold" in out, out
     numbers = dict(re.findall(r"(\S+)=([0-9.]+)", out.split("BYOM_RESULT", 1)[1].splitlines()[0]))
     prior, floor = float(numbers.pop("2d_prior")), float(numbers.pop("2d_floor"))

@@ -6,20 +6,15 @@ is asserted in the full run, JAXOTDM_FULL=1, whose outputs are stored in the not
 import os
 from pathlib import Path
 
-import nbformat
 import pytest
-from nbclient import NotebookClient
+from _notebook import execute  # noqa: E402
 
 NB = Path(__file__).resolve().parents[1] / "notebooks" / "learned_table3.ipynb"
 
 
 @pytest.mark.slow
 def test_learned_table3_notebook_runs_and_asserts(monkeypatch, tmp_path):
-    monkeypatch.setenv("JAXOTDM_FULL", "0")
-    monkeypatch.setenv("MPLBACKEND", "Agg")
-    nb = nbformat.read(NB, as_version=4)
-    client = NotebookClient(nb, timeout=1200, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}})
-    client.execute()
+    nb = execute(NB, monkeypatch, timeout=1200, cwd=tmp_path)
     outputs = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
     assert "assertions passed" in outputs
     assert os.environ["JAXOTDM_FULL"] == "0"

@@ -6,18 +6,13 @@ import os
 import sys
 from pathlib import Path
 
-import nbformat
-from nbclient import NotebookClient
+from _notebook import execute  # noqa: E402
 
 NB = Path(__file__).resolve().parents[1] / "notebooks" / "sampling_table3.ipynb"
 
 
 def test_sampling_table3_notebook_runs_and_asserts(monkeypatch):
-    monkeypatch.setenv("JAXOTDM_FULL", "0")
-    monkeypatch.setenv("MPLBACKEND", "Agg")
-    nb = nbformat.read(NB, as_version=4)
-    client = NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(NB.parent)}})
-    client.execute()
+    nb = execute(NB, monkeypatch, timeout=600, cwd=NB.parent)
     outputs = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
     assert "assertions passed" in outputs
     assert sys.executable  # the kernel is the current environment's python3
