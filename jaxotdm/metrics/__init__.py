@@ -14,6 +14,11 @@
   given probability >= 0.2 for at least two classes) and :func:`classifier_frechet_distance` (a Frechet
   distance between Gaussians fitted to the classifier's penultimate features; *not* FID, which needs
   Inception features).
+* :func:`kid` (:mod:`~jaxotdm.metrics.kid`): the unbiased Kernel Inception Distance (MMD^2, cubic
+  polynomial kernel) in a given feature map (the package's classifier features for images, raw
+  coordinates otherwise) with its standard error: unbiased at every sample size, so no sample set beats
+  fresh data on average (Sinkhorn divergence and ``W2`` between empirical measures are biased toward
+  contracted samples at small ``n``; see :mod:`jaxotdm.studies.metric_validity`).
 * :func:`frechet_distance` (:mod:`~jaxotdm.metrics.frechet`):
   ``|m1 - m2|^2 + tr(S1 + S2 - 2 (S1^{1/2} S2 S1^{1/2})^{1/2})``.
 * :func:`sample_quality` and :func:`quality_report` (:mod:`~jaxotdm.metrics.quality`): every metric above
@@ -31,6 +36,7 @@ from jaxotdm.metrics.classifier import (
     train_classifier,
 )
 from jaxotdm.metrics.frechet import frechet_distance
+from jaxotdm.metrics.kid import KIDResult, kid
 from jaxotdm.metrics.neighbours import (
     MemorisationResult,
     PrecisionRecall,
@@ -49,6 +55,7 @@ from jaxotdm.metrics.sinkhorn import (  # sinkhorn_divergence: deprecated alias,
 
 __all__ = [
     "SinkhornResult",
+    "KIDResult",
     "PrecisionRecall",
     "MemorisationResult",
     "Classifier",
@@ -57,6 +64,7 @@ __all__ = [
     "QUALITY_BAR",
     "sinkhorn_estimate",
     "wasserstein2",
+    "kid",
     "precision_recall",
     "memorisation",
     "nearest_neighbour_distance",
