@@ -5,7 +5,8 @@ entropic optimal transport, samplers, and the measurements that test the claims 
 
 Submodules: :mod:`~jaxotdm.schedules`, :mod:`~jaxotdm.measures`, :mod:`~jaxotdm.scores`,
 :mod:`~jaxotdm.flow`, :mod:`~jaxotdm.ot`, :mod:`~jaxotdm.samplers`, :mod:`~jaxotdm.metrics`,
-:mod:`~jaxotdm.verify`, :mod:`~jaxotdm.data`, :mod:`~jaxotdm.networks`, :mod:`~jaxotdm.training`.
+:mod:`~jaxotdm.verify`, :mod:`~jaxotdm.data`, :mod:`~jaxotdm.networks`, :mod:`~jaxotdm.training`,
+:mod:`~jaxotdm.studies` (paired intervals, metric validity, the Table 3 analogue).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ _SUBMODULES = (
     "schedules",
     "scores",
     "sharding",
+    "studies",
     "training",
     "verify",
 )
@@ -128,6 +130,7 @@ __all__ = [
     "semidiscrete_ot",
     "sinkhorn",
     "sinkhorn_divergence",
+    "studies",
     "verify",
     "w2_exact",
     "w2_gaussian_to_discrete",

@@ -24,6 +24,7 @@ import pytest
 
 import jaxotdm as jo
 import jaxotdm.plotting  # noqa: F401  (a public submodule the package does not import)
+import jaxotdm.studies  # noqa: F401  (likewise)
 from jaxotdm import cli
 
 KEY = jax.random.key(0)
@@ -83,11 +84,14 @@ EXEMPT = {
          "jaxotdm.verify.OTCorrectionResult", "jaxotdm.verify.PriorErrorResult", "jaxotdm.verify.CorrectedPrior",
          "jaxotdm.verify.EndOfSampling", "jaxotdm.verify.FloorRow", "jaxotdm.verify.MonotoneControl",
          "jaxotdm.verify.PriorBracket", "jaxotdm.verify.TransportCost", "jaxotdm.networks.SavedModel",
-         "jaxotdm.networks.DataSplit", "jaxotdm.metrics.Classifier"],
+         "jaxotdm.networks.DataSplit", "jaxotdm.metrics.Classifier", "jaxotdm.metrics.KIDResult",
+         "jaxotdm.studies.PairedInterval", "jaxotdm.studies.MetricValidity", "jaxotdm.studies.Table3Row",
+         "jaxotdm.studies.Table3Result"],
         "a result/record type built by the library"),
     **dict.fromkeys(["jaxotdm.training.CheckpointError", "jaxotdm.training.NonFiniteLossError",
                      "jaxotdm.ConvergenceWarning"], "an exception/warning type"),
     "jaxotdm.Status": "an enumeration of outcome codes (its lookup by value raises ValueError itself)",
+    "jaxotdm.studies.default_baselines": "takes no arguments",
     **dict.fromkeys(["jaxotdm.Schedule", "jaxotdm.networks.Parametrisation", "jaxotdm.training.Weighting",
                      "jaxotdm.ot.SemidiscreteSolver"], "an abstract base / protocol with no inputs of its own"),
 }
@@ -391,6 +395,33 @@ case("jaxotdm.verify.prior_error_curve", "times negative",
 case("jaxotdm.verify.random_clouds", "ns=0", lambda: jo.verify.random_clouds((0,), key=KEY), "`ns`")
 case("jaxotdm.verify.transport_cost_gap", "shapes", lambda: jo.verify.transport_cost_gap(
     np.zeros((4, 2)), np.zeros((3, 2)), np.zeros((4, 2))), "`map_points`")
+
+# --- KID and the studies (paired intervals, metric validity, Table 3)
+case("jaxotdm.metrics.kid", "features not callable", lambda: jo.metrics.kid(X, Y, features="clf"), "`features`")
+case("jaxotdm.metrics.kid", "one sample", lambda: jo.metrics.kid(X[:1], Y), "`samples`")
+case("jaxotdm.studies.paired_interval", "one difference", lambda: jo.studies.paired_interval([1.0]), "`differences`")
+case("jaxotdm.studies.verdict", "not an interval", lambda: jo.studies.verdict((0.0, 1.0)), "`interval`")
+case("jaxotdm.studies.QualityMetric", "function not callable", lambda: jo.studies.QualityMetric("m", 3), "`function`")
+case("jaxotdm.studies.default_quality_metrics", "classifier",
+     lambda: jo.studies.default_quality_metrics(classifier="clf"), "`classifier`")
+case("jaxotdm.studies.ControlSettings", "shrink above 1", lambda: jo.studies.ControlSettings(shrinks=(1.5,)),
+     "`shrinks`")
+case("jaxotdm.studies.control_rows", "dimensions", lambda: jo.studies.control_rows(X, np.zeros((5, 3)), key=KEY),
+     "`ideal` and `train`")
+case("jaxotdm.studies.metric_validity", "heldout too small",
+     lambda: jo.studies.metric_validity(X, np.zeros((9, 2)), key=KEY, num_samples=4), "`num_samples`")
+case("jaxotdm.studies.validity_markdown", "None", lambda: jo.studies.validity_markdown(None), "`v`")
+case("jaxotdm.studies.Baseline", "nfe=0", lambda: jo.studies.Baseline("DDIM", jo.samplers.DDIM(), 0), "`nfe`")
+case("jaxotdm.studies.Baseline", "method", lambda: jo.studies.Baseline("DDIM", "ddim", 10), "`method`")
+case("jaxotdm.studies.Table3Settings", "repetitions=1", lambda: jo.studies.Table3Settings(repetitions=1),
+     "`repetitions`")
+case("jaxotdm.studies.Table3Settings", "t_primes below t_end",
+     lambda: jo.studies.Table3Settings(t_primes=(1e-4,)), "`t_primes`")
+case("jaxotdm.studies.run_table3", "settings", lambda: jo.studies.run_table3(
+    _score(), jo.networks.DataSplit(Y, None, Y, None), key=KEY, settings={"repetitions": 10}), "`settings`")
+case("jaxotdm.studies.table3_markdown", "None", lambda: jo.studies.table3_markdown(None), "`result`")
+case("jaxotdm.studies.table3_json", "None", lambda: jo.studies.table3_json(None), "`result`")
+case("jaxotdm.studies.plot_table3", "None", lambda: jo.studies.plot_table3(None, "/tmp/x.png"), "`result`")
 
 # --- plotting (owner "docs")
 case("jaxotdm.plotting.subplots", "nrows=0", lambda: jo.plotting.subplots(0, 1), "`nrows`")

@@ -1,4 +1,5 @@
-"""``jaxotdm sample`` smoke test at tiny size: writes the markdown table, the JSON and PNG grids."""
+"""``jaxotdm sample`` at tiny size: writes the report (conclusion, sanity checks, table with paired intervals,
+validity table), the JSON, the figure and one PNG grid per row; refuses bad options before any work."""
 
 import json
 
@@ -8,21 +9,30 @@ import jaxotdm.cli as cli
 def test_cli_sample_tiny(tmp_path):
     out = tmp_path / "sample"
     rc = cli.main([
-        "sample", "--train-size", "30", "--num-samples", "20", "--samplers", "ddim,ddpm", "--nfe", "4",
-        "--ddpm-steps", "8", "--t-prime", "0.1", "--tau", "0", "--ot-nfe", "4", "--classifier-steps", "50",
-        "--out", str(out), "--no-progress",
+        "sample", "--train-size", "30", "--num-samples", "20", "--repetitions", "2", "--samplers", "ddim,ddpm",
+        "--nfe", "4", "--ddpm-steps", "8", "--t-prime", "0.1", "--tau", "0", "--ot-nfe", "4",
+        "--classifier-steps", "50", "--out", str(out), "--no-progress",
     ])
     assert rc == 0
     table = (out / "table3.md").read_text()
-    assert "near-copy" in table and "OT+ddpm" in table
-    rows = json.loads((out / "table3.json").read_text())["rows"]
-    assert {r["method"] for r in rows} == {"ddim", "ddpm", "OT+ddpm"}
+    assert "near copies" in table and "OT + AncestralDDPM" in table
+    assert "## Sanity checks" in table and "## Metric validity at this sample size" in table
+    doc = json.loads((out / "table3.json").read_text())
+    assert doc["repetitions"] == 2 and doc["num_samples"] == 20
+    rows = [r for r in doc["rows"] if r["kind"] != "control"]
+    assert {r["method"] for r in rows} == {"DDIM", "DDPM", "OT + AncestralDDPM"}
     assert any(r["conditional"] for r in rows)
-    for r in rows:
-        assert 0.0 <= r["near_copy_fraction"] <= 1.0 and r["w2"] >= 0.0
+    for r in doc["rows"]:
+        assert 0.0 <= r["near_copy_fraction"] <= 1.0
+        assert len(r["metrics"]["KID (classifier features)"]["per_repetition"]) == 2
         if r["method"].startswith("OT"):
             assert r["nfe"] == 4  # the OT step adds no score evaluation
-    assert len(list(out.glob("*.png"))) == len(rows)
+        if r["kind"] != "control" and r["verdict_vs_long_chain"] is not None:
+            assert r["verdict_vs_long_chain"] in ("better", "worse", "not resolvable at this size")
+    assert {c["check"] for c in doc["sanity"]} >= {"the memorisation row is flagged by the near-copy column"} or \
+        doc["deciding_metric"] is None
+    assert len(list((out / "grids").glob("*.png"))) == len(doc["rows"])
+    assert (out / "quality_vs_nfe.png").stat().st_size > 0
 
 
 def test_cli_sample_bad_input(tmp_path, capsys):
@@ -31,3 +41,12 @@ def test_cli_sample_bad_input(tmp_path, capsys):
     rc = cli.main(["sample", "--samplers", "rk4", "--train-size", "20", "--num-samples", "8",
                    "--out", str(tmp_path), "--no-progress"])
     assert rc == 2 and "samplers" in capsys.readouterr().err
+
+
+def test_cli_sample_refuses_a_held_out_split_too_small_before_any_work(tmp_path, capsys):
+    rc = cli.main(["sample", "--num-samples", "300", "--out", str(tmp_path / "o"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--test-fraction" in err and "num_samples" in err
+    assert not (tmp_path / "o" / "table3.json").exists()
+    rc = cli.main(["sample", "--repetitions", "1", "--out", str(tmp_path / "o"), "--no-progress"])
+    assert rc == 2 and "--repetitions" in capsys.readouterr().err

@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-PUBLIC_MODULES = ("schedules", "measures", "scores", "flow", "ot", "samplers", "metrics", "verify", "networks",
+PUBLIC_MODULES = ("schedules", "measures", "scores", "flow", "ot", "samplers", "metrics", "verify", "studies", "networks",
                   "training", "data", "plotting", "sharding")
 NOT_DOCUMENTED = {"cli"}  # the command line is documented by its --help, not as an API
 

@@ -296,22 +296,18 @@ def _json_default(o):
 
 
 def image_grid(images: np.ndarray, shape, path: Path, *, title: str, ncol: int = 16) -> None:
-    """Saves a grid of images (rows of ``images`` reshaped to ``shape``) as a PNG."""
+    """Saves a grid of images (rows of ``images`` reshaped to ``shape``) as a PNG: one mosaic image
+    (:func:`jaxotdm.plotting.image_grid`), not one axes per image."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    n = len(images)
-    nrow = max(1, -(-n // ncol))
-    fig, axes = plt.subplots(nrow, ncol, figsize=(ncol * 0.6, nrow * 0.6 + 0.5))
-    for ax, i in zip(np.ravel(axes), range(nrow * ncol), strict=True):
-        ax.axis("off")
-        if i < n:
-            ax.imshow(np.asarray(images[i]).reshape(shape), cmap="gray_r", vmin=-1, vmax=1)
-    fig.suptitle(title, fontsize=9)
-    save_figure(fig, path)
-    plt.close(fig)
+    from jaxotdm.plotting import image_grid as mosaic
+
+    ax = mosaic(np.asarray(images), tuple(shape), ncol=ncol, title=title)
+    save_figure(ax.figure, path)
+    plt.close(ax.figure)
 
 
 def save_figure(fig, path: Path, **kwargs) -> None:
