@@ -12,7 +12,6 @@ from jaxotdm import data as D
 from jaxotdm import metrics as M
 from jaxotdm.studies import (
     ControlSettings,
-    PairedInterval,
     control_rows,
     default_quality_metrics,
     metric_validity,
