@@ -421,6 +421,7 @@ case("jaxotdm.studies.run_table3", "settings", lambda: jo.studies.run_table3(
     _score(), jo.networks.DataSplit(Y, None, Y, None), key=KEY, settings={"repetitions": 10}), "`settings`")
 case("jaxotdm.studies.table3_markdown", "None", lambda: jo.studies.table3_markdown(None), "`result`")
 case("jaxotdm.studies.table3_json", "None", lambda: jo.studies.table3_json(None), "`result`")
+case("jaxotdm.studies.table3_from_json", "not a table", lambda: jo.studies.table3_from_json({"rows": []}), "`doc`")
 case("jaxotdm.studies.plot_table3", "None", lambda: jo.studies.plot_table3(None, "/tmp/x.png"), "`result`")
 
 # --- plotting (owner "docs")

@@ -1,6 +1,8 @@
 """The Table 3 study's verdict logic (on hand-built measurements, where the right answer is known) and an
 end-to-end run: an untrained score network is never called "better" than the long chain."""
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -10,7 +12,15 @@ import jaxotdm as jo
 from jaxotdm import data as D
 from jaxotdm.networks import MLP, DataSplit, ScoreModel
 from jaxotdm.samplers import DDIM, AncestralDDPM
-from jaxotdm.studies import Baseline, Table3Result, Table3Row, Table3Settings, run_table3, table3_json
+from jaxotdm.studies import (
+    Baseline,
+    Table3Result,
+    Table3Row,
+    Table3Settings,
+    run_table3,
+    table3_from_json,
+    table3_json,
+)
 from jaxotdm.studies.metric_validity import IDEAL, MEMORISATION, shrink_name
 
 K = 12
@@ -43,6 +53,10 @@ def test_a_clearly_better_ot_row_is_better_and_the_headline_says_so():
     assert "the OT row is better" in r.headline()
     doc = table3_json(r)
     assert doc["rows"][-1]["verdict_vs_long_chain"] == "better"
+    back = table3_from_json(json.loads(json.dumps(doc)))  # a committed table re-reads to the same verdicts
+    np.testing.assert_array_equal(back.values, r.values)
+    np.testing.assert_array_equal(back.memorisation, r.memorisation)
+    assert back.rows == r.rows and back.headline() == r.headline() and back.sanity() == r.sanity()
 
 
 def test_equal_rows_are_not_resolvable_and_worse_is_worse():

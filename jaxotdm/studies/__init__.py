@@ -28,6 +28,7 @@ from jaxotdm.studies.table3 import (
     default_baselines,
     plot_table3,
     run_table3,
+    table3_from_json,
     table3_json,
     table3_markdown,
 )
@@ -51,5 +52,6 @@ __all__ = [
     "run_table3",
     "table3_markdown",
     "table3_json",
+    "table3_from_json",
     "plot_table3",
 ]

@@ -16,7 +16,8 @@ Protocol, for ``K`` repetitions:
 Then: the validity table decides which metric may rank rows at this ``n`` (the first metric that scores
 every defect row worse than real data by a paired ``z >= 2``); three sanity checks must pass (no sampler
 row beats held-out data beyond its interval, the shrink-0.8 control is significantly worse than held-out
-data, the memorisation row is flagged by the near-copy column); and each sampler row gets paired 95%
+data, the memorisation row is flagged by the near-copy column; the first is family-wise, Bonferroni over the
+sampler rows); and each sampler row gets paired 95%
 t-intervals against the long chain and against held-out data, with the verdict "better", "worse" or "not
 resolvable at this size". The headline (does any OT row beat the long chain?) uses Bonferroni-adjusted
 intervals over the OT rows, since it picks the best of several. No valid metric or a failed sanity check
@@ -52,7 +53,7 @@ from jaxotdm.studies.metric_validity import (
 from jaxotdm.studies.paired import NOT_RESOLVABLE, PairedInterval, paired_interval, verdict
 
 __all__ = ["Baseline", "default_baselines", "Table3Settings", "Table3Row", "Table3Result", "run_table3",
-           "table3_markdown", "table3_json", "plot_table3"]
+           "table3_markdown", "table3_json", "table3_from_json", "plot_table3"]
 
 NEAR_COPY_FLAG = 0.5  # the memorisation row must have at least this near-copy fraction ...
 NEAR_COPY_IDEAL = 0.1  # ... and the ideal row at most this one
@@ -258,12 +259,14 @@ class Table3Result:
         metric = self.deciding_metric
         if metric is None:
             return (("a valid metric at this sample size", False, "no metric ranks real data above every defect"),)
-        beat = [r.label for r in self.samplers if self.interval(r, IDEAL).high < 0]
+        level = 1 - 0.05 / max(1, len(self.samplers))  # family-wise over the sampler rows (Bonferroni)
+        beat = [r.label for r in self.samplers if self.interval(r, IDEAL, level=level).high < 0]
         shrink = shrink_name(0.8)
         names = [r.method for r in self.rows if r.kind == "control"]
         out = [("no sampler beats held-out data beyond its interval", not beat,
-                "beaten by " + ", ".join(beat) if beat else f"every sampler's interval against held-out data "
-                                                            f"reaches 0 or above ({metric})")]
+                ("beaten by " + ", ".join(beat) if beat else "every sampler's interval against held-out data "
+                 "reaches 0 or above") + f" ({metric}, {100 * level:.1f}% intervals, Bonferroni over "
+                                          f"{len(self.samplers)} rows)")]
         if shrink in names:
             iv = self.interval(shrink, IDEAL)
             out.append(("the shrink-0.8 control is significantly worse than held-out data", iv.low > 0,
@@ -568,6 +571,7 @@ def table3_json(result: Table3Result) -> dict:
                              for j, m in enumerate(result.metrics)},
                  "nn_ratio": _nan_none(float(np.mean(result.memorisation[:, i, 0]))),
                  "near_copy_fraction": _nan_none(float(np.mean(result.memorisation[:, i, 1]))),
+                 "memorisation_per_repetition": [[_nan_none(float(v)) for v in m] for m in result.memorisation[:, i]],
                  "class_accuracy": _nan_none(float(np.mean(result.class_accuracy[:, i]))),
                  "mode_mixture": _nan_none(float(np.mean(result.mode_mixture[:, i]))),
                  "ot_certificate": _nan_none(float(result.ot_certificates[i]))}
@@ -586,8 +590,40 @@ def table3_json(result: Table3Result) -> dict:
                       for c in sorted({r.conditional for r in result.samplers})},
         "validity": {"valid": {m: v.is_valid(m) for m in v.metrics},
                      "z": {row: {m: v.z(row, m) for m in v.metrics} for row in v.rows[1:]}},
+        "metric_directions": {m: ("higher" if h else "lower") + " is better"
+                              for m, h in zip(result.metrics, result.higher_is_better, strict=True)},
         "rows": rows,
     }
+
+
+def table3_from_json(doc: dict) -> Table3Result:
+    """The :class:`Table3Result` of a ``table3.json`` (:func:`table3_json`), to re-render or re-read a committed
+    table with the current verdict code. Per-repetition memorisation, class accuracy and mode mixture of tables
+    written before they were stored per repetition are their means, repeated (the verdicts use only means of
+    them); the sample examples are not stored in the JSON."""
+    if not isinstance(doc, dict) or "rows" not in doc or "repetitions" not in doc:
+        raise ValueError("`doc` must be the dictionary of a table3.json written by table3_json.")
+    K = int(doc["repetitions"])
+    metrics = tuple(doc["rows"][0]["metrics"])
+    directions = doc.get("metric_directions", {})
+    higher = tuple(directions.get(m, "higher" if m in ("precision", "recall") else "lower").startswith("higher")
+                   for m in metrics)
+    rows, values, memo, acc, mix, certs = [], [], [], [], [], []
+
+    def num(v):
+        return math.nan if v is None else float(v)
+
+    for r in doc["rows"]:
+        rows.append(Table3Row(r["method"], r["kind"], r["nfe"], r["T_prime"], r["tau"], bool(r["conditional"])))
+        values.append([[num(v) for v in r["metrics"][m]["per_repetition"]] for m in metrics])
+        per = r.get("memorisation_per_repetition")
+        memo.append([[num(a), num(b)] for a, b in per] if per else [[num(r["nn_ratio"]), num(r["near_copy_fraction"])]] * K)
+        acc.append([num(r["class_accuracy"])] * K)
+        mix.append([num(r["mode_mixture"])] * K)
+        certs.append(num(r["ot_certificate"]))
+    return Table3Result(tuple(rows), metrics, higher, np.asarray(values, np.float64).transpose(2, 0, 1),
+                        np.asarray(memo, np.float64).transpose(1, 0, 2), np.asarray(acc).T, np.asarray(mix).T,
+                        np.asarray(certs), int(doc["num_samples"]), {})
 
 
 def plot_table3(result: Table3Result, path, *, title: str = "") -> None:
