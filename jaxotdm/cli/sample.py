@@ -303,11 +303,18 @@ def _progress(args):
 
 
 def run(args: argparse.Namespace) -> int:
+    from jaxotdm._io import locked, remove_live_temporaries
+
     s = resolve(args)
     out = _check_output(args.out, args.overwrite)
-    if args.checkpoint is not None:
-        return _run_learned(args, s, out)
-    return _run_exact(args, s, out)
+    with locked(out, "table3", option="--out"), C.Interrupts("stop", "sample"):  # one writer per --out
+        try:
+            _check_output(args.out, args.overwrite)  # again, under the lock
+            if args.checkpoint is not None:
+                return _run_learned(args, s, out)
+            return _run_exact(args, s, out)
+        finally:
+            remove_live_temporaries()  # what a failed run staged but did not commit
 
 
 def _run_exact(args, s, out) -> int:
@@ -348,7 +355,10 @@ def _run_exact(args, s, out) -> int:
     finally:
         if bar is not None:
             bar.close()
-    out = C.output_dir(str(out))
+    from jaxotdm._io import Transaction
+
+    txn, final = Transaction(out, "table3", option="--out"), out  # the table: one output set (jaxotdm._io)
+    out = txn.staging()
     config = {k: v for k, v in vars(args).items() if k != "func"}
     C.write_json(out / "table3.json", {"dataset": desc, "train_points": len(xtr), "heldout_points": len(xte),
                                        "score": "exact score of the training split", "config": config,
@@ -361,10 +371,14 @@ def _run_exact(args, s, out) -> int:
           "distance; near-copy = fraction with ratio < 1/3. With the exact score of a finite training set "
           "a converged sampler reproduces training points (NN ratio -> 0).", "", markdown_table(rows), ""]
     (out / "table3.md").write_text("\n".join(md))
+    txn.commit()  # the table before any figure
+    out = txn.staging()
     if shape is not None:
         for name, pts in pics.items():
-            C.image_grid(np.clip(pts[:64], -1, 1), shape, out / f"{name}.png", title=name)
-    print(f"wrote {out / 'table3.md'} ({len(rows)} rows, {timer():.1f} s)")
+            C.figure_or_warning("sample", f"{name}.png", lambda n=name, p=pts: C.image_grid(
+                np.clip(p[:64], -1, 1), shape, out / f"{n}.png", title=n))
+        txn.commit()
+    print(f"wrote {final / 'table3.md'} ({len(rows)} rows, {timer():.1f} s)")
     return 0
 
 
@@ -412,15 +426,21 @@ def _run_learned(args, s, out) -> int:
 
 
 def _write_learned(args, s, out, saved, split, rows, pics, seconds, conditional) -> None:
+    from jaxotdm._io import Transaction
     from jaxotdm.metrics import table3 as T3
 
-    out = C.output_dir(str(out))
+    txn, final = Transaction(out, "table3", option="--out"), out  # the table: one output set (jaxotdm._io)
+    out = txn.staging()
     (out / "grids").mkdir(exist_ok=True)
     desc = f"{saved.data.get('dataset', 'data')} ({len(split.train)} training / {len(split.heldout)} held-out points)"
     config = {k: v for k, v in vars(args).items() if k != "func"}
     C.write_json(out / "table3.json", {"dataset": desc, "checkpoint": args.checkpoint, "score": "learned",
                                        "config": config, "settings": s, "rows": rows, "total_seconds": seconds})
-    T3.plot_quality_vs_nfe(rows, out / "quality_vs_nfe.png", title=f"Table 3 analogue, learned score: {desc}")
+    txn.commit()  # the results before any figure
+    out = txn.staging()
+    (out / "grids").mkdir(exist_ok=True)
+    C.figure_or_warning("sample", "quality_vs_nfe.png", lambda: T3.plot_quality_vs_nfe(
+        rows, out / "quality_vs_nfe.png", title=f"Table 3 analogue, learned score: {desc}"))
     n = next(r["num_samples"] for r in rows)
     verdict = T3.table3_verdict(rows)
     if conditional:
@@ -438,5 +458,7 @@ def _write_learned(args, s, out, saved, split, rows, pics, seconds, conditional)
     shape = saved.data.get("shape")
     if shape is not None:
         for name, pts in pics.items():
-            C.image_grid(np.clip(pts[:64], -1, 1), tuple(shape[:2]), out / "grids" / f"{name}.png", title=name)
-    print(f"wrote {out / 'table3.md'} ({len(rows)} rows, {seconds:.1f} s)\n{verdict}")
+            C.figure_or_warning("sample", f"grids/{name}.png", lambda n=name, p=pts: C.image_grid(
+                np.clip(p[:64], -1, 1), tuple(shape[:2]), out / "grids" / f"{n}.png", title=n))
+    txn.commit()
+    print(f"wrote {final / 'table3.md'} ({len(rows)} rows, {seconds:.1f} s)\n{verdict}")
