@@ -304,7 +304,7 @@ def load_split(folder: str | Path) -> DataSplit:
         if not path.is_file():
             raise CheckpointError(f"model folder {str(folder)!r} lacks {SPLIT_FILE} (the copy of its training data).")
         try:
-            with np.load(path, allow_pickle=False) as z:
+            with open(path, "rb") as f, np.load(f, allow_pickle=False) as z:
                 parts = {k: z[k] for k in z.files}
         except Exception as exc:
             raise CheckpointError(f"{str(path)!r} is corrupt or unreadable: {exc}") from None
