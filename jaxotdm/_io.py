@@ -62,7 +62,7 @@ def fault(point: str) -> None:
     if action == "exit":
         os._exit(FAULT_EXIT_CODE)
     if action == "enospc":
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), point.split(":", 1)[-1])
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # like a failed write: no file name
 
 
 # ------------------------------------------------------------------------------------------ temporaries
@@ -116,6 +116,18 @@ def _fsync_dir(folder: Path) -> None:
             os.close(fd)
 
 
+@contextlib.contextmanager
+def named(path) -> None:
+    """Gives an ``OSError`` raised inside the block the file name ``path`` when it has none (a failed
+    ``write`` names no file), so that the CLI's one-line message can name it."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None:
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
+        raise
+
+
 def write_atomic(path: str | Path, data: bytes) -> Path:
     """Writes ``data`` to ``path`` atomically (temporary file in the same folder, fsync, rename), with the
     permissions the umask allows (``0666 & ~umask``, like ``open``)."""
@@ -124,13 +136,14 @@ def write_atomic(path: str | Path, data: bytes) -> Path:
     tmp = path.parent / _temp_name(path)
     _register(tmp)
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        fault(f"atomic:{path.name}")
-        os.replace(tmp, path)
+        with named(path):
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            fault(f"atomic:{path.name}")
+            os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -284,6 +297,9 @@ def recover(folder: Path, set_name: str) -> None:
         _roll_forward(folder, set_name, cdir)
     for sdir in folder.glob(f".{set_name}.txn-*"):
         shutil.rmtree(sdir, ignore_errors=True)
+    for tmp in folder.glob("*.msgpack.*.tmp"):  # temporaries of earlier jaxotdm versions (no pid in their names)
+        with contextlib.suppress(OSError):
+            tmp.unlink()
     for tmp in folder.glob(f".*{TMP_TAG}*"):
         parts = tmp.name.split(".")
         pid = next((int(p) for p in parts if p.isdigit()), None)
@@ -387,8 +403,9 @@ class Transaction:
         return p
 
     def write_bytes(self, name: str, data: bytes) -> Path:
-        p = self.path(name)
-        p.write_bytes(data)
+        with named(self.folder / name):
+            p = self.path(name)
+            p.write_bytes(data)
         return p
 
     def write_text(self, name: str, text: str) -> Path:
@@ -402,6 +419,10 @@ class Transaction:
 
     def commit(self) -> None:
         """Publishes the files written so far (with those of earlier commits) in one step."""
+        with named(self.folder / manifest_name(self.set_name)):
+            self._commit()
+
+    def _commit(self) -> None:
         staging = self._stage()
         files = {}
         for p in sorted(staging.rglob("*")):
@@ -487,4 +508,4 @@ def check_free_space(folder: str | Path, nbytes: int, *, option: str | None = No
 
 __all__ = ["CheckpointError", "OutputBusyError", "Transaction", "locked", "verify_set", "write_atomic",
            "atomic_path", "write_msgpack", "read_msgpack", "msgpack_bytes", "check_free_space", "current_umask",
-           "remove_live_temporaries", "fault", "manifest_name"]
+           "remove_live_temporaries", "fault", "manifest_name", "named"]
