@@ -8,6 +8,11 @@ Progress bars and logging live here, never in the numerical modules. Run as a pr
 or ``python -m jaxotdm ...``), it turns on JAX's persistent compilation cache in ``~/.cache/jaxotdm/xla``
 (``$JAXOTDM_CACHE_DIR`` overrides the folder, an empty value disables it); see
 :func:`jaxotdm.cli._common.configure_compilation_cache`.
+
+Exit status: 0 success; 1 the command ran but its check failed (``flow``: the ODE solver; ``train``: a
+non-finite loss); 2 a refused option or input, an output folder in use by another process, a corrupt
+model folder; 3 an I/O error during the work (disk full, read-only folder: one line naming the file;
+``--debug`` shows the traceback); 130 Ctrl-C.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import importlib
 import re
 import sys
 
-__all__ = ["COMMANDS", "main", "build_parser"]
+__all__ = ["COMMANDS", "main", "build_parser", "EXIT_USAGE", "EXIT_IO", "EXIT_INTERRUPTED"]
 
 
 COMMANDS = ("verify", "flow", "train", "sample", "generate")
@@ -85,6 +90,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         prog="jaxotdm",
         description="Optimal transport and diffusion models in JAX: checks of arXiv 2410.13431.",
     )
+    parser.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for module in _command_modules(command):
         module.register(sub)
@@ -108,5 +114,28 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except ValueError as exc:
+        if args.debug:
+            raise
         print(f"jaxotdm {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
+    except OSError as exc:
+        if args.debug:
+            raise
+        where = exc.filename if exc.filename is not None else "a file"
+        print(f"jaxotdm {args.command}: error: cannot write or read {str(where)!r}: {exc.strerror or exc} "
+              "(--debug shows the traceback).", file=sys.stderr)
+        return EXIT_IO
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print(f"jaxotdm {args.command}: interrupted.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+EXIT_USAGE = 2
+"""Exit status of a refused option or input (one line naming the option, before any work), of an output
+folder in use by another process, and of a corrupt model folder or checkpoint."""
+EXIT_IO = 3
+"""Exit status of an I/O error during the work (disk full, a folder made read-only): one line naming the file."""
+EXIT_INTERRUPTED = 130
+"""Exit status after Ctrl-C (``train`` writes a checkpoint first)."""

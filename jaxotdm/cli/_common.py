@@ -8,7 +8,9 @@ Option checks (:func:`positive_float`, :func:`positive_int`, :func:`float_list`,
 :func:`prepare_output`) raise a ``ValueError`` that names the option as typed on the command line
 (``--T``, not ``t0``); commands call them all before any computation. Outputs are written atomically (a
 temporary file in the same folder, then ``os.replace``), and an existing result is only replaced with
-``--overwrite``.
+``--overwrite``. A command's outputs form one output set, written as a transaction under an exclusive
+folder lock (:mod:`jaxotdm._io`): results first, figures last, and a figure that fails never costs the
+results.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import contextlib
 import json
 import math
 import os
-import tempfile
+import sys
 import time
 from pathlib import Path
 
@@ -262,27 +264,119 @@ def output_dir(path: str) -> Path:
     return out
 
 
-@contextlib.contextmanager
 def atomic_path(path: Path):
-    """Yields a temporary path next to ``path``; on success it replaces ``path`` in one step (no reader
-    ever sees a half-written file, and a failure leaves the previous file untouched)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix or ".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    """Yields a temporary path next to ``path``; on success it replaces ``path`` in one step (see
+    :func:`jaxotdm._io.atomic_path`)."""
+    from jaxotdm._io import atomic_path as _atomic_path
+
+    return _atomic_path(path)
 
 
 def write_json(path: Path, obj) -> None:
     """Writes ``obj`` as JSON to ``path`` atomically."""
-    text = json.dumps(obj, indent=2, default=_json_default)
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
+    from jaxotdm._io import write_atomic
+
+    write_atomic(path, json_text(obj).encode())
+
+
+def json_text(obj) -> str:
+    """``obj`` as indented JSON (NumPy and JAX arrays and scalars as lists and numbers)."""
+    return json.dumps(obj, indent=2, default=_json_default)
+
+
+def safe_name(text: str) -> str:
+    """A file-name-safe form of a dataset name or path (``/data/points.npy`` -> ``points``)."""
+    stem = Path(str(text)).stem if ("/" in str(text) or os.sep in str(text) or "." in str(text)) else str(text)
+    clean = "".join(c if c.isalnum() or c in "-_" else "_" for c in stem).strip("_")
+    return clean or "data"
+
+
+def figure_or_warning(command: str, name: str, draw) -> bool:
+    """Runs ``draw()`` (a figure writer); a failure prints one line naming the figure and is not fatal (the
+    results were written before any figure). Returns whether the figure was written."""
+    try:
+        draw()
+        return True
+    except Exception as exc:  # a figure never costs the results
+        print(f"jaxotdm {command}: warning: figure {name} was not written ({type(exc).__name__}: {exc}); "
+              "the results are kept.", file=sys.stderr)
+        return False
+
+
+class Interrupts:
+    """Ctrl-C handling of a command: ``with Interrupts("stop", "verify"):`` removes the temporaries of this
+    run and exits with status 130 at once, even while XLA computes (a watchdog thread woken by the signal's
+    wake-up file descriptor); ``"finish"`` (``train``) sets :attr:`requested` on the first Ctrl-C, so the
+    run can finish its chunk and checkpoint, and stops at once on the second. Outside the main thread it
+    does nothing."""
+
+    EXIT_CODE = 130
+
+    def __init__(self, mode: str, command: str):
+        if mode not in ("stop", "finish"):
+            raise ValueError(f"`mode` must be 'stop' or 'finish', got {mode!r}.")
+        self.mode, self.command, self.requested = mode, command, False
+        self._active = False
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        self._r, self._w = os.pipe()
+        os.set_blocking(self._w, False)
+        self._old_handler = signal.signal(signal.SIGINT, lambda *_: None)
+        self._old_fd = signal.set_wakeup_fd(self._w, warn_on_full_buffer=False)
+        self._active = True
+        self._thread = threading.Thread(target=self._watch, daemon=True, name="jaxotdm-interrupts")
+        self._thread.start()
+        return self
+
+    def _watch(self):
+        import signal
+
+        while True:
+            try:
+                data = os.read(self._r, 64)
+            except OSError:
+                return
+            if not data or b"q" in data:
+                return
+            if signal.SIGINT not in data:
+                continue
+            if self.mode == "finish" and not self.requested:
+                self.requested = True
+                print(f"\njaxotdm {self.command}: Ctrl-C: finishing the current chunk and writing a checkpoint "
+                      "(Ctrl-C again to stop at once, losing the steps since the last checkpoint).",
+                      file=sys.stderr, flush=True)
+                continue
+            self.exit_now()
+
+    def exit_now(self):
+        from jaxotdm._io import remove_live_temporaries
+
+        remove_live_temporaries()
+        print(f"\njaxotdm {self.command}: interrupted; nothing more was written (temporary files removed).",
+              file=sys.stderr, flush=True)
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+        os._exit(self.EXIT_CODE)
+
+    def __exit__(self, *exc):
+        import signal
+
+        if not self._active:
+            return
+        signal.set_wakeup_fd(self._old_fd)
+        signal.signal(signal.SIGINT, self._old_handler)
+        with contextlib.suppress(OSError):
+            os.write(self._w, b"q")
+        self._thread.join(timeout=1.0)
+        for fd in (self._r, self._w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._active = False
 
 
 def _json_default(o):

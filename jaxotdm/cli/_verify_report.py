@@ -8,11 +8,12 @@ from __future__ import annotations
 import math
 import os
 import platform
-import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+
+from jaxotdm.cli._common import safe_name
 
 Z95 = 1.959963984540054
 
@@ -273,15 +274,10 @@ def _prior_verdicts(prior) -> list[dict]:
 
 # ------------------------------------------------------------------------------------------ figures
 def save_figure(fig, path: Path) -> None:
-    """Writes a PNG atomically (temporary file in the same folder, then rename)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    """Writes a PNG atomically (:func:`jaxotdm.cli._common.save_figure`, the figure's own bounding box)."""
+    from jaxotdm.cli._common import save_figure as _save
+
+    _save(fig, path, bbox_inches=None)
 
 
 def _as_result(r) -> SimpleNamespace:
@@ -303,7 +299,7 @@ def figures(report, out: Path) -> list[str]:
     by_ds: dict = {}
     for r in report["convergence"]:
         by_ds.setdefault(r["dataset"], []).append(r)
-    for dname, rows in by_ds.items():
+    def convergence(dname, rows):
         fig, axes = plotting.subplots(2, 2, figsize=(11, 7.5))
         for r in rows:
             plotting.convergence_panels(_as_result(r), axes=axes[0], label=r["schedule"])
@@ -317,14 +313,24 @@ def figures(report, out: Path) -> list[str]:
                                        ylabel="fraction of mass", title="mass sent to a different point than OT")
         axes[1, 0].axhline(0.0, color="k", lw=0.8)
         fig.suptitle(f"{dname}: probability-flow map vs semi-discrete OT map", fontsize=10)
-        names.append(_write(fig, out, f"convergence_{dname}.png"))
+        return _write(fig, out, f"convergence_{safe_name(dname)}.png")  # a --dataset path is no file name
+
+    for dname, rows in by_ds.items():
+        _each(names, f"convergence_{safe_name(dname)}.png", lambda d=dname, r=rows: convergence(d, r))
     if report.get("control_1d"):
-        names.append(_control_figure(report["control_1d"], out))
+        _each(names, "control_1d.png", lambda: _control_figure(report["control_1d"], out))
     if report.get("forward"):
-        names.append(_forward_figure(report, out))
+        _each(names, "forward figure", lambda: _forward_figure(report, out))
     if "rows" in report.get("prior", {}):
-        names.append(_prior_figure(report["prior"], out))
+        _each(names, "prior_error_and_tau.png", lambda: _prior_figure(report["prior"], out))
     return names
+
+
+def _each(names: list, what: str, draw) -> None:
+    """Draws one figure; a failure prints a warning and the other figures are still drawn."""
+    from jaxotdm.cli._common import figure_or_warning
+
+    figure_or_warning("verify", what, lambda: names.append(draw()))
 
 
 def _write(fig, out, name) -> str:
@@ -370,7 +376,7 @@ def _forward_figure(report, out) -> str:
         ax.plot(t, rhs * f["l2_to_ot"][0] / rhs[0], "k--", lw=0.8, label="Thm 3.11 right side (shape; K unknown)")
     ax.set(xlabel="s (OU time)", ylabel="L2 distance", title=f"forward direction (Thm 3.11), {f['dataset']}")
     ax.legend(fontsize=7)
-    return _write(fig, out, f"forward_{f['dataset']}.png")
+    return _write(fig, out, f"forward_{safe_name(f['dataset'])}.png")
 
 
 def _prior_figure(prior, out) -> str:

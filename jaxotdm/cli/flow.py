@@ -80,9 +80,18 @@ def landing_report(points: np.ndarray, weights: np.ndarray, samples: np.ndarray,
 
 
 def run(args: argparse.Namespace) -> int:
+    from jaxotdm._io import locked
+
     timer = C.Timer()
     schedule = check_options(args)
     outdir = C.prepare_output(args.out, OUTPUTS, overwrite=args.overwrite)
+    with locked(outdir, "flow", option="--out"), C.Interrupts("stop", "flow"):  # one writer per --out
+        C.prepare_output(args.out, OUTPUTS, overwrite=args.overwrite)  # again, under the lock
+        return _run(args, timer, schedule, outdir)
+
+
+def _run(args, timer, schedule, outdir) -> int:
+    from jaxotdm._io import Transaction
     points, shape, desc = C.load_dataset(args.dataset, max_points=args.max_points, npz_key=args.npz_key)
 
     import jax
@@ -108,12 +117,17 @@ def run(args: argparse.Namespace) -> int:
         dataset=desc, schedule=args.schedule, T=args.T, eps=args.eps, num_samples=args.num_samples,
         nfe=int(out.nfe), solver_success=bool(out.success), solver_status=status.name, seconds=timer(),
     )
-    C.write_json(outdir / "flow.json", rep)
-    if shape is not None:
-        C.image_grid(samples[:64] / float(schedule.alpha(args.eps)), shape, outdir / "samples.png",
-                     title=f"exact probability flow, T = {args.T}, NFE = {int(out.nfe)}")
-    else:
-        _scatter(points, samples, nearest, outdir / "samples.png")
+    with Transaction(outdir, "flow", option="--out") as txn:  # one output set: the report, then the figure
+        C.write_json(txn.path("flow.json"), rep)
+        txn.commit()
+        png = txn.path("samples.png")
+        if shape is not None:
+            draw = lambda: C.image_grid(samples[:64] / float(schedule.alpha(args.eps)), shape, png,  # noqa: E731
+                                        title=f"exact probability flow, T = {args.T}, NFE = {int(out.nfe)}")
+        else:
+            draw = lambda: _scatter(points, samples, nearest, png)  # noqa: E731
+        if C.figure_or_warning("flow", "samples.png", draw):
+            txn.commit()
     print(
         f"[flow] NFE {rep['nfe']}; {100 * rep['fraction_within_tolerance']:.1f}% of samples within "
         f"{rep['tolerance']:.3g} of a data point; TV(mass, weights) = {rep['total_variation_mass_vs_weights']:.3f}; "

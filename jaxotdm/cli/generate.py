@@ -19,7 +19,6 @@ Example::
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import time
 from pathlib import Path
@@ -191,11 +190,26 @@ def generate(saved, s, args):
 
 
 def run(args) -> int:
-    import io
+    import contextlib
 
-    from jaxotdm._io import write_atomic
+    from jaxotdm._io import locked
+
+    out = Path(args.out)
+    # the sample set <stem>.npy/.json/.png is written as one transaction under the lock of <stem> in its folder
+    lock = (locked(out.parent, out.stem, option="--out") if out.suffix.lower() == ".npy"
+            else contextlib.nullcontext())  # a bad --out is refused by check()
+    from jaxotdm.cli._common import Interrupts
+
+    with lock, Interrupts("stop", "generate"):
+        return _run(args, out)
+
+
+def _run(args, out: Path) -> int:
+    from jaxotdm._io import Transaction, check_free_space
+    from jaxotdm.cli._common import figure_or_warning, json_text
 
     saved, s = check(args)
+    check_free_space(out.parent, 2 * 4 * args.num_samples * int(saved.data["dim"]), option="--out")
     t0 = time.perf_counter()
     points, nfe, extra = generate(saved, s, args)
     seconds = time.perf_counter() - t0
@@ -204,22 +218,26 @@ def run(args) -> int:
     if args.clip and scale is not None:
         x = np.clip(x, *scale)
     x = x.astype(np.float32)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    buf = io.BytesIO()
-    np.save(buf, x)
-    write_atomic(out, buf.getvalue())
     what = f"{s['sampler']}, {nfe} NFE" + (f", OT prior T'={s['t_prime']:g} tau={s['tau']:g}" if args.ot_prior else "")
     if args.label is not None:
         what += f", class {args.label}" + (f", guidance {args.guidance:g}" if args.guidance else "")
     from jaxotdm.cli._model_figures import samples_png
 
-    samples_png(out.with_suffix(".png"), x, saved, what)
     meta = {"checkpoint": str(Path(args.checkpoint).resolve()), "num_samples": int(len(x)), "dim": int(x.shape[1]),
             "units": "data" if scale is not None else "model", "scale": scale, "clipped": bool(args.clip),
             "sampler": s["sampler"], "grid": s["grid"], "nfe": nfe, "t_start": s["t_start"], "t_end": args.t_end,
             "seed": args.seed, "class": args.label, "guidance": args.guidance, "ot_prior": bool(args.ot_prior),
             "t_prime": s["t_prime"], "tau": s["tau"] if args.ot_prior else None, "wall_seconds": seconds, **extra}
-    write_atomic(out.with_suffix(".json"), json.dumps(meta, indent=2).encode())
-    print(f"wrote {out} ({x.shape[0]} x {x.shape[1]}, {what}, {seconds:.1f} s), {out.with_suffix('.png')}")
+    png = out.with_suffix(".png")
+    with Transaction(out.parent, out.stem, option="--out") as txn:
+        import io
+
+        buf = io.BytesIO()
+        np.save(buf, x)
+        txn.write_bytes(out.name, buf.getvalue())
+        txn.write_text(out.with_suffix(".json").name, json_text(meta))
+        txn.commit()  # the samples and their record first; the figure after
+        if figure_or_warning("generate", png.name, lambda: samples_png(txn.path(png.name), x, saved, what)):
+            txn.commit()
+    print(f"wrote {out} ({x.shape[0]} x {x.shape[1]}, {what}, {seconds:.1f} s), {png}")
     return 0

@@ -273,13 +273,24 @@ def _progress(args):
 
 
 def run(args: argparse.Namespace) -> int:
+    from jaxotdm._io import locked, remove_live_temporaries
+
+    s = resolve(args)
+    out = _check_output(args.out, args.overwrite)
+    with locked(out, "table3", option="--out"), C.Interrupts("stop", "sample"):  # one writer per --out
+        try:
+            _check_output(args.out, args.overwrite)  # again, under the lock
+            return _run(args, s, out)
+        finally:
+            remove_live_temporaries()  # what a failed run staged but did not commit
+
+
+def _run(args, s, out) -> int:
     import jax
 
     from jaxotdm.metrics import train_classifier
     from jaxotdm.studies import table3 as T3
 
-    s = resolve(args)
-    out = _check_output(args.out, args.overwrite)
     timer = C.Timer()
     problem = _learned_problem if args.checkpoint is not None else _exact_problem
     score, split, class_scores, shape, about, default_start = problem(args)
@@ -308,19 +319,28 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _write(args, out, result, about, shape, seconds) -> None:
+    from jaxotdm._io import Transaction
     from jaxotdm.studies import table3 as T3
 
-    out = C.output_dir(str(out))
+    final = out
+    txn = Transaction(out, "table3", option="--out")  # the table: one output set (jaxotdm._io)
+    out = txn.staging()
     config = {k: v for k, v in vars(args).items() if k != "func"}
     C.write_json(out / "table3.json", {"about": about, "config": config, **T3.table3_json(result),
                                        "total_seconds": seconds})
     title = f"Table 3 analogue: {about}"
     (out / "table3.md").write_text(T3.table3_markdown(result, title=title))
-    T3.plot_table3(result, out / "quality_vs_nfe.png", title=title)
+    txn.commit()  # the results before any figure
+    out = txn.staging()
+    C.figure_or_warning("sample", "quality_vs_nfe.png",
+                        lambda: T3.plot_table3(result, out / "quality_vs_nfe.png", title=title))
     if shape is not None:
         (out / "grids").mkdir(exist_ok=True)
         for name, pts in result.examples.items():
-            C.image_grid(np.clip(pts, -1, 1), tuple(shape[:2]), out / "grids" / f"{name}.png", title=name)
-    print(f"wrote {out / 'table3.md'} ({len(result.rows)} rows x {result.repetitions} repetitions, {seconds:.1f} s)")
+            C.figure_or_warning("sample", f"grids/{name}.png", lambda n=name, p=pts: C.image_grid(
+                np.clip(p, -1, 1), tuple(shape[:2]), out / "grids" / f"{n}.png", title=n))
+    txn.commit()
+    print(f"wrote {final / 'table3.md'} ({len(result.rows)} rows x {result.repetitions} repetitions, "
+          f"{seconds:.1f} s)")
     for conditional in sorted({r.conditional for r in result.samplers}):
         print(result.headline(conditional))

@@ -25,7 +25,6 @@ Example::
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -363,12 +362,22 @@ def _make_eval(objective, x_tr, x_te, y_te, args):
 
 # ---------------------------------------------------------------------------------------------- run
 def run(args) -> int:
-    from jaxotdm.training import CHECKPOINT_NAME
+    from jaxotdm._io import locked
+    from jaxotdm.cli._common import Interrupts
+    from jaxotdm.networks.saving import MODEL_SET
 
     s = resolve(args)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"`--out` {str(out)!r} exists and is not a folder.")
+    with locked(out, MODEL_SET, option="--out"), Interrupts("finish", "train") as interrupts:
+        return _checked_run(args, s, out, interrupts)
+
+
+def _checked_run(args, s, out, interrupts) -> int:
+    from jaxotdm._io import check_free_space
+    from jaxotdm.training import CHECKPOINT_NAME
+
     has_ckpt = (out / CHECKPOINT_NAME).exists()
     if has_ckpt and not (args.resume or args.overwrite):
         raise ValueError(f"`--out` {str(out)!r} already holds a checkpoint; pass --resume to continue it or "
@@ -389,29 +398,31 @@ def run(args) -> int:
                          f"({len(x_tr)}).")
     dtype = np.float64 if args.float64 else np.float32
     x_tr, x_te = x_tr.astype(dtype), x_te.astype(dtype)
+    check_free_space(out, 2 * (x_tr.nbytes + x_te.nbytes) if s["kind"] == "file" else 0, option="--out")
     objective, num_classes = _build(args, s, x_tr, y_tr, image_shape)
-    return _train(args, s, out, objective, num_classes, x_tr, x_te, y_tr, y_te, image_shape, record)
+    return _train(args, s, out, objective, num_classes, x_tr, x_te, y_tr, y_te, image_shape, record, interrupts)
 
 
-def _train(args, s, out, objective, num_classes, x_tr, x_te, y_tr, y_te, image_shape, record) -> int:
+def _split_bytes(x_tr, x_te, y_tr, y_te) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    arrays = {"train": x_tr, "heldout": x_te}
+    if y_tr is not None:
+        arrays.update(train_labels=y_tr, heldout_labels=y_te)
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def _train(args, s, out, objective, num_classes, x_tr, x_te, y_tr, y_te, image_shape, record, interrupts) -> int:
     from tqdm import tqdm
 
     from jaxotdm import networks as N
     from jaxotdm import training as T
     from jaxotdm.cli import _model_figures as F
+    from jaxotdm.cli._common import Interrupts
 
     evaluate = _make_eval(objective, x_tr, x_te, y_te, args)
-    out.mkdir(parents=True, exist_ok=True)
-    if s["kind"] == "file":
-        import io
-
-        from jaxotdm._io import write_atomic
-        buf = io.BytesIO()
-        arrays = {"train": x_tr, "heldout": x_te}
-        if y_tr is not None:
-            arrays.update(train_labels=y_tr, heldout_labels=y_te)
-        np.savez(buf, **arrays)
-        write_atomic(out / N.saving.SPLIT_FILE, buf.getvalue())
     skip = {"func", "command", "steps", "resume", "overwrite", "no_progress", "out", "checkpoint_every", "eval_every",
             "eval_samples", "log_every", "lr", "quick", "data_alias"}
     cli_config = {k: v for k, v in vars(args).items() if k not in skip}
@@ -431,9 +442,16 @@ def _train(args, s, out, objective, num_classes, x_tr, x_te, y_tr, y_te, image_s
                     labels=y_tr if num_classes is not None else None, ema_decay=s["ema_decay"], checkpoint_dir=out,
                     checkpoint_every=args.checkpoint_every, resume=args.resume, overwrite=args.overwrite,
                     eval_every=args.eval_every or max(1, steps // 4), eval_fn=evaluate, callback=callback,
-                    log_every=args.log_every, config={"cli": cli_config})
+                    log_every=args.log_every, config={"cli": cli_config}, should_stop=lambda: interrupts.requested)
         losses, evaluations, final_step, state = res.losses, res.evaluations, int(res.state.step), res.state
         history = res.history
+    except T.TrainingInterrupted as exc:
+        bar.close()
+        where = (f"the checkpoint of step {exc.checkpoint_step} is in {str(exc.checkpoint)!r}"
+                 if exc.checkpoint is not None else "no checkpoint was written")
+        print(f"jaxotdm train: interrupted at step {exc.step}; {where}. Continue with the same command, "
+              f"--resume instead of --overwrite: jaxotdm train ... --out {str(out)!r} --resume", file=sys.stderr)
+        return Interrupts.EXIT_CODE
     except T.NonFiniteLossError as exc:
         bar.close()
         print(f"jaxotdm train: {exc}", file=sys.stderr)
@@ -445,25 +463,43 @@ def _train(args, s, out, objective, num_classes, x_tr, x_te, y_tr, y_te, image_s
     bar.close()
     wall = time.perf_counter() - t0
     title = f"{args.dataset}: {s['network']}, {s['schedule']}, {s['parametrisation']}/{s['weighting']}"
-    F.loss_figure(out / "loss.png", np.asarray(losses), evaluations, title)
     summary = {"status": message, "steps": final_step, "wall_seconds_this_run": wall,
                "final_loss_mean_last_100": float(np.mean(losses[-100:])) if len(losses) else None,
                "evaluations": evaluations, "learning_rates": history.learning_rates,
                "skipped_checkpoints": history.skipped_checkpoints, "train_points": int(len(x_tr)),
                "test_points": int(len(x_te)), "settings": s, "config": cli_config}
-    (out / "metrics.json").write_text(json.dumps(summary, indent=2, default=str))
+    from jaxotdm._io import Transaction
+    from jaxotdm.cli._common import figure_or_warning, json_text
+
+    # One transaction for the model folder: the results first (one commit), the figures after (a second);
+    # a kill or a full disk leaves the previous folder or the new one, and a failing figure costs nothing.
+    with Transaction(out, N.saving.MODEL_SET, option="--out") as txn:
+        if state is None:  # a failed run: its record and loss curve join the model folder already there
+            txn.carry_over()
+        else:
+            extra = {"steps": final_step, "batch_size": s["batch_size"], "learning_rates": history.learning_rates,
+                     "ema_decay": s["ema_decay"], "weighting": s["weighting"],
+                     "time_distribution": s["time_distribution"], "label_dropout": s["label_dropout"],
+                     "seed": args.seed}
+            N.saving.write_model_files(txn, objective.model, state.ema_params, data=record, extra=extra)
+            if s["kind"] == "file":
+                txn.write_bytes(N.saving.SPLIT_FILE, _split_bytes(x_tr, x_te, y_tr, y_te))
+        txn.write_text("metrics.json", json_text(summary))
+        txn.commit()
+        figure_or_warning("train", "loss.png", lambda: F.loss_figure(txn.path("loss.png"), np.asarray(losses),
+                                                                     evaluations, title))
+        if state is not None:
+            score = objective.model.bind(state.ema_params)
+            figure_or_warning("train", "samples.png", lambda: F.samples_figure(
+                txn.path("samples.png").parent, score, image_shape, x_tr, args.seed, start_time(s["schedule"])))
+        txn.commit()
     if state is None:
         return status
-    extra = {"steps": final_step, "batch_size": s["batch_size"], "learning_rates": history.learning_rates,
-             "ema_decay": s["ema_decay"], "weighting": s["weighting"], "time_distribution": s["time_distribution"],
-             "label_dropout": s["label_dropout"], "seed": args.seed}
-    N.save_model(out, objective.model, state.ema_params, data=record, extra=extra)
-    score = objective.model.bind(state.ema_params)
-    F.samples_figure(out, score, image_shape, x_tr, args.seed, start_time(s["schedule"]))
     if evaluations:
         last = evaluations[-1]
         errs = ", ".join(f"{k.split('@')[1]}: {v:.3g}" for k, v in last.items() if k.startswith("score_rel_err"))
-        print(f"step {final_step}: held-out loss {last['val_loss']:.4g}; score relative error ({errs})")
+        print(f"evaluation at step {last['step']}: held-out loss {last['val_loss']:.4g}; score relative error "
+              f"({errs})")
     print(f"wrote the model folder {out} (model.json, params.msgpack, {T.CHECKPOINT_NAME}, loss.png, samples.png, "
-          f"metrics.json) in {wall:.0f} s")
+          f"metrics.json) at step {final_step} in {wall:.0f} s")
     return status

@@ -180,9 +180,16 @@ class _Progress:
 
 # ------------------------------------------------------------------------------------------ the job
 def run(args: argparse.Namespace) -> int:
+    from jaxotdm._io import locked
+
     cfg = _validate(args)
-    if cfg.study == "floor":
-        return _run_floor(cfg)
+    stem = "report" if cfg.study == "main" else "floor_study"
+    with locked(cfg.out, stem, option="--out"), C.Interrupts("stop", "verify"):
+        C.prepare_output(args.out, [f"{stem}.md", f"{stem}.json"], overwrite=bool(args.overwrite))  # under the lock
+        return _run_floor(cfg) if cfg.study == "floor" else _run_main(cfg)
+
+
+def _run_main(cfg) -> int:
     import jax
 
     from jaxotdm.cli import _verify_markdown as _markdown
@@ -214,18 +221,26 @@ def run(args: argparse.Namespace) -> int:
     report["environment"] = R.environment(cfg.seed, load0, os.getloadavg())
     report["thm_3_11"] = R.thm311(report)
     report["verdicts"] = R.verdicts(report)
-    figures = R.figures(report, cfg.out)
-    _write(cfg.out, "report", report, _markdown.markdown(report, figures),
-           f"report.json and {len(figures)} figures")
+    _write(cfg.out, "report", report, lambda figures: _markdown.markdown(report, figures),
+           lambda folder: R.figures(report, folder), "report.json")
     return 0
 
 
-def _write(out, stem: str, record: dict, markdown: str, what: str) -> None:
-    """``<stem>.json`` and ``<stem>.md`` written atomically, and one line saying so."""
-    C.write_json(out / f"{stem}.json", record)
-    with C.atomic_path(out / f"{stem}.md") as tmp:
-        tmp.write_text(markdown)
-    print(f"[verify] wrote {out / (stem + '.md')}, {what} in {record['timings']['total_seconds']:.0f} s")
+def _write(out, stem: str, record: dict, markdown, figures, what: str) -> None:
+    """The report as one output set: ``<stem>.json`` and ``<stem>.md`` committed first, then the figures
+    (``figures(folder) -> names``; one that fails prints a warning and costs nothing), and one line saying so."""
+    from jaxotdm._io import Transaction
+
+    with Transaction(out, stem, option="--out") as txn:
+        C.write_json(txn.path(f"{stem}.json"), record)
+        txn.write_text(f"{stem}.md", markdown([]))
+        txn.commit()  # the results are safe before any figure is drawn
+        names = []
+        C.figure_or_warning("verify", "figures", lambda: names.extend(figures(txn.staging())))
+        txn.write_text(f"{stem}.md", markdown(names))
+        txn.commit()
+    print(f"[verify] wrote {out / (stem + '.md')}, {what} and {len(names)} figures in "
+          f"{record['timings']['total_seconds']:.0f} s")
 
 
 def _weights_for(name, n):
@@ -374,8 +389,8 @@ def _run_floor(cfg) -> int:
     study["timings"] = {"total_seconds": time.perf_counter() - t_all}
     study["environment"] = R.environment(cfg.seed, load0, os.getloadavg())
     study["settings"] = cfg.args
-    figures = F.floor_figures(study, cfg.out)
-    _write(cfg.out, "floor_study", study, F.floor_markdown(study, figures), f"floor_study.json ({len(rows)} clouds)")
+    _write(cfg.out, "floor_study", study, lambda figures: F.floor_markdown(study, figures),
+           lambda folder: F.floor_figures(study, folder), f"floor_study.json ({len(rows)} clouds)")
     return 0
 
 

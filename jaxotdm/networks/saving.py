@@ -7,7 +7,11 @@ A model folder holds
   shape, the affine scaling between the model's space and the data's own units (``scale = [lo, hi]``
   maps ``[lo, hi]`` to ``[-1, 1]``; ``null`` when the model works in the data's units), the class count,
   and how to rebuild the training split (a dataset recipe, or the file ``train_data.npz`` beside it);
-- ``params.msgpack``: the EMA parameters (checksummed, written atomically).
+- ``params.msgpack``: the EMA parameters (checksummed);
+- ``model.manifest.json``: the SHA-256 of every file of the folder and the id of the run that wrote them.
+  The folder is written as one transaction (:class:`jaxotdm._io.Transaction`): a kill or a full disk
+  leaves the previous folder or the new one, never a mix, and :func:`load_model` rejects a file that
+  differs from the manifest (an edited ``model.json`` included), naming it.
 
 :func:`save_model` writes one, :func:`load_model` reads it back and :func:`load_score` returns the
 :class:`~jaxotdm.networks.LearnedScore` directly. ``jaxotdm train`` writes such a folder (plus its resumable
@@ -36,7 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxotdm import schedules as _schedules
-from jaxotdm._io import CheckpointError, read_msgpack, write_atomic, write_msgpack
+from jaxotdm._io import CheckpointError, Transaction, msgpack_bytes, read_msgpack, verify_set
 from jaxotdm._pytree import pytree_dataclass
 from jaxotdm.networks import embeddings as _embeddings
 from jaxotdm.networks import parametrisations as _parametrisations
@@ -51,6 +55,7 @@ FORMAT = "jaxotdm-model-1"
 MODEL_FILE = "model.json"
 PARAMS_FILE = "params.msgpack"
 SPLIT_FILE = "train_data.npz"
+MODEL_SET = "model"  # the output set of a model folder: manifest ``model.manifest.json``, lock ``.model.lock``
 
 _NETWORKS = {"MLP": MLP, "UNet": UNet}
 _EMBEDDINGS = {c: getattr(_embeddings, c) for c in _embeddings.__all__}
@@ -193,13 +198,20 @@ def save_model(folder: str | Path, model: ScoreModel, params, *, data: dict | No
         raise ValueError("`params` is empty.")
     if "dim" not in data:
         raise ValueError("`data` must give the data dimension `dim`.")
+    with Transaction(folder, MODEL_SET) as txn:
+        write_model_files(txn, model, params, data=data, extra=extra)
+        txn.commit()
+    return folder
+
+
+def write_model_files(txn: Transaction, model: ScoreModel, params, *, data: dict, extra: dict | None) -> None:
+    """Writes ``params.msgpack`` and ``model.json`` into the transaction ``txn`` (not yet committed)."""
     doc = {"format": FORMAT, **model_config(model), "num_classes": model.num_classes, "data": data,
            "training": extra or {}}
     text = json.dumps(doc, indent=2, sort_keys=True, default=_plain)
-    folder.mkdir(parents=True, exist_ok=True)
-    write_msgpack(folder / PARAMS_FILE, {"params": flax.serialization.to_state_dict(jax.device_get(params))})
-    write_atomic(folder / MODEL_FILE, text.encode())
-    return folder
+    state = {"params": flax.serialization.to_state_dict(jax.device_get(params))}
+    txn.write_bytes(PARAMS_FILE, msgpack_bytes(state))
+    txn.write_text(MODEL_FILE, text)
 
 
 def load_model(folder: str | Path) -> SavedModel:
@@ -215,6 +227,7 @@ def load_model(folder: str | Path) -> SavedModel:
     mpath = folder / MODEL_FILE
     if not mpath.is_file():
         raise CheckpointError(f"model folder {str(folder)!r} has no {MODEL_FILE} (not a jaxotdm model folder).")
+    verify_set(folder, MODEL_SET, what="model folder")
     try:
         doc = json.loads(mpath.read_text())
     except (ValueError, UnicodeDecodeError) as exc:
@@ -290,8 +303,13 @@ def load_split(folder: str | Path) -> DataSplit:
         path = folder / SPLIT_FILE
         if not path.is_file():
             raise CheckpointError(f"model folder {str(folder)!r} lacks {SPLIT_FILE} (the copy of its training data).")
-        with np.load(path, allow_pickle=False) as z:
-            parts = {k: z[k] for k in z.files}
+        try:
+            with open(path, "rb") as f, np.load(f, allow_pickle=False) as z:
+                parts = {k: z[k] for k in z.files}
+        except Exception as exc:
+            raise CheckpointError(f"{str(path)!r} is corrupt or unreadable: {exc}") from None
+        if "train" not in parts or "heldout" not in parts:
+            raise CheckpointError(f"{str(path)!r} lacks the arrays 'train' and 'heldout'.")
         out = DataSplit(parts["train"], parts.get("train_labels"), parts["heldout"], parts.get("heldout_labels"))
     else:
         from jaxotdm import data as D

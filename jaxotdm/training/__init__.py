@@ -28,7 +28,7 @@ from jaxotdm.training.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from jaxotdm.training.fit import FitResult, NonFiniteLossError, fit
+from jaxotdm.training.fit import FitResult, NonFiniteLossError, TrainingInterrupted, fit
 from jaxotdm.training.objective import DSMObjective, score_relative_error
 from jaxotdm.training.state import (
     AdamConfig,
@@ -83,6 +83,7 @@ __all__ = [
     "CheckpointError",
     "CHECKPOINT_NAME",
     "NonFiniteLossError",
+    "TrainingInterrupted",
     "FitResult",
     "fit",
 ]

@@ -9,6 +9,7 @@ a good one to resume from, with a lower learning rate if need be.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 from collections.abc import Callable
@@ -20,6 +21,7 @@ import numpy as np
 import optax
 
 from jaxotdm import _validation as V
+from jaxotdm._io import locked
 from jaxotdm._pytree import pytree_dataclass
 from jaxotdm._types import ArrayLike, Float
 from jaxotdm.training.checkpoint import (
@@ -32,7 +34,9 @@ from jaxotdm.training.checkpoint import (
 from jaxotdm.training.objective import DSMObjective
 from jaxotdm.training.state import AdamConfig, TrainState, init_train_state, train_steps
 
-__all__ = ["FitResult", "NonFiniteLossError", "fit"]
+__all__ = ["FitResult", "NonFiniteLossError", "TrainingInterrupted", "fit"]
+
+_CHECKPOINT_SET = "model"  # the lock of a checkpoint folder is the model folder's (``jaxotdm train`` shares it)
 
 
 class NonFiniteLossError(RuntimeError):
@@ -42,6 +46,16 @@ class NonFiniteLossError(RuntimeError):
     def __init__(self, message: str, *, state: TrainState, step: int, checkpoint: Path | None):
         super().__init__(message)
         self.state, self.step, self.checkpoint = state, step, checkpoint
+
+
+class TrainingInterrupted(RuntimeError):
+    """``should_stop()`` asked :func:`fit` to stop: the chunk in progress was finished and (with a
+    ``checkpoint_dir``) checkpointed. ``state`` and ``step`` are where it stopped, ``checkpoint`` the last
+    checkpoint written (or None) and ``checkpoint_step`` its step."""
+
+    def __init__(self, message: str, *, state: TrainState, step: int, checkpoint: Path | None, checkpoint_step: int):
+        super().__init__(message)
+        self.state, self.step, self.checkpoint, self.checkpoint_step = state, step, checkpoint, checkpoint_step
 
 
 @pytree_dataclass
@@ -159,6 +173,7 @@ def fit(
     log_every: int = 100,
     divergence_factor: float = 10.0,
     config: dict | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> FitResult:
     """Trains ``objective.model`` on ``data`` for ``steps`` total steps.
 
@@ -178,7 +193,9 @@ def fit(
         resume: continue from the checkpoint in ``checkpoint_dir`` (error if absent or mismatched).
         overwrite: start afresh even if ``checkpoint_dir`` holds a checkpoint (otherwise that is an error).
         eval_every: call ``eval_fn(state) -> dict`` every ``eval_every`` steps and at the end
-            (after the checkpoint of that step is written).
+            (before the checkpoint of that step is written, so that the checkpoint records it: a kill never
+            separates the final checkpoint from the final evaluation; if the evaluation raises, the checkpoint
+            of that step is written without it before the error propagates).
         eval_fn: see ``eval_every``.
         callback: ``callback(step, metrics)`` at every host synchronisation (every ``log_every`` steps and at
             evaluation/checkpoint points), with the mean ``loss``/``eps_mse`` of the steps since the last
@@ -188,10 +205,16 @@ def fit(
             diverged: no checkpoint is written from it.
         config: extra JSON-able settings recorded in the checkpoint and required to match on resume
             (e.g. the optimiser's hyper-parameters when a custom ``optimizer`` is passed).
+        should_stop: asked after every chunk; when it returns True the run writes a checkpoint (with a
+            ``checkpoint_dir``) and raises :class:`TrainingInterrupted` (the CLI's Ctrl-C).
+
+    ``checkpoint_dir`` is locked for the run (an exclusive ``flock``, see :mod:`jaxotdm._io`): a second
+    process training into the same folder is refused at once.
 
     Raises:
         NonFiniteLossError: on a non-finite loss (at once), or when the loss has diverged at the last
             step; the last good checkpoint is left untouched.
+        TrainingInterrupted: when ``should_stop()`` returned True.
 
     Example:
         >>> import jax, jaxotdm as jo
@@ -205,6 +228,20 @@ def fit(
     """
     x, labels = _check_fit_args(objective, data, steps, batch_size, labels, ema_decay, checkpoint_dir,
                                 checkpoint_every, resume, overwrite, eval_every, eval_fn, log_every, divergence_factor)
+    if should_stop is not None and not callable(should_stop):
+        raise ValueError(f"`should_stop` must be callable as should_stop() -> bool, got {should_stop!r}.")
+    lock = contextlib.nullcontext() if checkpoint_dir is None else locked(checkpoint_dir, _CHECKPOINT_SET)
+    with lock:
+        return _fit(objective, x, labels, steps=steps, batch_size=batch_size, optimizer=optimizer,
+                    learning_rate=learning_rate, seed=seed, ema_decay=ema_decay, checkpoint_dir=checkpoint_dir,
+                    checkpoint_every=checkpoint_every, resume=resume, eval_every=eval_every, eval_fn=eval_fn,
+                    callback=callback, log_every=log_every, divergence_factor=divergence_factor, config=config,
+                    should_stop=should_stop)
+
+
+def _fit(objective, x, labels, *, steps, batch_size, optimizer, learning_rate, seed, ema_decay, checkpoint_dir,
+         checkpoint_every, resume, eval_every, eval_fn, callback, log_every, divergence_factor, config,
+         should_stop) -> FitResult:
     opt, opt_entry, lr = _resolve_optimizer(optimizer, learning_rate)
     run_config = _run_config(objective, x, labels, batch_size, seed, ema_decay, opt_entry, config)
     base = jax.random.key(seed)
@@ -230,10 +267,20 @@ def fit(
         k = stop
         if callback is not None:
             callback(k, chunk)
-        if book.path is not None and (_at(k, checkpoint_every) or k == steps):
-            book.checkpoint(state, k, final=k == steps)
+        stop = k < steps and should_stop is not None and bool(should_stop())
+        save = book.path is not None and (_at(k, checkpoint_every) or k == steps or stop)
         if eval_fn is not None and (_at(k, eval_every) or k == steps):
-            book.evaluate(eval_fn, state, k)
+            try:  # first, so that the checkpoint of step k records it (one write: a kill cannot part them)
+                book.evaluate(eval_fn, state, k)
+            except BaseException:
+                if save:  # a failing evaluation never costs the state of step k
+                    book.checkpoint(state, k, final=k == steps)
+                raise
+        if save:
+            book.checkpoint(state, k, final=k == steps)
+        if stop:
+            raise TrainingInterrupted(f"training stopped on request at step {k}", state=state, step=k,
+                                      checkpoint=book.last_path, checkpoint_step=book.last_step)
     last = book.path if (book.path is not None and start == steps) else book.last_path
     history = TrainingHistory.from_json(book.history)
     return FitResult(state, history.losses, history.evaluations, last, start, history)
@@ -322,6 +369,5 @@ class _Book:
         self.last_path, self.last_step = self.path, k
 
     def evaluate(self, eval_fn, state, k):
+        """Records ``eval_fn(state)``; it runs before the checkpoint of step ``k``, which then holds it."""
         self.history["evaluations"].append({"step": k, **{n: float(v) for n, v in eval_fn(state).items()}})
-        if self.path is not None and self.last_step == k:  # the evaluation joins the checkpoint's history
-            save_checkpoint(self.path, state, config=self.run_config, history=self.history)

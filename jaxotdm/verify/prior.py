@@ -450,7 +450,8 @@ def _diffused_set(measure, schedule, T, key):
     x = schedule.alpha(T) * y + schedule.sigma(T) * jax.random.normal(key, y.shape, y.dtype)
     keep = np.asarray(measure.weights) > 0
     x, w = x[keep], measure.weights[keep] / jnp.sum(measure.weights[keep])
-    return x, w, np.asarray(x, np.float64), np.asarray(w, np.float64)
+    w64 = np.asarray(w, np.float64)  # renormalised in float64: float32 weights sum to one only within float32
+    return x, w, np.asarray(x, np.float64), w64 / w64.sum()
 
 
 def _tau_sweep(smap, taus, key, num, x_np, w_np) -> list[float]:
