@@ -236,10 +236,19 @@ def _load(args, kind):
         x = D.toy_2d(args.dataset, args.num_points, seed=args.seed)
         source.update(name=args.dataset, num_points=args.num_points, seed=args.seed)
     else:
+        from jaxotdm.cli._common import as_options
+
         path = Path(args.dataset)
-        x = D.load_points(path, key=args.npz_key)
+        flag = "--data" if getattr(args, "data_alias", None) is not None else "--dataset"
+        try:
+            x = D.load_points(path, key=args.npz_key)
+        except ValueError as exc:  # the loader names `path` and `key`: name the options instead
+            raise as_options(exc, path=flag, key="--npz-key") from None
         if args.labels_key is not None:
-            labels = D.load_labels(path, key=args.labels_key, num_points=x.shape[0])
+            try:
+                labels = D.load_labels(path, key=args.labels_key, num_points=x.shape[0])
+            except ValueError as exc:
+                raise as_options(exc, path=flag, key="--labels-key", num_points="--dataset's points") from None
         if args.scale:
             lo, hi = (float(v) for v in args.scale.split(","))
             if float(x.min()) < lo or float(x.max()) > hi:
