@@ -47,6 +47,7 @@ __all__ = [
     "covariance",
     "check_time",
     "min_time",
+    "checked_time",
     "real_scalar",
     "positive_scalar",
     "nonnegative_scalar",
@@ -349,6 +350,28 @@ def check_time(t, name: str, *, t_max: float | None = None, dtype=None, schedule
             f"sigma(t)^2 or alpha(t) under- or overflows there. Use a time further inside the schedule's "
             "domain (or float64)."
         )
+
+
+def checked_time(t, name: str, *, t_max: float | None = None, dtype=None, schedule=None):
+    """:func:`check_time` for concrete times; a traced time (inside a user's ``jit``) gets the cheap part of
+    the same check at run time: ``eqx.error_if`` on ``t`` finite, ``> 0`` and ``< t_max`` (an
+    ``EqxRuntimeError`` naming ``name`` when it fails; representability in ``dtype`` is checked eagerly only).
+    Returns ``t`` (the traced one threaded through the check, so it cannot be optimised away)."""
+    if is_concrete(t):
+        check_time(t, name, t_max=t_max, dtype=dtype, schedule=schedule)
+        return t
+    import equinox as eqx
+
+    if t_max is None and schedule is not None:
+        t_max = schedule.t_max
+    t = jnp.asarray(t)
+    if not jnp.issubdtype(t.dtype, jnp.floating):
+        t = t.astype(_default_float())
+    bad = ~jnp.isfinite(t) | (t <= 0)
+    if t_max is not None and math.isfinite(t_max):
+        bad = bad | (t >= t_max)
+    limit = "" if t_max is None or not math.isfinite(t_max) else f" and < {t_max}"
+    return eqx.error_if(t, bad, f"`{name}` must be finite, > 0{limit} (checked under jit).")
 
 
 # ----------------------------------------------------------------------------------------- scalars

@@ -178,7 +178,7 @@ class ScoreModel:
 
     def raw(self, params, x: Array, t: ArrayLike, labels: ArrayLike | None = None) -> Array:
         """The network's raw output at ``(x, t)`` in its parametrisation."""
-        V.check_time(t, "t", t_max=self.schedule.t_max)
+        t = V.checked_time(t, "t", t_max=self.schedule.t_max)
         labels = _check_labels(labels, self.num_classes)
         t = jnp.broadcast_to(jnp.asarray(t, x.dtype), x.shape[:-1])
         a, s = self.coefficients(x, t)
@@ -261,13 +261,12 @@ class LearnedScore:
         if x.ndim < 1 or (d is not None and x.shape[-1] != d):
             raise ValueError(f"`x` must have shape (..., {'d' if d is None else d}), got {tuple(x.shape)}.")
         V.check_finite(x, "x")
-        V.check_time(t, "t", t_max=self.schedule.t_max)
-        return x
+        return x, V.checked_time(t, "t", t_max=self.schedule.t_max)
 
     def __call__(self, x: Float[ArrayLike, "... d"], t: ArrayLike) -> Float[Array, "... d"]:
-        x = self._check(x, t)
+        x, t = self._check(x, t)
         return self.model.score(self.params, x, t, self.labels, self.guidance)
 
     def denoiser(self, x: Float[ArrayLike, "... d"], t: ArrayLike) -> Float[Array, "... d"]:
-        x = self._check(x, t)
+        x, t = self._check(x, t)
         return self.model.denoiser(self.params, x, t, self.labels, self.guidance)
