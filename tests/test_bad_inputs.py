@@ -419,12 +419,12 @@ def cli_case(command, label, argv, option, owner=None, why=None):
 
 
 _FLOW = ["flow", "--dataset", "two_points", "--num-samples", "4"]
-cli_case("flow", "eps above T", _FLOW + ["--eps", "20", "--T", "3"], "--eps")
+cli_case("flow", "eps above T", _FLOW + ["--t-end", "20", "--T", "3"], "--t-end")
 cli_case("flow", "T=nan", _FLOW + ["--T", "nan"], "--T")
 cli_case("flow", "T above cosine t_max", _FLOW + ["--schedule", "cosine", "--T", "2"], "--T")
 cli_case("flow", "rtol=inf", _FLOW + ["--rtol", "inf"], "--rtol")
 cli_case("flow", "num-samples=0", _FLOW + ["--num-samples", "0"], "--num-samples")
-cli_case("flow", "eps subnormal", _FLOW + ["--eps", "1e-40"], "--eps")
+cli_case("flow", "eps subnormal", _FLOW + ["--t-end", "1e-40"], "--t-end")
 cli_case("sample", "nfe not a multiple for heun", ["sample", "--nfe", "3,4", "--samplers", "ddim,heun"], "--nfe")
 cli_case("sample", "t-prime zero", ["sample", "--t-prime", "0.2,0.0"], "--t-prime")
 cli_case("sample", "guidance nan", ["sample", "--guidance", "nan"], "--guidance")
@@ -481,7 +481,7 @@ def test_cli_flow_refuses_to_overwrite_and_writes_atomically(tmp_path, capsys):
     """An existing result is kept unless --overwrite; the check runs before any work; outputs appear
     whole (temporary file + rename: no stray temporary files are left)."""
     out = tmp_path / "flow"
-    argv = ["flow", "--dataset", "two_points", "--num-samples", "8", "--T", "3", "--eps", "0.01", "--out", str(out)]
+    argv = ["flow", "--dataset", "two_points", "--num-samples", "8", "--T", "3", "--t-end", "0.01", "--out", str(out)]
     assert cli.main(argv) == 0
     first = (out / "flow.json").read_text()
     assert (out / "samples.png").stat().st_size > 0

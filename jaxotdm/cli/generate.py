@@ -53,7 +53,7 @@ def register(subparsers) -> None:
                    help="class to generate (conditional models; default: unconditional)")
     p.add_argument("--guidance", type=float, default=None,
                    help="classifier-free guidance scale w (needs --class; default: 0, no guidance)")
-    p.add_argument("--T", dest="t_start", type=float, default=None,
+    p.add_argument("--T", dest="t_start", metavar="T", type=float, default=None,
                    help="start time of the chain without --ot-prior (default: the schedule's usual: ou 8, edm 80, 1 "
                         "for an unbounded schedule, else 0.99 t_max)")
     p.add_argument("--t-end", type=float, default=1e-3, help="end time of the chain")
