@@ -159,6 +159,8 @@ def model_config(model: ScoreModel) -> dict:
 
 def model_from_config(cfg: dict) -> ScoreModel:
     """Inverse of :func:`model_config`."""
+    if not isinstance(cfg, dict):
+        raise TypeError(f"`cfg` must be a dict (a model.json description), got {type(cfg).__name__}.")
     try:
         return ScoreModel(
             _object_from_config(cfg["network"], _NETWORKS, "network"),

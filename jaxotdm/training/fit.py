@@ -107,8 +107,7 @@ def _check_fit_args(objective, data, steps, batch_size, labels, ema_decay, check
             raise ValueError(f"`labels` must be in [0, {k}) for the network's {k} classes, got "
                              f"[{int(labels.min())}, {int(labels.max())}].")
         labels = labels.astype(np.int32)
-    if not (isinstance(ema_decay, (int, float)) and 0.0 <= ema_decay < 1.0):
-        raise ValueError(f"`ema_decay` must be in [0, 1), got {ema_decay}.")
+    V.ema_decay(ema_decay)
     for name, v in (("checkpoint_every", checkpoint_every), ("eval_every", eval_every)):
         if v is not None:
             V.check_positive_int(v, name)
@@ -205,6 +204,7 @@ def fit(
     """
     x, labels = _check_fit_args(objective, data, steps, batch_size, labels, ema_decay, checkpoint_dir,
                                 checkpoint_every, resume, overwrite, eval_every, eval_fn, log_every, divergence_factor)
+    seed = V.check_int(seed, "seed")
     opt, opt_entry, lr = _resolve_optimizer(optimizer, learning_rate)
     run_config = _run_config(objective, x, labels, batch_size, seed, ema_decay, opt_entry, config)
     base = jax.random.key(seed)
