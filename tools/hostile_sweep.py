@@ -596,7 +596,11 @@ def build_cases(mode: str) -> list[Case]:  # noqa: C901 - one long table of case
         sweep("networks.ScoreModel", lambda schedule=ou: N.ScoreModel(N.MLP(features=8, depth=1), schedule), {},
               "schedule", bad_schedule())
         sweep("networks.ScoreModel", lambda sigma_data=1.0: N.ScoreModel(N.MLP(features=8, depth=1), jo.OU(),
-              sigma_data=sigma_data), {}, "sigma_data", bad_pos())
+              sigma_data=sigma_data), {}, "sigma_data",
+              [(lbl, v) for lbl, v in bad_pos() if v is not None])  # None: taken from the parametrisation
+        add("networks.ScoreModel", "sigma_data=none_from_parametrisation", lambda: N.ScoreModel(
+            N.MLP(features=8, depth=1), jo.OU(), N.EDMPreconditioning(0.3)), "ok",
+            check=lambda m: None if m.sigma_data == 0.3 else f"sigma_data {m.sigma_data} != the parametrisation's 0.3")
         sweep("networks.EDMPreconditioning", N.EDMPreconditioning, {}, "sigma_data", bad_pos())
         sweep("networks.SinusoidalEmbedding", lambda dim=8: N.ScoreModel(
             N.MLP(features=8, depth=1, embedding=N.SinusoidalEmbedding(dim=dim)), jo.OU()).init(KEY, X), {}, "dim",
@@ -967,17 +971,17 @@ def _cli_cases(add):
 
     flow = ["flow", "--dataset", "two_points", "--num-samples", "4"]
     for label, extra, names in [
-        ("eps_above_T", ["--eps", "20", "--T", "3"], ("--eps", "--T")),
+        ("t_end_above_T", ["--t-end", "20", "--T", "3"], ("--t-end", "--T")),
         ("T_neg", ["--T", "-1"], ("--T",)),
         ("T_zero", ["--T", "0"], ("--T",)),
         ("T_nan", ["--T", "nan"], ("--T",)),
         ("T_inf", ["--T", "inf"], ("--T",)),
         ("T_string", ["--T", "abc"], ("--T",)),
         ("T_cosine_above", ["--schedule", "cosine", "--T", "2"], ("--T",)),
-        ("eps_zero", ["--eps", "0"], ("--eps",)),
-        ("eps_neg", ["--eps", "-1e-3"], ("--eps",)),
-        ("eps_nan", ["--eps", "nan"], ("--eps",)),
-        ("eps_subnormal", ["--eps", "1e-40"], ("--eps",)),
+        ("t_end_zero", ["--t-end", "0"], ("--t-end",)),
+        ("t_end_neg", ["--t-end", "-1e-3"], ("--t-end",)),
+        ("t_end_nan", ["--t-end", "nan"], ("--t-end",)),
+        ("t_end_subnormal", ["--t-end", "1e-40"], ("--t-end",)),
         ("rtol_zero", ["--rtol", "0"], ("--rtol",)),
         ("rtol_inf", ["--rtol", "inf"], ("--rtol",)),
         ("rtol_neg", ["--rtol", "-1"], ("--rtol",)),
@@ -993,10 +997,45 @@ def _cli_cases(add):
     ]:
         add("cli.flow", label, cli(flow + extra + ([] if "--out" in extra else ["--out", os.path.join(tmp, "f-" + label)])),
             "error", names, timeout=60, cli=True)
-    add("cli.flow", "ok", cli(flow + ["--T", "3", "--eps", "0.01", "--out", os.path.join(tmp, "flow-ok")]), "ok",
+    add("cli.flow", "ok", cli(flow + ["--T", "3", "--t-end", "0.01", "--out", os.path.join(tmp, "flow-ok")]), "ok",
         timeout=240, cli=True)
     add("cli.flow", "ok_npy", cli(["flow", "--dataset", pts, "--num-samples", "4", "--T", "3", "--out",
                                     os.path.join(tmp, "flow-ok2")]), "ok", timeout=240, cli=True)
+
+    # files given as --dataset / --checkpoint (issue 23 item 7): one line naming the option, before any work
+    def cli_file(name, body):
+        p = os.path.join(tmp, name)
+        if isinstance(body, str):
+            with open(p, "w") as fh:
+                fh.write(body)
+        else:
+            np.save(p, body)
+        return p
+
+    for label, argv, names in [
+        ("csv_header", ["--dataset", cli_file("h.csv", "x,y\n1,2\n3,4\n")], ("--dataset",)),
+        ("csv_semicolon", ["--dataset", cli_file("s.csv", "1;2\n3;4\n")], ("--dataset",)),
+        ("csv_empty", ["--dataset", cli_file("e.csv", "")], ("--dataset",)),
+        ("npz_key_on_npy", ["--dataset", pts, "--npz-key", "x"], ("--npz-key",)),
+        ("npy_nan", ["--dataset", cli_file("nan.npy", np.array([[np.nan, 0.0], [1.0, 1.0]]))], ("--dataset",)),
+    ]:
+        add("cli.flow.files", label, cli(["flow", *argv, "--num-samples", "4", "--out",
+                                           os.path.join(tmp, "ff-" + label)]), "error", names, timeout=60, cli=True)
+        add("cli.train.files", label, cli(["train", *argv, "--steps", "1", "--no-progress", "--out",
+                                            os.path.join(tmp, "tf-" + label)]), "error", names, timeout=60, cli=True)
+    gen = ["generate", "--no-progress"]
+    for label, argv, names in [
+        ("checkpoint_file", ["--checkpoint", pts, "--out", os.path.join(tmp, "g1.npy")], ("--checkpoint",)),
+        ("checkpoint_missing", ["--checkpoint", os.path.join(tmp, "nope"), "--out", os.path.join(tmp, "g2.npy")],
+         ("--checkpoint",)),
+        ("out_not_npy", ["--checkpoint", existing, "--out", os.path.join(tmp, "g3.txt")], ("--out",)),
+        ("nfe_zero", ["--checkpoint", existing, "--nfe", "0", "--out", os.path.join(tmp, "g4.npy")], ("--nfe",)),
+        ("T_nan", ["--checkpoint", existing, "--T", "nan", "--out", os.path.join(tmp, "g5.npy")], ("--T",)),
+        ("tau_without_ot_prior", ["--checkpoint", existing, "--tau", "0.1", "--out", os.path.join(tmp, "g6.npy")],
+         ("--tau",)),
+        ("checkpoint_missing_arg", ["--out", os.path.join(tmp, "g7.npy")], ("--checkpoint",)),
+    ]:
+        add("cli.generate", label, cli(gen + argv), "error", names, timeout=60, cli=True)
 
     sample = ["sample", "--dataset", "two_points", "--num-samples", "4", "--train-size", "8", "--no-progress",
               "--classifier-steps", "2"]
