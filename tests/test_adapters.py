@@ -285,3 +285,28 @@ def test_score_model_wraps_an_unwrapped_module_or_function_itself():
         ScoreModel(NoLogSNR(), OU)
     with pytest.raises(TypeError, match="`network` must be a flax linen or NNX module"):
         ScoreModel("mlp", OU)
+
+
+class _LinenTimeNet(nn.Module):
+    """A linen network conditioned on the time, called as ``net(x, t)`` (no labels)."""
+
+    @nn.compact
+    def __call__(self, x, t):
+        return nn.Dense(x.shape[-1])(jnp.concatenate([x, jnp.broadcast_to(t[..., None], x.shape[:-1] + (1,))], -1))
+
+
+def test_linen_network_without_labels_names_the_route_that_works():
+    """Issue 23 item 4: a linen ``__call__(self, x, t)`` failed inside ``model.init`` with a raw "takes 3
+    positional arguments but 4 were given"; now ScoreModel refuses it at construction naming as_network and
+    ``conditioning=schedule.t_from_log_snr``, and that route works (the network sees the time)."""
+    sched = jo.VPLinear()
+    with pytest.raises(TypeError, match=r"`network` _LinenTimeNet.__call__.*as_network\(network, "
+                                        r"conditioning=schedule.t_from_log_snr\)"):
+        ScoreModel(_LinenTimeNet(), sched)
+    seen = []
+    model = ScoreModel(as_network(_LinenTimeNet(), conditioning=lambda lam: seen.append(1) or
+                                  sched.t_from_log_snr(lam)), sched)
+    params = model.init(KEY, jnp.zeros((1, 2)))
+    assert sorted(params["module"]) == ["Dense_0"] and seen
+    out = model.bind(params)(jnp.ones((3, 2)), 0.5)
+    assert out.shape == (3, 2) and bool(jnp.all(jnp.isfinite(out)))

@@ -374,6 +374,52 @@ case("jaxotdm.training.load_checkpoint", "missing",
 case("jaxotdm.training.score_relative_error", "t<=0",
      lambda: jo.training.score_relative_error(_score(), _score(), Y, 0.0, _OU, key=KEY, num_samples=8), "`t`")
 
+# Issue 23 item 11: what a hidden sweep found (each passed silently or failed inside flax/jax before).
+def _state():
+    model = _model()
+    return jo.init_train_state(model, jo.training.default_optimizer_for(1e-3), X, key=KEY), model
+
+
+def _step(**kw):
+    state, model = _state()
+    return jo.train_step(state, kw.pop("x0", X), objective=jo.training.DSMObjective(model),
+                         optimizer=jo.training.default_optimizer_for(1e-3), **kw)
+
+
+case("jaxotdm.train_step", "ema_decay>1", lambda: _step(ema_decay=1.5), "`ema_decay`")
+case("jaxotdm.train_step", "x0 of another dimension", lambda: _step(x0=np.zeros((2, 3))), "`x0`")
+case("jaxotdm.train_step", "x0 1-D", lambda: _step(x0=np.zeros(3)), "`x0`")
+case("jaxotdm.init_train_state", "x_example 1-D",
+     lambda: jo.init_train_state(_model(), jo.training.default_optimizer_for(1e-3), np.zeros(3), key=KEY),
+     "`x_example`")
+case("jaxotdm.fit", "seed='abc'", lambda: jo.fit(jo.training.DSMObjective(_model()), np.tile(Y, (4, 1)), steps=1,
+                                                 batch_size=4, seed="abc"), "`seed`")
+case("jaxotdm.pushforward_w2", "masses sum to 5", lambda: jo.pushforward_w2(Y, np.full(3, 5 / 3)), "`masses`")
+case("jaxotdm.samplers.ExactClassScores", "NaN points",
+     lambda: jo.samplers.ExactClassScores.from_data(NAN_X, np.array([0, 1]), jo.VPLinear()), "`points`")
+# ... and what the project's sweep found once it covered every public callable by kind (tools/hostile_sweep.py).
+case("jaxotdm.training.default_optimizer_for", "learning_rate='1'",
+     lambda: jo.training.default_optimizer_for("1"), "`learning_rate`")
+case("jaxotdm.training.save_checkpoint", "path=None", lambda: jo.training.save_checkpoint(
+    None, jo.init_train_state(_model(), jo.training.default_optimizer_for(1e-3), X, key=KEY)), "`path`")
+case("jaxotdm.pushforward_w2", "masses=None", lambda: jo.pushforward_w2(Y, None), "`masses`")
+case("jaxotdm.samplers.ExactClassScores", "guidance='1'", lambda: jo.samplers.ExactClassScores.from_data(
+    Y, np.array([0, 1, 1]), jo.OU()).for_class(0, "1"), "`guidance`")
+case("jaxotdm.networks.FourierEmbedding", "dim odd", lambda: jo.networks.FourierEmbedding(dim=7), "`dim`")
+case("jaxotdm.networks.model_from_config", "cfg=None", lambda: jo.networks.model_from_config(None), "`cfg`")
+case("jaxotdm.verify.random_clouds", "ns empty", lambda: jo.verify.random_clouds((), (1,), key=KEY), "`ns`")
+case("jaxotdm.verify.transport_cost_gap", "z NaN", lambda: jo.verify.transport_cost_gap(
+    np.full((4, 2), np.nan), np.zeros((4, 2)), np.ones((4, 2))), "`z`")
+case("jaxotdm.verify.prior_error_curve", "times negative", lambda: jo.verify.prior_error_curve(
+    _mu(), jo.OU(), (-1.0,), key=KEY), "`times`")
+case("jaxotdm.plotting.samples_2d", "NaN samples", lambda: jo.plotting.samples_2d(np.full((5, 2), np.nan)),
+     "`samples`")
+case("jaxotdm.plotting.image_grid", "value_range string",
+     lambda: jo.plotting.image_grid(np.zeros((4, 64)), value_range="0,1"), "`value_range`")
+case("jaxotdm.OU", "t_from_log_snr(None)", lambda: jo.OU().t_from_log_snr(None), "`log_snr`")
+case("jaxotdm.OU", "alpha(-1)", lambda: jo.OU().alpha(-1.0), "`t`")
+
+
 # --- verify (owner "verify")
 case("jaxotdm.verify.convergence_to_brenier", "times negative", lambda: jo.verify.convergence_to_brenier(
     _mu(), _OU, [-1.0, 2.0], key=KEY, num_samples=16), "`termination_times`")
@@ -451,12 +497,12 @@ def cli_case(command, label, argv, option, owner=None, why=None):
 
 
 _FLOW = ["flow", "--dataset", "two_points", "--num-samples", "4"]
-cli_case("flow", "eps above T", _FLOW + ["--eps", "20", "--T", "3"], "--eps")
+cli_case("flow", "eps above T", _FLOW + ["--t-end", "20", "--T", "3"], "--t-end")
 cli_case("flow", "T=nan", _FLOW + ["--T", "nan"], "--T")
 cli_case("flow", "T above cosine t_max", _FLOW + ["--schedule", "cosine", "--T", "2"], "--T")
 cli_case("flow", "rtol=inf", _FLOW + ["--rtol", "inf"], "--rtol")
 cli_case("flow", "num-samples=0", _FLOW + ["--num-samples", "0"], "--num-samples")
-cli_case("flow", "eps subnormal", _FLOW + ["--eps", "1e-40"], "--eps")
+cli_case("flow", "eps subnormal", _FLOW + ["--t-end", "1e-40"], "--t-end")
 cli_case("sample", "nfe not a multiple for heun", ["sample", "--nfe", "3,4", "--samplers", "ddim,heun"], "--nfe")
 cli_case("sample", "t-prime zero", ["sample", "--t-prime", "0.2,0.0"], "--t-prime")
 cli_case("sample", "guidance nan", ["sample", "--guidance", "nan"], "--guidance")
@@ -513,7 +559,7 @@ def test_cli_flow_refuses_to_overwrite_and_writes_atomically(tmp_path, capsys):
     """An existing result is kept unless --overwrite; the check runs before any work; outputs appear
     whole (temporary file + rename: no stray temporary files are left)."""
     out = tmp_path / "flow"
-    argv = ["flow", "--dataset", "two_points", "--num-samples", "8", "--T", "3", "--eps", "0.01", "--out", str(out)]
+    argv = ["flow", "--dataset", "two_points", "--num-samples", "8", "--T", "3", "--t-end", "0.01", "--out", str(out)]
     assert cli.main(argv) == 0
     first = (out / "flow.json").read_text()
     assert (out / "samples.png").stat().st_size > 0

@@ -99,6 +99,7 @@ def test_generate_conditional_and_ot_prior(model_dir, tmp_path):
                      "--num-samples", "6", "--ot-tol", "0.3", "--class", "3", "--out", str(ot)]) == 0
     meta = json.loads(ot.with_suffix(".json").read_text())
     assert meta["sampler"] == "em" and meta["nfe"] == 4 and meta["ot_prior"] and meta["t_prime"] == 0.05
+    assert meta["t_start"] == 0.05  # the chain's real start is T' (issue 23 item 3; it recorded 1.0)
     split = load_split(model_dir)
     assert meta["ot_targets"] == int(np.sum(split.train_labels == 3))  # one OT map onto class 3's points
     assert np.load(ot).shape == (6, 64)
@@ -158,3 +159,56 @@ def test_generate_class_on_unconditional_model(tmp_path, capsys):
     y = np.load(tmp_path / "y.npy")
     assert y.shape == (7, 2)  # toy points have no pixel scale: the model's own units
     assert json.loads((tmp_path / "y.json").read_text())["units"] == "model"
+
+
+def test_checkpoint_pointing_at_a_file_inside_the_model_folder_names_the_folder(model_dir, tmp_path, capsys):
+    """Issue 23 item 7: `--checkpoint runs/x/model.json` said only "does not exist or is not a folder"."""
+    rc = cli.main(["generate", "--checkpoint", str(model_dir / "model.json"), "--out", str(tmp_path / "x.npy")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "`--checkpoint`" in err and "is a file, not a model folder" in err, err
+    assert f"pass the folder that holds it, {str(model_dir)!r}" in err, err
+
+
+@pytest.mark.slow
+def test_generate_ot_prior_shows_progress_and_records_the_real_start_time(model_dir, tmp_path):
+    """Issue 23 item 3, through the real entry point: `generate --ot-prior` printed nothing during the OT solve
+    (minutes on real data), `--no-progress` was "accepted for symmetry", and the JSON recorded the schedule's
+    start time although the chain started at T'."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root), "JAXOTDM_CACHE_DIR": ""}
+    base = [sys.executable, "-m", "jaxotdm", "generate", "--checkpoint", str(model_dir), "--ot-prior", "--t-prime",
+            "0.05", "--nfe", "2", "--num-samples", "4", "--ot-tol", "0.3"]
+    shown = subprocess.run([*base, "--out", str(tmp_path / "a.npy")], capture_output=True, text=True, env=env,
+                           timeout=600)
+    assert shown.returncode == 0, shown.stderr
+    assert "OT solve" in shown.stderr and "iteration 1:" in shown.stderr, shown.stderr
+    assert "sampling 4 x 64" in shown.stderr, shown.stderr
+    meta = json.loads((tmp_path / "a.json").read_text())
+    assert meta["t_start"] == 0.05 == meta["t_prime"]
+    quiet = subprocess.run([*base, "--no-progress", "--out", str(tmp_path / "b.npy")], capture_output=True,
+                           text=True, env=env, timeout=600)
+    assert quiet.returncode == 0, quiet.stderr
+    assert "OT solve" not in quiet.stderr and "sampling" not in quiet.stderr, quiet.stderr
+    assert "wrote" in quiet.stdout
+
+
+def test_generate_progress_goes_to_stderr_and_no_progress_silences_it(capsys):
+    """Issue 23 item 3 (fast, in-process): the OT solve reports every iteration on stderr through a CLI-side
+    callback; `--no-progress` silences it (the library prints nothing either way)."""
+    from argparse import Namespace
+
+    from jaxotdm.ot import Progress
+
+    say, ot_progress = G._reporter(Namespace(no_progress=False, ot_tol=0.1))
+    say("hello")
+    ot_progress(Progress(3, 1024, 0.25, 4096.0, "newton"))
+    err = capsys.readouterr().err
+    assert "hello" in err and "OT solve (newton) iteration 3" in err and "0.25" in err
+    say, ot_progress = G._reporter(Namespace(no_progress=True, ot_tol=0.1))
+    say("hello")
+    assert ot_progress is None and capsys.readouterr().err == ""

@@ -183,3 +183,45 @@ def test_train_test_split_fixed_seed_disjoint():
         D.train_test_split(x, np.arange(3))
     with pytest.raises(ValueError, match="too few to split"):
         D.train_test_split(x[:1])
+
+
+def test_load_digits_docstring_leads_with_its_default_range():
+    """Issue 23 item 10: load_digits() returns [-1, 1] by default; its docstring led with [0, 16]."""
+    for fn, raw in ((D.load_digits, "[0, 16]"), (D.load_mnist_subset, "[0, 255]")):
+        first = fn.__doc__.split("\n\n")[0]
+        assert "[-1, 1]" in first and raw not in first, first
+
+
+@pytest.mark.parametrize(
+    "text,match",
+    [
+        ("x,y\n1,2\n3,4\n", "header row"),
+        ("1;2\n3;4\n", "separates values with ';'.*replace the separator"),
+        ("", "is empty"),
+        ("\n# only a comment\n", "is empty"),
+        ("1,2\n3,oops\n", "could not be read as .csv"),
+    ],
+    ids=["header", "semicolon", "empty", "comment-only", "text-in-body"],
+)
+def test_load_points_csv_problems_are_named_in_one_line_without_numpy_warnings(tmp_path, text, match):
+    """Issue 23 item 7: a header row, a ';' CSV and an empty CSV gave numpy's messages (the empty one a
+    UserWarning printed first); now one ValueError says what is wrong, and nothing is warned."""
+    import warnings
+
+    (tmp_path / "p.csv").write_text(text)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match=match) as info:
+            D.load_points(tmp_path / "p.csv")
+    assert "\n" not in str(info.value)
+    (tmp_path / "c.csv").write_text("# x,y\n1,2\n3,4\n")
+    np.testing.assert_array_equal(D.load_points(tmp_path / "c.csv"), np.array([[1, 2], [3, 4]], np.float32))
+
+
+def test_npz_key_for_a_single_array_file_is_refused(tmp_path):
+    """Issue 23 item 11: `key` was silently ignored for an .npy (and .csv) file."""
+    np.save(tmp_path / "a.npy", np.zeros((3, 2)))
+    with pytest.raises(ValueError, match="`key` 'x' applies to .npz archives only"):
+        D.load_points(tmp_path / "a.npy", key="x")
+    with pytest.raises(ValueError, match="`key` 'y' applies to .npz archives only"):
+        D.load_labels(tmp_path / "a.npy", key="y")

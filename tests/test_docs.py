@@ -106,3 +106,83 @@ def test_getting_started_runs(capsys):
     out = capsys.readouterr().out
     assert "W2 to held-out" in out
     assert int(namespace["fast"].nfe) == 10 and int(namespace["ddim"].nfe) == 20
+
+
+# ----------------------------------------------------------------------- issue 23 item 2: offline, pinned
+def _hook(name: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"_docs_hook_{name}", DOCS / "hooks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_site_loads_no_maths_renderer_or_font_from_a_network():
+    """The site loaded MathJax from a CDN (and fonts from Google): maths are now typeset at build time."""
+    text = _mkdocs_text()
+    assert "extra_javascript" not in text and "mathjax.js" not in text.lower() and "cdn." not in text
+    assert re.search(r"^\s*- docs/hooks/math\.py", text, re.M)
+    assert re.search(r"^\s*font: false", text, re.M)
+    assert not (DOCS / "javascripts" / "mathjax.js").exists()
+
+
+def test_math_hook_typesets_every_formula_of_the_pages_and_notebooks():
+    pytest.importorskip("latex2mathml")
+    import json
+
+    math = _hook("math")
+    page = '<p>A <span class="arithmatex">\\(x_t = \\alpha(t)\\,x_0\\)</span> and</p>' \
+           '<div class="arithmatex">\\[\\nabla \\log p_t(x) &lt; 1\\]</div>'
+    out = math.render(page, dollars=False)
+    assert out.count("<math") == 2 and "\\(" not in out and 'display="block"' in out
+    nb = "<p>The map $T(x) = x$ and $$\\frac{a}{b}$$</p><pre>cost $5 and $6</pre><code>$x$</code>"
+    out = math.render(nb, dollars=True)
+    assert out.count("<math") == 2 and "<pre>cost $5 and $6</pre>" in out and "<code>$x$</code>" in out
+    with pytest.raises(math.MathError, match="cannot typeset"):
+        math.render('<span class="arithmatex">\\(\\left( x\\)</span>', dollars=False, where="x.md")
+    # every formula the site has converts (a formula latex2mathml cannot read would fail the build)
+    sources = [p.read_text() for p in DOCS.glob("*.md")]
+    for nbfile in (ROOT / "notebooks").glob("*.ipynb"):
+        cells = json.loads(nbfile.read_text())["cells"]
+        sources += ["".join(c["source"]) for c in cells if c["cell_type"] == "markdown"]
+    count = 0
+    for text in sources:
+        text = re.sub(r"```.*?```|`[^`\n]*`", "", text, flags=re.S)
+        for m in re.finditer(r"\$\$(.+?)\$\$", text, re.S):
+            math.to_mathml(m.group(1), display=True)
+            count += 1
+        for m in math._INLINE_DOLLARS.finditer(re.sub(r"\$\$(.+?)\$\$", "", text, flags=re.S)):
+            math.to_mathml(m.group(1), display=False)
+            count += 1
+    assert count > 50
+
+
+def test_docs_toolchain_is_pinned_from_above():
+    """A new major or minor release of the docs toolchain (or ruff, which formats the signatures) must not
+    break the strict build unannounced: each is bounded above."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    reqs = extras["docs"] + [r for r in extras["dev"] + extras["test"] if re.match(r"(ruff|griffelib)\b", r)]
+    names = {re.match(r"[A-Za-z0-9_.\[\]-]+", r).group(0) for r in reqs}
+    assert {"mkdocs", "mkdocs-material", "mkdocstrings[python]", "mkdocstrings-python", "mkdocs-jupyter", "ruff",
+            "griffelib", "latex2mathml"} <= names, names
+    unbounded = [r for r in reqs if "<" not in r]
+    assert not unbounded, f"docs toolchain without an upper bound: {unbounded}"
+
+
+def test_api_pages_show_no_private_constant_as_a_default():
+    """``batch_size: int = DEFAULT_BATCH`` showed a private name the reader cannot look up; the griffe
+    extension shows its value; public constants (in an ``__all__``) stay named."""
+    griffe = pytest.importorskip("griffe")
+    ext = _hook("griffe_constants").PrivateConstants()
+    pkg = griffe.load("jaxotdm", search_paths=[str(ROOT)], allow_inspection=False,
+                      extensions=griffe.load_extensions(ext))
+    solve = pkg["ot.semidiscrete.solve.semidiscrete_ot"]
+    default = str(solve.parameters["batch_size"].default)
+    assert default.isdigit(), default
+    from jaxotdm.ot.semidiscrete.solve import DEFAULT_BATCH
+
+    assert int(default) == DEFAULT_BATCH

@@ -299,3 +299,14 @@ def test_times_are_checked_against_the_dtype_and_the_schedule():
         jo.flow_map(sc, s, x32, "3", 0.1)
     with pytest.raises(ValueError, match="`x`"):
         jo.flow_map(sc, s, jnp.zeros((2, 3)), 3.0, 0.1)  # score has d = 1
+
+
+def test_jacfwd_through_flow_map_names_the_forward_mode_adjoint():
+    """Issue 23 item 7: jax.jacfwd through flow_map raised JAX's bare "can't apply forward-mode autodiff (jvp)
+    to a custom_vjp function"; now the message names `adjoint=diffrax.ForwardMode()`, and that route works."""
+    score = jo.exact_score(jo.EmpiricalMeasure(jnp.array([[0.0, 1.0], [1.0, 0.0]])), jo.OU())
+    x = jnp.ones((1, 2))
+    with pytest.raises(TypeError, match=r"adjoint=diffrax.ForwardMode\(\)"):
+        jax.jacfwd(lambda z: jo.flow_map(score, jo.OU(), z, 2.0, 0.1).points)(x)
+    jac = jax.jacfwd(lambda z: jo.flow_map(score, jo.OU(), z, 2.0, 0.1, adjoint=diffrax.ForwardMode()).points)(x)
+    assert jac.shape == (1, 2, 1, 2) and bool(jnp.all(jnp.isfinite(jac)))

@@ -262,3 +262,20 @@ def test_mlp_needs_one_block():
     """depth = 0 would give a network that never sees the noise level (it enters through the blocks)."""
     with pytest.raises(ValueError, match="`depth`"):
         MLP(features=8, depth=0)
+
+
+def test_sigma_data_has_one_source_of_truth():
+    """Issue 23 item 6: EDMPreconditioning and ScoreModel both carried sigma_data (0.5 and 1.0 by default) and
+    disagreeing values passed silently. Left out, ScoreModel takes it from the parametrisation; given in both
+    places, the values must agree; an EDMWeighting of another sigma_data is refused by DSMObjective."""
+    from jaxotdm.training import DSMObjective, EDMWeighting
+
+    assert ScoreModel(MLP(features=4, depth=1), jo.OU(), EDMPreconditioning(0.3)).sigma_data == 0.3
+    assert ScoreModel(MLP(features=4, depth=1), jo.OU(), NoisePrediction()).sigma_data == 1.0
+    assert ScoreModel(MLP(features=4, depth=1), jo.OU(), EDMPreconditioning(0.3), sigma_data=0.3).sigma_data == 0.3
+    with pytest.raises(ValueError, match="`sigma_data`.*EDMPreconditioning"):
+        ScoreModel(MLP(features=4, depth=1), jo.OU(), EDMPreconditioning(0.5), sigma_data=1.0)
+    model = ScoreModel(MLP(features=4, depth=1), jo.OU(), EDMPreconditioning(0.5))
+    assert DSMObjective(model, EDMWeighting(0.5)).weighting.sigma_data == 0.5
+    with pytest.raises(ValueError, match="`weighting`.*sigma_data"):
+        DSMObjective(model, EDMWeighting(0.8))

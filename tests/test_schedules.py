@@ -180,3 +180,21 @@ def test_sample_prior_checks_its_arguments():
     with pytest.raises(ValueError, match="`T`"):
         jo.Cosine().sample_prior(jax.random.key(0), 1.0, (2, 2))
     assert s.sample_prior(jax.random.key(0), 1.0, (2, 3)).shape == (2, 3)
+
+
+@pytest.mark.parametrize("cls", [jo.OU, jo.VPLinear, jo.SubVP, jo.Cosine, jo.VE, jo.EDM])
+def test_coefficients_refuse_times_outside_the_domain(cls):
+    """Issue 23 item 11: alpha, sigma, log_snr, drift and diffusion2 returned numbers for negative times (and
+    past t_max); concrete times are now checked (real, not NaN, in [0, t_max]); the ends stay the limits."""
+    s = cls()
+    bad = [-1.0, float("nan"), np.array([0.5, -0.5]), jnp.asarray(-0.25)]
+    if math.isfinite(s.t_max):
+        bad.append(s.t_max + 0.5)
+    for method in ("alpha", "sigma", "log_snr", "drift", "diffusion2", "marginal"):
+        for t in bad:
+            with pytest.raises(ValueError, match="`t` must"):
+                getattr(s, method)(t)
+        with pytest.raises(TypeError, match="`t`"):
+            getattr(s, method)("0.5")
+    assert float(s.alpha(0.0)) == pytest.approx(1.0) and 0.0 <= float(s.sigma(0.0)) < 0.1  # VE: sigma_min
+    assert bool(jnp.isfinite(jax.jit(s.alpha)(0.5)))  # traced times: the callers' to check

@@ -197,3 +197,32 @@ def test_posterior_mode_matches_numpy_argmax():
         np.testing.assert_array_equal(got, logits.argmax(1))
     with pytest.raises(ValueError, match="measure"):
         jo.exact_score(jo.GaussianMeasure(np.zeros(3), np.eye(3)), s).posterior_mode(x, 0.5)
+
+
+@pytest.mark.parametrize("method", ["__call__", "denoiser", "log_density"])
+@pytest.mark.parametrize("bad", [-0.5, float("nan"), 1.5], ids=["negative", "nan", "past_t_max"])
+def test_bad_time_under_jit_raises_at_run_time(method, bad):
+    """Issue 23 item 8: eagerly a bad time raised, but under jit the exact score returned finite numbers for a
+    negative time. Decision: the exact and learned scores check the time inside the trace (eqx.error_if: finite,
+    > 0, < t_max), so the README promise holds under jit too; representability is checked eagerly only."""
+    from jaxotdm.networks import MLP, ScoreModel
+
+    mu = jo.EmpiricalMeasure(jnp.array([[-1.0, 0.0], [1.0, 0.0]]))
+    x = jnp.zeros((3, 2))
+    good = 0.5
+    for sched in (jo.Cosine(), jo.OU()):
+        if bad == 1.5 and sched.t_max == float("inf"):
+            continue
+        sc = jo.exact_score(mu, sched)
+        f = jax.jit(lambda x, t, sc=sc: getattr(sc, method)(x, t))
+        assert bool(jnp.all(jnp.isfinite(f(x, good))))
+        with pytest.raises(Exception, match="`t` must be finite, > 0"):
+            jax.block_until_ready(f(x, bad))
+    if method == "log_density":
+        return
+    model = ScoreModel(MLP(features=4, depth=1), jo.Cosine())
+    learned = model.bind(model.init(jax.random.key(0), x))
+    g = jax.jit(lambda x, t: getattr(learned, method)(x, t))
+    assert bool(jnp.all(jnp.isfinite(g(x, good))))
+    with pytest.raises(Exception, match="`t` must be finite, > 0"):
+        jax.block_until_ready(g(x, bad))

@@ -33,6 +33,7 @@ import dataclasses
 import inspect
 import io
 import json
+import math
 import os
 import re
 import signal
@@ -595,7 +596,11 @@ def build_cases(mode: str) -> list[Case]:  # noqa: C901 - one long table of case
         sweep("networks.ScoreModel", lambda schedule=ou: N.ScoreModel(N.MLP(features=8, depth=1), schedule), {},
               "schedule", bad_schedule())
         sweep("networks.ScoreModel", lambda sigma_data=1.0: N.ScoreModel(N.MLP(features=8, depth=1), jo.OU(),
-              sigma_data=sigma_data), {}, "sigma_data", bad_pos())
+              sigma_data=sigma_data), {}, "sigma_data",
+              [(lbl, v) for lbl, v in bad_pos() if v is not None])  # None: taken from the parametrisation
+        add("networks.ScoreModel", "sigma_data=none_from_parametrisation", lambda: N.ScoreModel(
+            N.MLP(features=8, depth=1), jo.OU(), N.EDMPreconditioning(0.3)), "ok",
+            check=lambda m: None if m.sigma_data == 0.3 else f"sigma_data {m.sigma_data} != the parametrisation's 0.3")
         sweep("networks.EDMPreconditioning", N.EDMPreconditioning, {}, "sigma_data", bad_pos())
         sweep("networks.SinusoidalEmbedding", lambda dim=8: N.ScoreModel(
             N.MLP(features=8, depth=1, embedding=N.SinusoidalEmbedding(dim=dim)), jo.OU()).init(KEY, X), {}, "dim",
@@ -725,6 +730,223 @@ def build_cases(mode: str) -> list[Case]:  # noqa: C901 - one long table of case
           [("float_labels", write("fl.npy", np.array([0.5, 1.0]))), ("negative", write("neg.npy", np.array([-1, 0]))),
            ("missing", os.path.join(tmp, "none.npy"))])
 
+    # ------------------------------------------------------------------------------------ more kinds (issue 23)
+    # Every public callable the sweep did not reach, and the kinds the other sections lacked: types, ranges,
+    # NaN/inf, shapes, empty inputs and files, one bad argument per case.
+    def bad_array_1d(n=3):
+        yield "nan", np.array([np.nan] + [1.0] * (n - 1), DT)
+        yield "inf", np.array([np.inf] + [1.0] * (n - 1), DT)
+        yield "2d", np.ones((n, 2), DT)
+        yield "empty", np.zeros(0, DT)
+        yield "string", "values"
+        yield "none", None
+
+    with section("schedules.methods"):
+        for cls in (jo.OU, jo.VPLinear, jo.SubVP, jo.Cosine, jo.VE, jo.EDM):
+            s = cls()
+            for meth in ("alpha", "sigma", "log_snr", "drift", "diffusion2", "marginal"):
+                call = lambda t=0.5, s=s, meth=meth: getattr(s, meth)(t)
+                kinds = [("neg", -1.0), ("nan", float("nan")), ("string", "0.5"), ("none", None),
+                         ("array_with_neg", np.array([0.5, -0.5], DT)), ("jax_neg", jnp.asarray(-0.25, DT))]
+                if math.isfinite(s.t_max):
+                    kinds.append(("above_tmax", s.t_max + 0.5))
+                sweep(f"schedules.methods.{cls.__name__}", call, {}, "t", kinds)
+                add(f"schedules.methods.{cls.__name__}", f"{meth}.ok", lambda call=call: call(DT(0.5)), "ok",
+                    check=finite)
+            sweep(f"schedules.methods.{cls.__name__}", lambda log_snr=0.0, s=s: s.t_from_log_snr(log_snr), {},
+                  "log_snr", [("string", "0"), ("none", None)])
+
+    with section("training.train_step"):
+        def step_call(x0=None, labels=None, ema_decay=0.999, state=None, objective=None, optimizer=None):
+            model = N.ScoreModel(N.MLP(features=8, depth=1), jo.OU())
+            opt = T.default_optimizer_for(1e-3)
+            st = T.init_train_state(model, opt, X, key=KEY) if state is None else state
+            return T.train_step(st, X if x0 is None else x0, labels, objective=objective or T.DSMObjective(model),
+                                optimizer=optimizer or opt, ema_decay=ema_decay)
+
+        sweep("training.train_step", step_call, {}, "ema_decay",
+              [("above", 1.5), ("one", 1.0), ("neg", -0.1), ("nan", float("nan")), ("string", "0.9")])
+        sweep("training.train_step", step_call, {}, "x0",
+              [("wrong_dim", np.zeros((4, 3), DT)), ("1d", np.zeros(4, DT)), ("nan", nan2), ("string", "x"),
+               ("empty", np.zeros((0, 2), DT)), ("complex", np.zeros((4, 2), np.complex64))])
+        sweep("training.train_step", step_call, {}, "labels", [("wrong_shape", np.zeros(7, np.int32))])
+        sweep("training.train_step", step_call, {}, "state", [("int", 3), ("string", "state")])
+        sweep("training.train_step", step_call, {}, "optimizer", [("string", "adam")])
+        add("training.train_step", "ok", lambda: step_call()[1]["loss"], "ok", check=finite)
+        ik = {"model": N.ScoreModel(N.MLP(features=8, depth=1), jo.OU()), "optimizer": T.default_optimizer_for(1e-3),
+              "x_example": X, "key": KEY}
+        sweep("training.init_train_state", T.init_train_state, ik, "x_example",
+              [("1d", np.zeros(3, DT)), ("string", "x"), ("none", None), ("empty", np.zeros((0, 2), DT)),
+               ("complex", np.zeros((2, 2), np.complex64))])
+        sweep("training.init_train_state", T.init_train_state, ik, "key", bad_key())
+        sweep("training.init_train_state", T.init_train_state, ik, "optimizer", [("none", None), ("string", "adam")])
+        sweep("training.train_steps", lambda ema_decay=0.999: T.train_steps(
+            T.init_train_state(ik["model"], ik["optimizer"], X, key=KEY), np.tile(Y, (4, 1)), None, KEY, 4, length=1,
+            objective=T.DSMObjective(ik["model"]), optimizer=ik["optimizer"], batch_size=4, ema_decay=ema_decay),
+            {}, "ema_decay", [("above", 1.5), ("nan", float("nan"))])
+        fk2 = {"objective": T.DSMObjective(ik["model"]), "data": np.tile(Y, (4, 1)), "steps": 1, "batch_size": 4}
+        sweep("training.fit.types", T.fit, fk2, "seed", [("string", "abc"), ("float", 1.5), ("none", None),
+                                                        ("array", np.zeros(2))])
+        sweep("training.fit.types", T.fit, fk2, "ema_decay", [("string", "0.9"), ("one", 1.0), ("inf", float("inf"))])
+        sweep("training.fit.types", T.fit, fk2, "data", [("inf", np.where(np.eye(12, 2) > 0, np.inf, 1.0).astype(DT)),
+                                                         ("wrong_dim_labels", np.zeros((12, 2, 2), DT))])
+        sweep("training.default_optimizer_for", T.default_optimizer_for, {"learning_rate": 1e-3}, "learning_rate",
+              bad_pos())
+        sweep("training.save_checkpoint", lambda path=None, state=None: T.save_checkpoint(
+            path, state if state is not None else T.init_train_state(ik["model"], ik["optimizer"], X, key=KEY)),
+            {}, "path", [("none", None), ("number", 3)])
+        sweep("training.save_checkpoint", lambda state=None: T.save_checkpoint(
+            os.path.join(tempfile.mkdtemp(), "c.msgpack"), state), {}, "state", [("none", None), ("string", "s")])
+
+    with section("ot.pushforward_w2"):
+        pw = {"points": Y, "masses": W}
+        sweep("ot.pushforward_w2.more", jo.pushforward_w2, pw, "masses",
+              [("sum5", np.full(3, 5 / 3, DT)), ("sum_half", np.full(3, 1 / 6, DT)), ("shape", np.full(4, 0.25, DT)),
+               ("string", "uniform"), ("none", None), ("inf", np.array([np.inf, 0, 0], DT))])
+        sweep("ot.pushforward_w2.more", jo.pushforward_w2, pw, "points", bad_points())
+        sweep("ot.pushforward_w2.more", jo.pushforward_w2, pw, "weights", bad_weights())
+
+    with section("samplers.class_scores"):
+        lab = np.array([0, 1, 1])
+        ck2 = {"points": Y, "labels": lab, "schedule": jo.OU()}
+        sweep("samplers.ExactClassScores", S.ExactClassScores.from_data, ck2, "points", bad_points())
+        sweep("samplers.ExactClassScores", S.ExactClassScores.from_data, ck2, "labels",
+              [("none", None), ("string", "abc"), ("float", np.array([0.5, 1.0, 1.0])), ("negative", np.array([0, -1, 1])),
+               ("shape", np.array([0, 1]))])
+        sweep("samplers.ExactClassScores", S.ExactClassScores.from_data, ck2, "schedule", bad_schedule())
+        sweep("samplers.ExactClassScores.for_class", lambda label=0: S.ExactClassScores.from_data(
+            Y, lab, jo.OU()).for_class(label), {}, "label", [("absent", 5), ("string", "0"), ("float", 0.5), ("none", None)])
+        sweep("samplers.ExactClassScores.for_class", lambda guidance=0.0: S.ExactClassScores.from_data(
+            Y, lab, jo.OU()).for_class(0, guidance), {}, "guidance", [("nan", float("nan")), ("inf", float("inf")),
+                                                                   ("string", "1")])
+        pck = {"schedule": jo.VPLinear(), "data_points": Y, "labels": lab, "key": KEY, "t_prime": 0.2, "ot_tol": 0.3}
+        sweep("samplers.prepare_conditional_ot_prior", S.prepare_conditional_ot_prior, pck, "data_points",
+              bad_points())
+        sweep("samplers.prepare_conditional_ot_prior", S.prepare_conditional_ot_prior, pck, "labels",
+              [("none", None), ("negative", np.array([0, -1, 1])), ("shape", np.array([0, 1]))])
+        sweep("samplers.prepare_conditional_ot_prior", S.prepare_conditional_ot_prior, pck, "t_prime", bad_time())
+        sweep("samplers.prepare_conditional_ot_prior", S.prepare_conditional_ot_prior, pck, "key", bad_key())
+
+    with section("data.files"):
+        def text(name, body):
+            p = os.path.join(tmp, name)
+            with open(p, "w") as fh:
+                fh.write(body)
+            return p
+
+        sweep("data.load_points.files", D.load_points, {"path": write("okf.npy", Y)}, "path",
+              [("csv_header", text("h.csv", "x,y\n1,2\n3,4\n")), ("csv_semicolon", text("s.csv", "1;2\n3;4\n")),
+               ("csv_tabs", text("t.csv", "1\t2\n3\t4\n")), ("csv_empty", text("e.csv", "")),
+               ("csv_blank_lines", text("b.csv", "\n\n")), ("csv_ragged", text("r.csv", "1,2\n3\n")),
+               ("csv_text_body", text("tb.csv", "1,2\n3,x\n")), ("npy_empty", write("e.npy", np.zeros((0, 2), DT))),
+               ("npy_inf", write("inf.npy", np.array([[np.inf, 0.0]], DT))), ("number", 3),
+               ("txt_suffix", text("p.txt", "1,2\n"))])
+        sweep("data.load_points.files", D.load_points, {"path": write("okk.npy", Y)}, "key",
+              [("on_npy", "x"), ("number", 3)])
+        sweep("data.load_points.files", D.load_points, {"path": text("okk.csv", "1,2\n3,4\n")}, "key",
+              [("on_csv", "x")])
+        sweep("data.load_labels.files", D.load_labels, {"path": write("labk.npy", np.array([0, 1, 2]))}, "key",
+              [("on_npy", "y")])
+        sweep("data.load_labels.files", D.load_labels, {"path": write("labk2.npy", np.array([0, 1, 2]))}, "path",
+              [("csv_header", text("lh.csv", "label\n1\n2\n")), ("csv_empty", text("le.csv", "")),
+               ("nan", write("ln.npy", np.array([0.0, np.nan])))])
+        for fn in (D.load_digits, D.load_mnist_subset):
+            for arg in ("scaled", "return_labels"):
+                sweep(f"data.{fn.__name__}", fn, {}, arg, [("string", "yes"), ("none", None), ("int", 1)])
+
+    with section("networks.more"):
+        sweep("networks.classifier_free_guidance", lambda guidance=1.0: N.classifier_free_guidance(
+            jnp.ones(2, DT), jnp.zeros(2, DT), guidance), {}, "guidance",
+            [("nan", float("nan")), ("inf", float("inf")), ("string", "1"), ("none", None)])
+        sweep("networks.FourierEmbedding", lambda dim=8, scale=1.0: N.ScoreModel(
+            N.MLP(features=8, depth=1, embedding=N.FourierEmbedding(dim=dim, scale=scale)), jo.OU()).init(KEY, X), {},
+            "dim", [("zero", 0), ("odd", 7), ("neg", -2), ("string", "8")])
+        sweep("networks.FourierEmbedding", lambda dim=8, scale=1.0: N.ScoreModel(
+            N.MLP(features=8, depth=1, embedding=N.FourierEmbedding(dim=dim, scale=scale)), jo.OU()).init(KEY, X), {},
+            "scale", [("neg", -1.0), ("nan", float("nan")), ("zero", 0.0)])
+        sweep("networks.as_network", N.as_network, {"obj": lambda x, log_snr: x}, "obj",
+              [("number", 3), ("string", "mlp"), ("none", None), ("wrong_signature", lambda x: x)])
+        sweep("networks.as_network", N.as_network, {"obj": lambda x, log_snr: x}, "conditioning",
+              [("number", 1.0), ("string", "t")])
+        sweep("networks.as_network", N.as_network, {"obj": lambda x, log_snr: x}, "num_classes",
+              [("zero", 0), ("neg", -1), ("float", 2.5), ("string", "3")])
+        sweep("networks.ScoreModel.sigma_data", lambda sigma_data=0.5: N.ScoreModel(
+            N.MLP(features=8, depth=1), jo.OU(), N.EDMPreconditioning(0.5), sigma_data=sigma_data), {}, "sigma_data",
+            [("disagrees", 1.0)])
+        sweep("networks.load_model", N.load_model, {"folder": tmp}, "folder",
+              [("missing", os.path.join(tmp, "nope")), ("file", write("f.npy", Y)), ("none", None), ("number", 3),
+               ("empty_folder", tempfile.mkdtemp())])
+        sweep("networks.save_model", lambda folder=None, params=None, data=None: N.save_model(
+            folder if folder is not None else tempfile.mkdtemp(), N.ScoreModel(N.MLP(features=8, depth=1), jo.OU()),
+            params if params is not None else {"w": np.zeros(2)}, data={"dim": 2} if data is None else data), {},
+            "folder", [("number", 3)])
+        sweep("networks.save_model", lambda params=None: N.save_model(
+            tempfile.mkdtemp(), N.ScoreModel(N.MLP(features=8, depth=1), jo.OU()), params, data={"dim": 2}), {},
+            "params", [("empty", {}), ("none", None)])
+        sweep("networks.save_model", lambda data=None: N.save_model(
+            tempfile.mkdtemp(), N.ScoreModel(N.MLP(features=8, depth=1), jo.OU()), {"w": np.zeros(2)}, data=data), {},
+            "data", [("no_dim", {"scale": [0, 1]})])
+        sweep("networks.model_from_config", N.model_from_config, {"cfg": {}}, "cfg",
+              [("empty", {}), ("none", None), ("string", "mlp")], names=("cfg", "model.json", "network"))
+
+    with section("verify.more"):
+        sweep("verify.monotone_map_1d", VF.monotone_map_1d, {"points": np.array([[-1.0], [0.0], [2.0]])}, "points",
+              [("nan", np.array([np.nan, 0.0, 1.0])), ("2d", np.zeros((3, 2))), ("empty", np.zeros(0)),
+               ("string", "x"), ("none", None)])
+        sweep("verify.monotone_map_1d", VF.monotone_map_1d, {"points": np.array([[-1.0], [0.0], [2.0]])}, "weights",
+              [("sum2", np.full(3, 2 / 3)), ("neg", np.array([1.5, -0.5, 0.0])), ("shape", np.full(4, 0.25))])
+        rk = {"ns": (2, 3), "ds": (1, 2), "key": KEY}
+        sweep("verify.random_clouds", VF.random_clouds, rk, "ns", [("zero", (0, 3)), ("neg", (-2,)), ("empty", ()),
+                                                                   ("float", (2.5,)), ("string", "2,3")])
+        sweep("verify.random_clouds", VF.random_clouds, rk, "ds", [("zero", (0,)), ("empty", ())])
+        sweep("verify.random_clouds", VF.random_clouds, rk, "scale", bad_pos())
+        sweep("verify.random_clouds", VF.random_clouds, rk, "key", bad_key())
+        sweep("verify.random_clouds", VF.random_clouds, rk, "weightings", [("bogus", ("uniform",)), ("empty", ())])
+        z = np.zeros((4, 2))
+        zo = np.ones((4, 2))
+        sweep("verify.transport_cost_gap", lambda z=z, map_points=z, ot_points=zo: VF.transport_cost_gap(
+            z, map_points, ot_points), {}, "z", [("nan", np.full((4, 2), np.nan)), ("string", "z")])
+        sweep("verify.transport_cost_gap", lambda map_points=z: VF.transport_cost_gap(z, map_points, zo), {},
+              "map_points", [("shape", np.zeros((3, 2))), ("nan", np.full((4, 2), np.nan))])
+        sweep("verify.monotone_control", lambda num_points=5: VF.monotone_control(key=KEY, num_points=num_points,
+              times=(4.0,), num_samples=16), {}, "num_points", bad_int())
+        sweep("verify.monotone_control", lambda spacing=0.3: VF.monotone_control(key=KEY, num_points=5, spacing=spacing,
+              times=(4.0,), num_samples=16), {}, "spacing", bad_pos())
+        sweep("verify.prior_error_curve", lambda times=(1.0,): VF.prior_error_curve(mu(), jo.OU(), times, key=KEY,
+              num_samples=16), {}, "times", [("neg", (-1.0,)), ("empty", ()), ("nan", (float("nan"),)),
+                                             ("string", "1,2")])
+
+    with section("plotting"):
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from jaxotdm import plotting as P
+
+        pts = np.random.default_rng(0).standard_normal((10, 2))
+        sweep("plotting.samples_2d", P.samples_2d, {"samples": pts}, "samples",
+              [("1d", np.zeros(5)), ("3d_points", np.zeros((5, 3))), ("string", "x"), ("none", None),
+               ("nan", np.full((5, 2), np.nan)), ("empty", np.zeros((0, 2)))])
+        sweep("plotting.samples_2d", P.samples_2d, {"samples": pts}, "max_points", bad_int())
+        sweep("plotting.image_grid", P.image_grid, {"images": np.zeros((4, 64)), "shape": (8, 8)}, "images",
+              [("string", "x"), ("none", None), ("wrong_size", np.zeros((4, 63))), ("empty", np.zeros((0, 64)))])
+        sweep("plotting.image_grid", P.image_grid, {"images": np.zeros((4, 64)), "shape": (8, 8)}, "ncol", bad_int())
+        sweep("plotting.image_grid", P.image_grid, {"images": np.zeros((4, 64)), "shape": (8, 8)}, "value_range",
+              [("reversed", (1.0, -1.0)), ("nan", (float("nan"), 1.0)), ("string", "0,1")])
+        sweep("plotting.loss_curve", P.loss_curve, {"losses": np.ones(10)}, "losses",
+              [("string", "x"), ("none", None), ("empty", np.zeros(0)), ("2d", np.ones((3, 3)))])
+        sweep("plotting.loss_curve", P.loss_curve, {"losses": np.ones(10)}, "smooth", [("zero", 0), ("neg", -2),
+                                                                                       ("float", 2.5)])
+        sweep("plotting.convergence_curve", P.convergence_curve, {"x": np.arange(1.0, 4.0), "y": np.ones(3)}, "y",
+              [("shape", np.ones(4)), ("string", "y"), ("none", None)])
+        sweep("plotting.convergence_curve", P.convergence_curve, {"x": np.arange(1.0, 4.0), "y": np.ones(3)}, "level",
+              bad_fraction())
+
+    with section("ot.more"):
+        sweep("ot.CandidateNewtonSolver", O.CandidateNewtonSolver, {}, "candidates", bad_int())
+        sweep("ot.CandidateNewtonSolver", O.CandidateNewtonSolver, {}, "bandwidth", bad_pos())
+        sweep("ot.CandidateNewtonSolver", O.CandidateNewtonSolver, {}, "noise_fraction", bad_fraction())
+        sweep("ot.CandidateNewtonSolver", O.CandidateNewtonSolver, {}, "max_iterations", bad_int())
+
     # ------------------------------------------------------------------------------------ sharding
     sweep("sharding.PointSharding", lambda axis="points": jo.PointSharding(
         jax.make_mesh((1,), ("points",)), axis), {}, "axis", [("bogus", "rows"), ("none", None), ("number", 0)])
@@ -749,17 +971,17 @@ def _cli_cases(add):
 
     flow = ["flow", "--dataset", "two_points", "--num-samples", "4"]
     for label, extra, names in [
-        ("eps_above_T", ["--eps", "20", "--T", "3"], ("--eps", "--T")),
+        ("t_end_above_T", ["--t-end", "20", "--T", "3"], ("--t-end", "--T")),
         ("T_neg", ["--T", "-1"], ("--T",)),
         ("T_zero", ["--T", "0"], ("--T",)),
         ("T_nan", ["--T", "nan"], ("--T",)),
         ("T_inf", ["--T", "inf"], ("--T",)),
         ("T_string", ["--T", "abc"], ("--T",)),
         ("T_cosine_above", ["--schedule", "cosine", "--T", "2"], ("--T",)),
-        ("eps_zero", ["--eps", "0"], ("--eps",)),
-        ("eps_neg", ["--eps", "-1e-3"], ("--eps",)),
-        ("eps_nan", ["--eps", "nan"], ("--eps",)),
-        ("eps_subnormal", ["--eps", "1e-40"], ("--eps",)),
+        ("t_end_zero", ["--t-end", "0"], ("--t-end",)),
+        ("t_end_neg", ["--t-end", "-1e-3"], ("--t-end",)),
+        ("t_end_nan", ["--t-end", "nan"], ("--t-end",)),
+        ("t_end_subnormal", ["--t-end", "1e-40"], ("--t-end",)),
         ("rtol_zero", ["--rtol", "0"], ("--rtol",)),
         ("rtol_inf", ["--rtol", "inf"], ("--rtol",)),
         ("rtol_neg", ["--rtol", "-1"], ("--rtol",)),
@@ -775,10 +997,45 @@ def _cli_cases(add):
     ]:
         add("cli.flow", label, cli(flow + extra + ([] if "--out" in extra else ["--out", os.path.join(tmp, "f-" + label)])),
             "error", names, timeout=60, cli=True)
-    add("cli.flow", "ok", cli(flow + ["--T", "3", "--eps", "0.01", "--out", os.path.join(tmp, "flow-ok")]), "ok",
+    add("cli.flow", "ok", cli(flow + ["--T", "3", "--t-end", "0.01", "--out", os.path.join(tmp, "flow-ok")]), "ok",
         timeout=240, cli=True)
     add("cli.flow", "ok_npy", cli(["flow", "--dataset", pts, "--num-samples", "4", "--T", "3", "--out",
                                     os.path.join(tmp, "flow-ok2")]), "ok", timeout=240, cli=True)
+
+    # files given as --dataset / --checkpoint (issue 23 item 7): one line naming the option, before any work
+    def cli_file(name, body):
+        p = os.path.join(tmp, name)
+        if isinstance(body, str):
+            with open(p, "w") as fh:
+                fh.write(body)
+        else:
+            np.save(p, body)
+        return p
+
+    for label, argv, names in [
+        ("csv_header", ["--dataset", cli_file("h.csv", "x,y\n1,2\n3,4\n")], ("--dataset",)),
+        ("csv_semicolon", ["--dataset", cli_file("s.csv", "1;2\n3;4\n")], ("--dataset",)),
+        ("csv_empty", ["--dataset", cli_file("e.csv", "")], ("--dataset",)),
+        ("npz_key_on_npy", ["--dataset", pts, "--npz-key", "x"], ("--npz-key",)),
+        ("npy_nan", ["--dataset", cli_file("nan.npy", np.array([[np.nan, 0.0], [1.0, 1.0]]))], ("--dataset",)),
+    ]:
+        add("cli.flow.files", label, cli(["flow", *argv, "--num-samples", "4", "--out",
+                                           os.path.join(tmp, "ff-" + label)]), "error", names, timeout=60, cli=True)
+        add("cli.train.files", label, cli(["train", *argv, "--steps", "1", "--no-progress", "--out",
+                                            os.path.join(tmp, "tf-" + label)]), "error", names, timeout=60, cli=True)
+    gen = ["generate", "--no-progress"]
+    for label, argv, names in [
+        ("checkpoint_file", ["--checkpoint", pts, "--out", os.path.join(tmp, "g1.npy")], ("--checkpoint",)),
+        ("checkpoint_missing", ["--checkpoint", os.path.join(tmp, "nope"), "--out", os.path.join(tmp, "g2.npy")],
+         ("--checkpoint",)),
+        ("out_not_npy", ["--checkpoint", existing, "--out", os.path.join(tmp, "g3.txt")], ("--out",)),
+        ("nfe_zero", ["--checkpoint", existing, "--nfe", "0", "--out", os.path.join(tmp, "g4.npy")], ("--nfe",)),
+        ("T_nan", ["--checkpoint", existing, "--T", "nan", "--out", os.path.join(tmp, "g5.npy")], ("--T",)),
+        ("tau_without_ot_prior", ["--checkpoint", existing, "--tau", "0.1", "--out", os.path.join(tmp, "g6.npy")],
+         ("--tau",)),
+        ("checkpoint_missing_arg", ["--out", os.path.join(tmp, "g7.npy")], ("--checkpoint",)),
+    ]:
+        add("cli.generate", label, cli(gen + argv), "error", names, timeout=60, cli=True)
 
     sample = ["sample", "--dataset", "two_points", "--num-samples", "4", "--train-size", "8", "--no-progress",
               "--classifier-steps", "2"]

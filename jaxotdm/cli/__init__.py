@@ -44,12 +44,25 @@ def _has_default(action: argparse.Action) -> bool:
     return not (default is None or default is argparse.SUPPRESS or (action.nargs == 0 and default is False))
 
 
+def _plain(text: str) -> str:
+    """Help text without reStructuredText markup: ``code`` becomes code, :func:`name` becomes name."""
+    text = re.sub(r":[a-z]+:`~?([^`]+)`", r"\1", text)
+    return text.replace("``", "")
+
+
 class _ShowDefaults:
-    """Formatter mix-in: every option's help ends with ``(default: ...)`` unless it already says it.
+    """Formatter mix-in: every option's help ends with ``(default: ...)`` unless it already says it, and no
+    help text shows reStructuredText markup (module docstrings serve as descriptions).
 
     Options whose default is ``None``, a suppressed default, or ``False`` for a flag show nothing extra;
     an option without help text gets the default alone.
     """
+
+    def _format_text(self, text: str) -> str:  # descriptions and epilogs (often a module docstring)
+        return super()._format_text(_plain(text))
+
+    def _expand_help(self, action: argparse.Action) -> str:
+        return _plain(super()._expand_help(action))
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
         text = action.help

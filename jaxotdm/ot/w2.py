@@ -230,14 +230,14 @@ def pushforward_w2(
 
     With ``masses`` the cell masses of ``grad u_h # N(0, I)`` (e.g. ``smap.certificate.masses`` or
     ``smap.cell_masses(...)``) this is ``W2(grad u_h # N(0,I), target)``, zero iff the heights are optimal.
-    Exact LP on the support (host-side; small ``n``).
+    Exact LP on the support (host-side; small ``n``). ``masses`` must be a probability vector (finite,
+    non-negative, summing to one within the dtype's tolerance): a vector that does not is refused, not
+    renormalised.
     """
     x = _np_cloud(points, "points")
     n = x.shape[0]
-    m = V.np_real(masses, "masses").astype(np.float64)
-    if m.shape != (n,) or np.any(m < 0) or not np.all(np.isfinite(m)):
-        raise ValueError(f"`masses` must be ({n},) finite and non-negative.")
-    if not m.sum() > 0:
-        raise ValueError("`masses` must not all be zero.")
+    if masses is None:
+        raise V.ArgumentTypeError(f"`masses` is required: the ({n},) masses of the pushed-forward measure.")
+    m = V.np_weights(masses, n, "masses")  # a probability vector: summing to one, never renormalised here
     nu = np.full(n, 1.0 / n) if weights is None else _np_weights(weights, n, "weights")
-    return w2_exact(x, x, m / m.sum(), nu)
+    return w2_exact(x, x, m, nu)

@@ -62,7 +62,7 @@ def image_grid(
             shape = (s, s)
         shape = tuple(int(v) for v in shape)
         if len(shape) not in (2, 3) or math.prod(shape) != a.shape[1]:
-            raise ValueError(f"`shape` {shape} does not hold {a.shape[1]} values per image.")
+            raise ValueError(f"`images` of {a.shape[1]} values per image do not fit `shape` {shape}.")
         a = a.reshape(n, *shape)
     elif shape is not None and tuple(shape) != a.shape[1:]:
         raise ValueError(f"`shape` {tuple(shape)} does not match the images' shape {a.shape[1:]}.")
@@ -77,7 +77,11 @@ def image_grid(
         raise ValueError(f"`ncol` must be an integer >= 1, got {ncol!r}.")
     if not (isinstance(pad, (int, np.integer)) and pad >= 0):
         raise ValueError(f"`pad` must be an integer >= 0, got {pad!r}.")
-    lo, hi = (float(v) for v in value_range)
+    from jaxotdm import _validation as V  # here, not at import: plotting imports no jax
+
+    if isinstance(value_range, (str, bytes)) or len(value_range) != 2:
+        raise V.ArgumentTypeError(f"`value_range` must be a pair (lo, hi) of numbers, got {value_range!r}.")
+    lo, hi = (V.real_scalar(v, "value_range") for v in value_range)
     if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
         raise ValueError(f"`value_range` must be (low, high) with low < high, got {value_range!r}.")
     ncol = min(int(ncol), n)

@@ -194,10 +194,13 @@ def samples_2d(
         >>> len(ax.collections)
         2
     """
-    s = np.asarray(samples, np.float64)
+    from jaxotdm import _validation as V  # here, not at import: plotting imports no jax
+
+    s = V.np_real(samples, "samples").astype(np.float64)
     if s.ndim != 2 or s.shape[1] != 2 or s.shape[0] == 0:
         raise ValueError(f"`samples` must be a non-empty (m, 2) array, got shape {s.shape}.")
-    if not (isinstance(max_points, (int, np.integer)) and max_points >= 1):
+    V.check_finite(s, "samples")
+    if isinstance(max_points, bool) or not (isinstance(max_points, (int, np.integer)) and max_points >= 1):
         raise ValueError(f"`max_points` must be an integer >= 1, got {max_points!r}.")
     c = None
     if colors is not None:

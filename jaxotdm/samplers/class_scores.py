@@ -66,7 +66,7 @@ class ExactClassScores:
 
     @classmethod
     def from_data(cls, points: Float[ArrayLike, "n d"], labels: Int[ArrayLike, " n"], schedule: Schedule):
-        x, lab = _check_labelled(points, labels)
+        x, lab = _check_labelled(points, labels, "points")
         if not isinstance(schedule, Schedule):
             raise ValueError(f"`schedule` must be a jaxotdm Schedule, got {type(schedule).__name__}.")
         return cls(x, jnp.asarray(lab), schedule, tuple(int(c) for c in np.unique(lab)))
@@ -125,15 +125,18 @@ class LearnedClassScores:
         return self.model.bind(self.params, labels=int(label), guidance=_check_guidance(guidance))
 
 
-def _check_labelled(points, labels):
-    x = V.as_float_array(points, "data_points")
-    V.check_ndim(x, 2, "data_points", "(n, d)")
+def _check_labelled(points, labels, name: str = "data_points"):
+    x = V.points(points, name)  # (n, d), n, d >= 1, finite
+    if labels is None or isinstance(labels, (str, bytes)):
+        raise V.ArgumentTypeError(f"`labels` must be an integer array of shape ({x.shape[0]},), got {labels!r}.")
     lab = np.asarray(labels)
     if lab.shape != (x.shape[0],) or not np.issubdtype(lab.dtype, np.integer):
         raise ValueError(
-            f"`labels` must be an integer array of shape ({x.shape[0]},) matching `data_points`, got "
+            f"`labels` must be an integer array of shape ({x.shape[0]},) matching `{name}`, got "
             f"{lab.dtype} {lab.shape}."
         )
+    if np.any(lab < 0):
+        raise ValueError(f"`labels` must be non-negative class labels, got a minimum of {int(lab.min())}.")
     return x, lab
 
 
@@ -144,7 +147,7 @@ def _class_position(classes: tuple, label) -> int:
 
 
 def _check_guidance(guidance) -> float:
-    g = float(guidance)
+    g = V.real_scalar(guidance, "guidance", finite=False)
     if not np.isfinite(g):
         raise ValueError(f"`guidance` must be a finite number, got {guidance!r}.")
     return g

@@ -16,7 +16,7 @@ from jaxotdm import _validation as V
 from jaxotdm._deprecation import renamed
 from jaxotdm._pytree import pytree_dataclass, static_field
 from jaxotdm._types import Array, ArrayLike, Float, Int
-from jaxotdm.ot import SemidiscreteCertificate, SemidiscreteMap, semidiscrete_ot
+from jaxotdm.ot import Progress, SemidiscreteCertificate, SemidiscreteMap, semidiscrete_ot
 from jaxotdm.samplers._core import sample
 from jaxotdm.samplers.class_scores import (
     _check_labelled,
@@ -219,6 +219,7 @@ def prepare_ot_prior(
     ot_solver=None,
     ot_method=None,
     certificate_samples: int | None = None,
+    progress: Callable[[Progress], object] | None = None,
 ) -> OTPrior:
     """Steps 1-2 of Algorithm 2: diffuse the data to ``T'`` and solve semi-discrete OT onto them.
 
@@ -233,6 +234,8 @@ def prepare_ot_prior(
         ot_solver: a semi-discrete solver object (default :class:`~jaxotdm.ot.NewtonSolver`).
         ot_method: deprecated name of ``ot_solver``.
         certificate_samples: fresh samples for the OT certificate (solver default if ``None``).
+        progress: optional host callback, called after every OT solver iteration with a
+            :class:`~jaxotdm.ot.Progress` (a driver's progress bar; the library itself prints nothing).
 
     Returns:
         An :class:`OTPrior`.
@@ -268,7 +271,7 @@ def prepare_ot_prior(
     diffused = schedule.alpha(tt) * x[idx] + schedule.sigma(tt) * eps
     smap = semidiscrete_ot(
         diffused, w[idx] / noise_draws, key=k_ot, tol=ot_tol, solver=ot_solver,
-        certificate_samples=certificate_samples,
+        certificate_samples=certificate_samples, progress=progress,
     )
     return OTPrior(smap, diffused, idx, tt, schedule)
 

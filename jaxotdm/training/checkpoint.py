@@ -85,6 +85,8 @@ def save_checkpoint(
     temporary name in the same folder, fsynced and renamed, so a crash never leaves a half-written
     checkpoint under ``path``.
     """
+    if not isinstance(path, (str, Path)) or not str(path):
+        raise TypeError(f"`path` must be a file path (str or pathlib.Path), got {path!r}.")
     if not isinstance(state, TrainState):
         raise TypeError(f"`state` must be a TrainState, got {type(state).__name__}.")
     if not isinstance(history, TrainingHistory):

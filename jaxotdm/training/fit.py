@@ -121,8 +121,7 @@ def _check_fit_args(objective, data, steps, batch_size, labels, ema_decay, check
             raise ValueError(f"`labels` must be in [0, {k}) for the network's {k} classes, got "
                              f"[{int(labels.min())}, {int(labels.max())}].")
         labels = labels.astype(np.int32)
-    if not (isinstance(ema_decay, (int, float)) and 0.0 <= ema_decay < 1.0):
-        raise ValueError(f"`ema_decay` must be in [0, 1), got {ema_decay}.")
+    V.ema_decay(ema_decay)
     for name, v in (("checkpoint_every", checkpoint_every), ("eval_every", eval_every)):
         if v is not None:
             V.check_positive_int(v, name)
@@ -228,6 +227,7 @@ def fit(
     """
     x, labels = _check_fit_args(objective, data, steps, batch_size, labels, ema_decay, checkpoint_dir,
                                 checkpoint_every, resume, overwrite, eval_every, eval_fn, log_every, divergence_factor)
+    seed = V.check_int(seed, "seed")
     if should_stop is not None and not callable(should_stop):
         raise ValueError(f"`should_stop` must be callable as should_stop() -> bool, got {should_stop!r}.")
     lock = contextlib.nullcontext() if checkpoint_dir is None else locked(checkpoint_dir, _CHECKPOINT_SET)

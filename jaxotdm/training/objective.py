@@ -12,6 +12,7 @@ ill-conditioned conversion enters the loss. ``w`` and ``q`` are the objects of
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -50,6 +51,13 @@ class DSMObjective:
             raise ValueError(f"`model` must be a ScoreModel, got {type(self.model).__name__}.")
         if not isinstance(self.weighting, Weighting):
             raise ValueError(f"`weighting` must be a Weighting (e.g. NoiseMSE()), got {self.weighting!r}.")
+        w_sd = getattr(self.weighting, "sigma_data", None)
+        if w_sd is not None and V.is_concrete(w_sd) and V.is_concrete(self.model.sigma_data) \
+                and not math.isclose(float(w_sd), float(self.model.sigma_data), rel_tol=1e-6):
+            raise ValueError(
+                f"`weighting` {type(self.weighting).__name__}(sigma_data={float(w_sd):g}) disagrees with the "
+                f"model's sigma_data = {float(self.model.sigma_data):g}: the data's scale is one number; give "
+                "both the same value.")
         if not hasattr(self.time_distribution, "sample"):
             raise ValueError(f"`time_distribution` must have a sample method, got {self.time_distribution!r}.")
         if hasattr(self.time_distribution, "check"):

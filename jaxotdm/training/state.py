@@ -26,10 +26,12 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 from typing import Any
 
+import flax.errors
 import jax
 import jax.numpy as jnp
 import optax
@@ -123,7 +125,7 @@ def _build_adam(cfg: AdamConfig) -> optax.GradientTransformation:
 
 def default_optimizer_for(learning_rate: float) -> optax.GradientTransformation:
     """``adam(learning_rate)`` after global-norm clipping at 1 (cached: ``AdamConfig(learning_rate).build()``)."""
-    return AdamConfig(float(learning_rate)).build()
+    return AdamConfig(V.positive_scalar(learning_rate, "learning_rate")).build()
 
 
 # ------------------------------------------------------------------------------------------------ init
@@ -143,12 +145,18 @@ def init_train_state(
     """
     if not isinstance(model, ScoreModel):
         raise TypeError(f"`model` must be a ScoreModel, got {type(model).__name__}.")
+    if not callable(getattr(optimizer, "init", None)):
+        raise TypeError(f"`optimizer` must be an optax GradientTransformation, got {type(optimizer).__name__}.")
+    V.check_key(key)
     kd = _key_data(key)
     base = jax.random.wrap_key_data(kd)
-    x_example = jnp.asarray(x_example)
+    x_example = V.as_float_array(x_example, "x_example")
+    if x_example.ndim < 2 or 0 in x_example.shape:
+        raise ValueError(f"`x_example` must be a batch of shape (b, d) with b, d >= 1, got {tuple(x_example.shape)}.")
     if labels_example is None and model.num_classes is not None:
         labels_example = jnp.zeros(x_example.shape[:-1], jnp.int32)
-    params = model.init(jax.random.fold_in(base, 0), x_example, labels_example)
+    with _names_the_argument("x_example", x_example):
+        params = model.init(jax.random.fold_in(base, 0), x_example, labels_example)
     return _init_state(optimizer, base, params, x_example.dtype)
 
 
@@ -162,6 +170,19 @@ def _init_state(optimizer, base, params, dtype):
         opt_state=optimizer.init(params),
         key=jax.random.key_data(jax.random.fold_in(base, 1)),
     )
+
+
+@contextlib.contextmanager
+def _names_the_argument(name: str, x, what: str = "the model's network"):
+    """A shape or type error raised inside the network (flax, jax) becomes a ValueError naming ``name``; the
+    package's own messages (which start with a backquoted name) pass unchanged."""
+    try:
+        yield
+    except (TypeError, ValueError, flax.errors.FlaxError) as exc:
+        if str(exc).startswith("`"):
+            raise
+        raise ValueError(f"`{name}` of shape {tuple(jnp.shape(x))} does not fit {what}: {type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0][:300]}") from exc
 
 
 # ------------------------------------------------------------------------------------------------ step
@@ -190,8 +211,16 @@ def train_step(
         raise TypeError(f"`objective` must be a DSMObjective, got {type(objective).__name__}.")
     if not callable(getattr(optimizer, "update", None)):
         raise TypeError(f"`optimizer` must be an optax GradientTransformation, got {type(optimizer).__name__}.")
+    V.ema_decay(ema_decay)
+    x0 = V.as_float_array(x0, "x0")
+    if x0.ndim < 2 or 0 in x0.shape:
+        raise ValueError(f"`x0` must be a batch of shape (b, d) with b, d >= 1, got {tuple(x0.shape)}.")
+    V.check_finite(x0, "x0")
+    if labels is not None and jnp.shape(labels) != x0.shape[:-1]:
+        raise ValueError(f"`labels` must have shape {x0.shape[:-1]} (one per row of `x0`), got {jnp.shape(labels)}.")
     key = jax.random.fold_in(state.train_key, state.step)
-    (loss, aux), grads = jax.value_and_grad(objective.loss, has_aux=True)(state.params, x0, key, labels)
+    with _names_the_argument("x0", x0, "the parameters in `state`"):
+        (loss, aux), grads = jax.value_and_grad(objective.loss, has_aux=True)(state.params, x0, key, labels)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     stepf = state.step.astype(jnp.float32)
@@ -270,6 +299,7 @@ def train_steps(
         raise ValueError(f"`x` must be a 2-D array (n, d), got shape {jnp.shape(x)}.")
     batch_size = V.check_int(batch_size, "batch_size", minimum=1, maximum=n)
     length = V.check_int(length, "length", minimum=1)
+    V.ema_decay(ema_decay)
     if not isinstance(state, TrainState):
         raise TypeError(f"`state` must be a TrainState (from init_train_state), got {type(state).__name__}.")
     if not isinstance(objective, DSMObjective):

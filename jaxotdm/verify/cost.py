@@ -31,6 +31,7 @@ import math
 
 import numpy as np
 
+from jaxotdm import _validation as V
 from jaxotdm._pytree import pytree_dataclass
 
 __all__ = ["TransportCost", "transport_cost_gap"]
@@ -138,9 +139,9 @@ def transport_cost_gap(
         >>> bool(r.gap > 10 * r.gap_se > 0)
         True
     """
-    z = np.asarray(z, np.float64)
-    a = np.asarray(map_points, np.float64)
-    b = np.asarray(ot_points, np.float64)
+    z = V.np_points(z, "z")
+    a = V.np_points(map_points, "map_points")
+    b = V.np_points(ot_points, "ot_points")
     if z.ndim != 2 or a.shape != z.shape or b.shape != z.shape:
         raise ValueError(
             f"`z`, `map_points` and `ot_points` must all have the same shape (N, d); got {z.shape}, {a.shape}, "
@@ -153,6 +154,8 @@ def transport_cost_gap(
     cb = ((z - b) ** 2).sum(1)
     cost_map, cost_map_se = _mean_se(ca)
     cost_ot, cost_ot_se = _mean_se(cb)
+    if not cost_ot > 0:
+        raise ValueError("`ot_points` coincide with `z` (zero transport cost): the relative gap is undefined.")
     gap = (cost_map - cost_ot) / cost_ot
     gap_se = float(np.std(ca - cb - gap * cb, ddof=1) / (math.sqrt(N) * cost_ot))
     y = w = None

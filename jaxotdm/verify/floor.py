@@ -212,6 +212,9 @@ def random_clouds(
     scale = V.positive_scalar(scale, "scale")
     V.positive_scalar(dirichlet, "dirichlet")
     V.fraction(min_weight, "min_weight", low_open=False)
+    for arg, values in (("ns", ns), ("ds", ds), ("weightings", weightings)):
+        if isinstance(values, (str, bytes)) or not hasattr(values, "__len__") or len(values) == 0:
+            raise ValueError(f"`{arg}` must be a non-empty sequence, got {values!r}.")
     for w in weightings:
         V.check_choice(w, "weightings", ("equal", "dirichlet"))
     out = []

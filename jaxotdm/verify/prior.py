@@ -290,9 +290,12 @@ def prior_error_curve(
     """
     if not isinstance(measure, EmpiricalMeasure):
         raise ValueError(f"`measure` must be an EmpiricalMeasure (a dataset), got {type(measure).__name__}.")
-    ts = np.asarray(times, np.float64).reshape(-1)
+    if isinstance(times, (str, bytes)) or times is None:
+        raise V.ArgumentTypeError(f"`times` must be a sequence of termination times, got {times!r}.")
+    ts = V.np_real(times, "times").astype(np.float64).reshape(-1)
     if ts.size == 0:
         raise ValueError("`times` must be a non-empty sequence of termination times.")
+    V.check_time(ts, "times", t_max=schedule.t_max)
     eos = {float(t) for t in np.asarray(end_of_sampling_at, np.float64).reshape(-1)}
     if not eos <= {float(t) for t in ts}:
         raise ValueError(f"`end_of_sampling_at` must be a subset of `times`, got {sorted(eos)}.")
