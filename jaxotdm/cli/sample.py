@@ -97,27 +97,29 @@ def register(sub) -> None:
                    help="samples per row and repetition (default: half the held-out split)")
     p.add_argument("--repetitions", type=int, default=None,
                    help="paired repetitions per row (default 10; --quick 4): fresh seeds and held-out halving")
-    p.add_argument("--T", type=float, default=None, help="start time of the baselines (default: the schedule's)")
-    p.add_argument("--t-end", type=float, default=1e-3)
-    p.add_argument("--samplers", default=None, help=f"baselines among {BASELINES} (default: exact score {_DEFAULTS['samplers'][0]}; learned {_DEFAULTS['samplers'][1]})")
+    p.add_argument("--T", type=float, default=None, help="start time of the baselines (default: exact score 1.0, VP-linear's t_max; learned: 0.99 t_max of the "
+                        "model's schedule, 8 for OU, 80 for EDM)")
+    p.add_argument("--t-end", type=float, default=1e-3, help="every chain's end time")
+    p.add_argument("--samplers", default=None, help=f"baselines among {', '.join(BASELINES)} (default: exact score {_DEFAULTS['samplers'][0]}; learned {_DEFAULTS['samplers'][1]})")
     p.add_argument("--nfe", default="10,20,50", help="NFE list for the baselines other than DDPM")
-    p.add_argument("--ddpm-steps", type=int, default=1000)
+    p.add_argument("--ddpm-steps", type=int, default=1000, help="steps of the ancestral DDPM chain (the long chain)")
     p.add_argument("--t-prime", default=None, help=f"OT times T' (VP: 0.05 = DDPM step 50 of 1000; default: exact score {_DEFAULTS['t_prime'][0]}; learned {_DEFAULTS['t_prime'][1]})")
     p.add_argument("--tau", default=None, help=f"OT smoothing list (0 = hard map; default: exact score {_DEFAULTS['tau'][0]}; learned {_DEFAULTS['tau'][1]})")
     p.add_argument("--ot-nfe", default=None, help=f"reverse-chain NFE list after the OT step (default: exact score {_DEFAULTS['ot_nfe'][0]}; learned {_DEFAULTS['ot_nfe'][1]})")
     p.add_argument("--ot-sampler", default=None, choices=OT_SAMPLERS, help=f"the chain after the OT step (default: exact score {_DEFAULTS['ot_sampler'][0]}; learned {_DEFAULTS['ot_sampler'][1]})")
     p.add_argument("--ot-tol", type=float, default=None, help=f"OT max relative cell-mass error (default: exact score {_DEFAULTS['ot_tol'][0]}; learned {_DEFAULTS['ot_tol'][1]})")
-    p.add_argument("--conditional", default="on", choices=("on", "off"))
+    p.add_argument("--conditional", default="on", choices=("on", "off"),
+                   help="the class-conditional rows (labelled data; a class-conditional model for --checkpoint)")
     p.add_argument("--guidance", type=float, default=None, help=f"classifier-free guidance of the conditional rows (default: exact score {_DEFAULTS['guidance'][0]}; learned {_DEFAULTS['guidance'][1]})")
     p.add_argument("--control-noise", type=float, default=0.01,
                    help="noise std added to the training images of the memorisation row (model units)")
     p.add_argument("--classifier-steps", type=int, default=2000,
                    help="training steps of the classifier whose features KID and the Frechet distance use")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="jaxotdm-out/sample")
+    p.add_argument("--seed", type=int, default=0, help="PRNG seed (split, classifier, samplers, halvings)")
+    p.add_argument("--out", default="jaxotdm-out/sample", help="output folder (table3.md, table3.json, figures)")
     p.add_argument("--quick", action="store_true", help="a small, fast table (fewer rows and samples)")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier table in --out")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
