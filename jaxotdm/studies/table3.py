@@ -524,7 +524,8 @@ def table3_markdown(result: Table3Result, *, title: str = "Table 3 analogue") ->
               "sampler seeds and a fresh halving of the held-out split each time; every row is measured against "
               "half B, half A is the ideal row). Cells: mean over repetitions. 'vs long chain' and 'vs held-out' "
               f"are paired differences in {metric or 'the first metric'} with 95% t-intervals (negative: the row "
-              "is better). Near copies: closer than a third of the held-out split's median nearest-training "
+              "is better); the verdict column reads each row's own interval, not adjusted for the number of rows "
+              "(the conclusion above is: Bonferroni over the OT rows). Near copies: closer than a third of the held-out split's median nearest-training "
               "distance; NN ratio: median nearest-training distance over that median (1 = as novel as fresh data).",
               ""]
     cols = list(result.metrics)
