@@ -656,19 +656,23 @@ def plot_table3(result: Table3Result, path, *, title: str = "") -> None:
             pts.sort()
             x, m, h = zip(*pts, strict=True)
             ax.errorbar(x, m, yerr=h, fmt=style + "o", ms=4, capsize=2, label=name + (" (cond.)" if cond else ""))
-        for i, r in enumerate(result.rows):
-            if r.kind == "ot" and r.conditional == cond:
-                m, h = stat(i)
-                ax.errorbar([r.nfe], [m], yerr=[h], fmt="*" if r.tau == 0 else "D", ms=8, capsize=2,
-                            label=f"OT T'={r.t_prime:g} tau={r.tau:g}" + (" (cond.)" if cond else ""))
+        ots = [i for i, r in enumerate(result.rows) if r.kind == "ot" and r.conditional == cond]
+        for k, i in enumerate(ots):  # spread apart at equal NFE
+            r = result.rows[i]
+            m, h = stat(i)
+            ax.errorbar([r.nfe * (1 + 0.06 * (k - (len(ots) - 1) / 2))], [m], yerr=[h], fmt="*" if r.tau == 0 else "D",
+                        ms=8, capsize=2, label=f"OT T'={r.t_prime:g} tau={r.tau:g}" + (" (cond.)" if cond else ""))
     for name, color in ((IDEAL, "tab:green"), (shrink_name(0.8), "tab:red"), (MEMORISATION, "tab:gray")):
         if any(r.method == name and r.kind == "control" for r in result.rows):
             m, h = stat(result.index(name))
             ax.axhspan(m - h, m + h, color=color, alpha=0.2)
             ax.axhline(m, color=color, ls="--", lw=1, label=name)
     ax.set_xscale("log")
+    shrink = [i for i, r in enumerate(result.rows) if r.kind == "control" and r.method == shrink_name(0.8)]
+    scale = abs(stat(shrink[0])[0] - stat(result.index(IDEAL))[0]) if shrink else 0.0
+    ax.set_yscale("symlog", linthresh=max(0.1 * scale, 1e-6))  # a diverged row must not flatten the rest
     ax.set_xlabel("NFE (score evaluations per sample)")
-    ax.set_ylabel(f"{metric} to held-out data (mean, 95% CI)")
+    ax.set_ylabel(f"{metric} (mean, 95% CI, symlog)")
     ax.legend(fontsize=6, ncol=2)
     ax = axes[1]
     idx = [i for i, r in enumerate(result.rows) if r.kind != "control" or r.method in (IDEAL, MEMORISATION)]
