@@ -89,6 +89,7 @@ EXEMPT = {
          "jaxotdm.studies.Table3Result"],
         "a result/record type built by the library"),
     **dict.fromkeys(["jaxotdm.training.CheckpointError", "jaxotdm.training.NonFiniteLossError",
+                     "jaxotdm.training.TrainingInterrupted",
                      "jaxotdm.ConvergenceWarning"], "an exception/warning type"),
     "jaxotdm.Status": "an enumeration of outcome codes (its lookup by value raises ValueError itself)",
     "jaxotdm.studies.default_baselines": "takes no arguments",
@@ -569,4 +570,5 @@ def test_cli_flow_refuses_to_overwrite_and_writes_atomically(tmp_path, capsys):
     assert (out / "flow.json").read_text() == first
     assert cli.main([*argv, "--seed", "1", "--overwrite"]) == 0
     assert (out / "flow.json").read_text() != first
-    assert sorted(p.name for p in out.iterdir()) == ["flow.json", "samples.png"]
+    # no stray temporaries: the set's files, its manifest and the folder's lock file (issue 24's transactions)
+    assert sorted(p.name for p in out.iterdir()) == [".flow.lock", "flow.json", "flow.manifest.json", "samples.png"]

@@ -203,7 +203,7 @@ def test_a_full_disk_while_writing_samples_keeps_the_old_set_and_names_the_file(
     """Issue 24 case 5: a full disk during `generate --overwrite` left a new s.npy beside the old s.json;
     case 8: the error was a traceback naming no file."""
     model = _save(tmp_path / "m")
-    args = ["generate", "--checkpoint", str(model), "--out", str(tmp_path / "s.npy"), "--nfe", "2"]
+    args = ["generate", "--checkpoint", str(model), "--out", str(tmp_path / "s.npy"), "--nfe", "2", "--no-progress"]
     assert cli.main([*args, "--num-samples", "3"]) == 0
     before = {n: (tmp_path / n).read_bytes() for n in ("s.npy", "s.json")}
     capsys.readouterr()
