@@ -69,18 +69,6 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def _schedule_start(schedule) -> float:
-    from jaxotdm import schedules as S
-
-    if isinstance(schedule, S.OU):
-        return 8.0
-    if isinstance(schedule, S.EDM):
-        return 80.0
-    if math.isinf(schedule.t_max):
-        return 1.0
-    return 0.99 * schedule.t_max
-
-
 def _finite(v, flag):
     if v is not None and not math.isfinite(v):
         raise ValueError(f"`{flag}` must be a finite number, got {v}.")
@@ -136,11 +124,12 @@ def check(args):
             raise ValueError(f"`--class` must be in [0, {num_classes}) for this model, got {args.label}.")
     sampler = args.sampler or ("em" if args.ot_prior else "dpmpp2m")
     from jaxotdm.cli.sample import method
+    from jaxotdm.studies.table3 import default_start_time
 
     m = method(sampler)
     if args.nfe % m.evals_per_step:
         raise ValueError(f"`--nfe` must be a multiple of {m.evals_per_step} for --sampler {sampler}, got {args.nfe}.")
-    t_start = _schedule_start(schedule) if args.t_start is None else args.t_start
+    t_start = default_start_time(schedule) if args.t_start is None else args.t_start
     if not (0 < t_start < schedule.t_max):
         raise ValueError(f"`--T` must be in (0, {schedule.t_max}) for the model's schedule, got {t_start}.")
     t_prime = None

@@ -244,9 +244,9 @@ def _exact_problem(args):
 
 
 def _learned_problem(args):
-    from jaxotdm.cli.generate import _schedule_start
     from jaxotdm.networks import load_model, load_split
     from jaxotdm.samplers import LearnedClassScores
+    from jaxotdm.studies.table3 import default_start_time
 
     try:
         saved = load_model(args.checkpoint)
@@ -261,7 +261,7 @@ def _learned_problem(args):
     about = (f"{saved.data.get('dataset', 'data')}: learned score `{args.checkpoint}`; {len(split.train)} training / "
              f"{len(split.heldout)} held-out points")
     return saved.score(), split, class_scores, (tuple(shape[:2]) if shape else None), about, \
-        _schedule_start(saved.model.schedule)
+        default_start_time(saved.model.schedule)
 
 
 # ------------------------------------------------------------------------------------------------- run

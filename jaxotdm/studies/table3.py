@@ -332,7 +332,7 @@ def _draw_rows(score, schedule, split, class_scores, settings, n, cond_per, key,
     K = settings.repetitions
     total = K * n
     d = train.shape[1]
-    t_start = settings.t_start if settings.t_start is not None else _schedule_start(schedule)
+    t_start = settings.t_start if settings.t_start is not None else default_start_time(schedule)
     out = []
     for i, b in enumerate(settings.baselines):
         res = sample(b.method, score, schedule, t_start=t_start, t_end=settings.t_end, nfe=b.nfe, grid=b.grid,
@@ -385,7 +385,9 @@ def _class_blocked(per_class, reps: int, per: int) -> np.ndarray:
     return np.concatenate(blocks, axis=1).reshape(reps * per * len(per_class), -1)
 
 
-def _schedule_start(schedule) -> float:
+def default_start_time(schedule) -> float:
+    """The usual start time of a chain from the prior: 8 for OU, 80 for EDM, 1 for an unbounded clock, else
+    0.99 ``t_max`` (the one rule of ``jaxotdm sample`` and ``jaxotdm generate``)."""
     from jaxotdm import schedules as S
 
     if isinstance(schedule, S.OU):
