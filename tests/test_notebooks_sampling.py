@@ -1,6 +1,7 @@
 """Executes notebooks/sampling_table3.ipynb headless at its small default size; the notebook ends with
-the assertions of its conclusions (OT step costs no NFE, OT W2 within 15% of the long chain, conditional
-OT returns the requested class, memorisation reported)."""
+the assertions of its conclusions (OT step costs no NFE, verdicts only from a metric valid at that size and
+after the sanity rows pass, conditional OT returns the requested class, memorisation reported and the
+memorisation control flagged)."""
 
 import os
 import sys
