@@ -50,3 +50,9 @@ def test_cli_sample_refuses_a_held_out_split_too_small_before_any_work(tmp_path,
     assert not (tmp_path / "o" / "table3.json").exists()
     rc = cli.main(["sample", "--repetitions", "1", "--out", str(tmp_path / "o"), "--no-progress"])
     assert rc == 2 and "--repetitions" in capsys.readouterr().err
+
+
+def test_cli_sample_refuses_too_few_ot_targets(tmp_path, capsys):
+    rc = cli.main(["sample", "--ot-max-points", "1", "--out", str(tmp_path / "s"), "--no-progress"])
+    assert rc == 2 and "--ot-max-points" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()  # refused before any work

@@ -110,3 +110,29 @@ def test_an_untrained_network_is_never_better():
         assert res.verdict(row, IDEAL) != "better"  # nothing untrained beats real data
     assert "is better" not in res.headline()
     assert np.isnan(res.ot_certificates[0]) and np.isfinite(res.ot_certificates[-1])
+
+
+def test_ot_targets_are_a_stratified_subset_and_the_count_is_stated():
+    from jaxotdm.studies.table3 import ot_target_indices
+
+    labels = np.repeat(np.arange(4), [10, 20, 30, 40])
+    idx = ot_target_indices(labels, 100, 50, jax.random.key(0))
+    assert idx.size == 50 and np.all(np.diff(idx) > 0)  # sorted, no repeats
+    assert [int(np.sum(labels[idx] == c)) for c in range(4)] == [5, 10, 15, 20]  # every class keeps its share
+    assert ot_target_indices(labels, 100, 3, jax.random.key(0)).size == 4  # at least one point per class
+    assert np.array_equal(ot_target_indices(None, 100, None, jax.random.key(0)), np.arange(100))
+    assert np.array_equal(ot_target_indices(None, 100, 500, jax.random.key(0)), np.arange(100))
+    plain = ot_target_indices(None, 100, 30, jax.random.key(1))
+    assert plain.size == 30 and not np.array_equal(plain, ot_target_indices(None, 100, 30, jax.random.key(2)))
+    with pytest.raises(ValueError, match="ot_max_points"):
+        Table3Settings(ot_max_points=1)
+    with pytest.raises((TypeError, ValueError), match="ot_max_points"):
+        Table3Settings(ot_max_points=2.5)
+    res = _result({**GOOD, "baseline": 0.1, "ot": 0.1})
+    res = Table3Result(res.rows, res.metrics, res.higher_is_better, res.values, res.memorisation,
+                       res.class_accuracy, res.mode_mixture, res.ot_certificates, res.num_samples, {}, ot_targets=321)
+    doc = json.loads(json.dumps(table3_json(res)))
+    assert doc["ot_targets"] == 321 and table3_from_json(doc).ot_targets == 321
+    from jaxotdm.studies import table3_markdown
+
+    assert "solved onto 321 training points" in table3_markdown(res)

@@ -107,6 +107,9 @@ def register(sub) -> None:
     p.add_argument("--tau", default=None, help=f"OT smoothing list (0 = hard map; default: exact score {_DEFAULTS['tau'][0]}; learned {_DEFAULTS['tau'][1]})")
     p.add_argument("--ot-nfe", default=None, help=f"reverse-chain NFE list after the OT step (default: exact score {_DEFAULTS['ot_nfe'][0]}; learned {_DEFAULTS['ot_nfe'][1]})")
     p.add_argument("--ot-sampler", default=None, choices=OT_SAMPLERS, help=f"the chain after the OT step (default: exact score {_DEFAULTS['ot_sampler'][0]}; learned {_DEFAULTS['ot_sampler'][1]})")
+    p.add_argument("--ot-max-points", type=int, default=None,
+                   help="OT rows: solve onto at most N training points (a random subset, stratified over classes; "
+                        "stated in table3.json as ot_targets) (default: the whole training split)")
     p.add_argument("--ot-tol", type=float, default=None, help=f"OT max relative cell-mass error (default: exact score {_DEFAULTS['ot_tol'][0]}; learned {_DEFAULTS['ot_tol'][1]})")
     p.add_argument("--conditional", default="on", choices=("on", "off"),
                    help="the class-conditional rows (labelled data; a class-conditional model for --checkpoint)")
@@ -164,7 +167,7 @@ def resolve(args) -> dict:
     if not (math.isfinite(args.test_fraction) and 0 < args.test_fraction < 1):
         raise ValueError(f"`--test-fraction` must be a number in (0, 1), got {args.test_fraction}.")
     for name, low in (("ddpm_steps", 1), ("classifier_steps", 1), ("train_size", 0), ("num_samples", 4),
-                      ("max_points", 1), ("repetitions", 2)):
+                      ("max_points", 1), ("repetitions", 2), ("ot_max_points", 2)):
         v = getattr(args, name)
         if v is not None and v < low:
             raise ValueError(f"`--{name.replace('_', '-')}` must be an integer >= {low}, got {v}.")
@@ -201,7 +204,7 @@ def settings(args, s, t_start):
     return Table3Settings(baselines=baselines, t_primes=tuple(s["t_prime"]), taus=tuple(s["tau"]),
                           ot_nfe=tuple(s["ot_nfe"]), ot_sampler=method(s["ot_sampler"]), ot_tol=s["ot_tol"],
                           t_start=t_start, t_end=args.t_end, guidance=s["guidance"], repetitions=s["repetitions"],
-                          num_samples=args.num_samples,
+                          num_samples=args.num_samples, ot_max_points=args.ot_max_points,
                           controls=ControlSettings(memorisation_noise=args.control_noise))
 
 

@@ -108,6 +108,9 @@ class Table3Settings:
         repetitions: ``K >= 2`` paired repetitions (10 or more for a table to be believed).
         num_samples: points per row and repetition (default: half the held-out split).
         controls: the control rows' strengths.
+        ot_max_points: at most this many training points are the OT rows' targets (a random subset, stratified
+            over the classes of labelled data; the same subset for every ``T'``); ``None``: the whole training
+            split. The OT solve's cost grows with the number of targets (a user's knob for large splits).
     """
 
     baselines: tuple = static_field(default=None)
@@ -122,6 +125,7 @@ class Table3Settings:
     repetitions: int = static_field(default=10)
     num_samples: int | None = static_field(default=None)
     controls: ControlSettings = static_field(default=ControlSettings())
+    ot_max_points: int | None = static_field(default=None)
 
     def __post_init__(self):
         from jaxotdm.samplers import EulerMaruyama
@@ -154,6 +158,8 @@ class Table3Settings:
             raise ValueError(f"`t_primes` must be > `t_end` ({self.t_end}), got {bad}.")
         if self.num_samples is not None:
             V.check_positive_int(self.num_samples, "num_samples", minimum=4)
+        if self.ot_max_points is not None:
+            V.check_positive_int(self.ot_max_points, "ot_max_points", minimum=2)
 
     @property
     def long_chain(self) -> Baseline:
@@ -206,6 +212,8 @@ class Table3Result:
         num_samples: points per row and repetition (conditional rows: the largest multiple of the number of
             classes not above it).
         examples: the first repetition's samples of every row, by :attr:`Table3Row.file_name`.
+        ot_targets: the number of training points the OT rows were solved onto (``None``: not recorded, a
+            table written before the subset option existed).
     """
 
     rows: tuple = static_field()
@@ -218,6 +226,7 @@ class Table3Result:
     ot_certificates: np.ndarray
     num_samples: int = static_field()
     examples: dict
+    ot_targets: int | None = static_field(default=None)
 
     @property
     def repetitions(self) -> int:
@@ -323,6 +332,19 @@ class Table3Result:
         return text
 
 
+def ot_target_indices(labels, n: int, max_points: int | None, key) -> np.ndarray:
+    """Sorted indices of the OT rows' targets among ``n`` training points: all of them, or at most
+    ``max_points`` drawn at random (with ``labels``: every class keeps its share, at least one point)."""
+    if max_points is None or max_points >= n:
+        return np.arange(n)
+    order = np.asarray(jax.random.permutation(key, n))
+    if labels is None:
+        return np.sort(order[:max_points])
+    lab = np.asarray(labels)[order]
+    keep = [order[lab == c][: max(1, (max_points * int(np.sum(lab == c))) // n)] for c in np.unique(lab)]
+    return np.sort(np.concatenate(keep))
+
+
 def _draw_rows(score, schedule, split, class_scores, settings, n, cond_per, key, say):
     """Every sampler row's ``(row, samples, certificate)``: ``K n`` samples, or for a conditional row
     ``cond_per`` samples of every class per repetition (``K cond_per C``, blocked by repetition)."""
@@ -331,6 +353,8 @@ def _draw_rows(score, schedule, split, class_scores, settings, n, cond_per, key,
     train, labels = split
     K = settings.repetitions
     total = K * n
+    keep = ot_target_indices(labels, train.shape[0], settings.ot_max_points, jax.random.fold_in(key, 999))
+    ot_train, ot_labels = train[keep], (None if labels is None else labels[keep])
     d = train.shape[1]
     t_start = settings.t_start if settings.t_start is not None else default_start_time(schedule)
     out = []
@@ -340,7 +364,7 @@ def _draw_rows(score, schedule, split, class_scores, settings, n, cond_per, key,
         out.append((Table3Row(b.name, "baseline", int(res.nfe)), np.asarray(res.points), math.nan))
         say(out[-1][0].label)
     for j, tp in enumerate(settings.t_primes):
-        prior = prepare_ot_prior(schedule, train, key=jax.random.fold_in(key, 1000 + j), t_prime=float(tp),
+        prior = prepare_ot_prior(schedule, ot_train, key=jax.random.fold_in(key, 1000 + j), t_prime=float(tp),
                                  ot_tol=settings.ot_tol)
         cert = float(prior.certificate.max_relative_error) if prior.certificate is not None else math.nan
         for tau in settings.taus:
@@ -363,7 +387,7 @@ def _draw_rows(score, schedule, split, class_scores, settings, n, cond_per, key,
                 math.nan))
     say(out[-1][0].label)
     for j, tp in enumerate(settings.t_primes):
-        cprior = prepare_conditional_ot_prior(schedule, train, labels, key=jax.random.fold_in(key, 4000 + j),
+        cprior = prepare_conditional_ot_prior(schedule, ot_train, ot_labels, key=jax.random.fold_in(key, 4000 + j),
                                               t_prime=float(tp), ot_tol=settings.ot_tol)
         certs = [float(p.certificate.max_relative_error) for p in cprior.priors if p.certificate is not None]
         for tau in settings.taus:
@@ -494,7 +518,9 @@ def run_table3(
     certs = np.asarray([math.nan] * len(control_names) + [c for _, _, c in drawn])
     return Table3Result(rows, tuple(m.name for m in metrics), tuple(m.higher_is_better for m in metrics),
                         np.asarray(values, np.float64), np.asarray(memo, np.float64), np.asarray(acc, np.float64),
-                        np.asarray(mix, np.float64), certs, n, examples)
+                        np.asarray(mix, np.float64), certs, n, examples,
+                        ot_targets=int(ot_target_indices(labels, train.shape[0], settings.ot_max_points,
+                                                         jax.random.fold_in(k_draw, 999)).size))
 
 
 # ------------------------------------------------------------------------------------------------- render
@@ -528,7 +554,9 @@ def table3_markdown(result: Table3Result, *, title: str = "Table 3 analogue") ->
               f"are paired differences in {metric or 'the first metric'} with 95% t-intervals (negative: the row "
               "is better); the verdict column reads each row's own interval, not adjusted for the number of rows "
               "(the conclusion above is: Bonferroni over the OT rows). Near copies: closer than a third of the held-out split's median nearest-training "
-              "distance; NN ratio: median nearest-training distance over that median (1 = as novel as fresh data).",
+              "distance; NN ratio: median nearest-training distance over that median (1 = as novel as fresh data)."
+              + ("" if result.ot_targets is None else
+                 f" The OT rows' maps were solved onto {result.ot_targets} training points."),
               ""]
     cols = list(result.metrics)
     head = ["row", *cols, "NN ratio", "near copies", "class acc", "mode mix", "vs long chain", "vs held-out",
@@ -588,6 +616,7 @@ def table3_json(result: Table3Result) -> dict:
         rows.append(entry)
     return {
         "num_samples": result.num_samples, "repetitions": result.repetitions, "deciding_metric": result.deciding_metric,
+        "ot_targets": result.ot_targets,
         "sanity": [{"check": c, "passed": ok, "detail": d} for c, ok, d in result.sanity()],
         "headlines": {("conditional" if c else "unconditional"): result.headline(c)
                       for c in sorted({r.conditional for r in result.samplers})},
@@ -626,7 +655,8 @@ def table3_from_json(doc: dict) -> Table3Result:
         certs.append(num(r["ot_certificate"]))
     return Table3Result(tuple(rows), metrics, higher, np.asarray(values, np.float64).transpose(2, 0, 1),
                         np.asarray(memo, np.float64).transpose(1, 0, 2), np.asarray(acc).T, np.asarray(mix).T,
-                        np.asarray(certs), int(doc["num_samples"]), {})
+                        np.asarray(certs), int(doc["num_samples"]), {},
+                        ot_targets=None if doc.get("ot_targets") is None else int(doc["ot_targets"]))
 
 
 def plot_table3(result: Table3Result, path, *, title: str = "") -> None:
