@@ -56,7 +56,9 @@ def main(argv: list[str]) -> int:
     if cmd == "test":
         # Two xdist workers by default (CI has 2 cores; compilation is single-threaded); pass -n to override.
         workers = [] if any(a == "-n" or a.startswith("-n") or a.startswith("--numprocesses") for a in rest) else ["-n", "2"]
-        args = [str(py), "-m", "pytest", *workers, *rest]
+        # The 25 slowest tests are printed at the end (CI's 20-minute budget is watched from its own log).
+        durations = [] if any(a.startswith("--durations") for a in rest) else ["--durations=25"]
+        args = [str(py), "-m", "pytest", *workers, *durations, *rest]
     elif cmd == "bench" and "--gpu" in rest:
         # results go to benchmarks/results/<device-name>/ (one script after the other; first failure stops)
         # (`benchmarks` is a package: each script runs as a module from the repository root)
