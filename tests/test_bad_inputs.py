@@ -246,15 +246,17 @@ case("jaxotdm.ot.sinkhorn_divergence", "b sum", lambda: jo.ot.sinkhorn_divergenc
 case("jaxotdm.prepare_ot_prior", "t_prime<0",
      lambda: jo.prepare_ot_prior(jo.VPLinear(), Y, key=KEY, t_prime=-0.1), "`t_prime`")
 case("jaxotdm.ot_accelerated_sample", "num_samples=0",
-     lambda: jo.ot_accelerated_sample(_score(jo.VPLinear()), jo.VPLinear(), Y, key=KEY, t_prime=0.2, num_samples=0,
-                                      num_steps=2, t_end=1e-3), "`num_samples`")
+     lambda: jo.ot_accelerated_sample(_score(jo.VPLinear()),
+                                      jo.prepare_ot_prior(jo.VPLinear(), Y, key=KEY, t_prime=0.2, ot_tol=0.3),
+                                      key=KEY, num_samples=0, num_steps=2, t_end=1e-3), "`num_samples`")
 case("jaxotdm.samplers.prepare_conditional_ot_prior", "labels shape",
      lambda: jo.samplers.prepare_conditional_ot_prior(jo.VPLinear(), Y, np.array([0, 1]), key=KEY, t_prime=0.2),
      "`labels`")
-case("jaxotdm.samplers.ot_accelerated_conditional_sample", "num_samples=0",
-     lambda: jo.samplers.ot_accelerated_conditional_sample(
-         jo.samplers.ExactClassScores.from_data(Y, np.array([0, 1, 1]), jo.VPLinear()), jo.VPLinear(), Y,
-         np.array([0, 1, 1]), label=0, key=KEY, t_prime=0.2, num_samples=0, num_steps=2, t_end=1e-3), "`num_samples`")
+case("jaxotdm.samplers.ConditionalOTPrior", "sample num_samples=0",
+     lambda: jo.samplers.prepare_conditional_ot_prior(jo.VPLinear(), Y, np.array([0, 1, 1]), key=KEY, t_prime=0.2,
+                                                      ot_tol=0.3).sample(
+         jo.samplers.ExactClassScores.from_data(Y, np.array([0, 1, 1]), jo.VPLinear()),
+         label=0, key=KEY, num_samples=0, num_steps=2, t_end=1e-3), "`num_samples`")
 case("jaxotdm.samplers.ot_prior_points", "tau<0",
      lambda: jo.samplers.ot_prior_points(jo.prepare_ot_prior(jo.VPLinear(), Y, key=KEY, t_prime=0.2, ot_tol=0.3), X,
                                          -1.0), "`tau`")

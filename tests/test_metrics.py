@@ -333,17 +333,13 @@ def test_quality_report_of_the_exact_score_copies_and_fails_the_bar():
         M.quality_report(score, train, held, key=jax.random.key(0), num_samples=100, repetitions=1)
 
 
-def test_deprecated_metrics_sinkhorn_divergence_warns_and_matches_sinkhorn_estimate():
-    """``metrics.sinkhorn_divergence`` is a deprecated alias of ``sinkhorn_estimate`` (outside ``__all__``), and the
-    metric is the OT function's quantity: with an absolute epsilon it equals ``jaxotdm.ot.sinkhorn_divergence``."""
+def test_metrics_sinkhorn_estimate_is_the_ot_functions_quantity():
+    """``metrics.sinkhorn_divergence`` (the earlier name of ``sinkhorn_estimate``) is gone: one name, one
+    signature. The metric is the OT function's quantity: with an absolute epsilon it equals
+    ``jaxotdm.ot.sinkhorn_divergence``."""
     r = rng(5)
     x, y = r.normal(size=(20, 2)), r.normal(size=(25, 2)) + 0.3
-    with pytest.warns(DeprecationWarning, match=r"jaxotdm\.metrics\.sinkhorn_divergence is deprecated; use "
-                                                r"jaxotdm\.metrics\.sinkhorn_estimate"):
-        old = M.sinkhorn_divergence(x, y, epsilon=0.05)
-    new = M.sinkhorn_estimate(x, y, epsilon=0.05)
+    assert not hasattr(M, "sinkhorn_divergence")
     assert "sinkhorn_divergence" not in M.__all__
-    for a, b in zip(jax.tree.leaves(old), jax.tree.leaves(new), strict=True):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     absolute = M.sinkhorn_estimate(x, y, epsilon=0.5, relative_epsilon=False)
     assert float(absolute.divergence) == pytest.approx(float(jo.ot.sinkhorn_divergence(x, y, epsilon=0.5)), rel=1e-10)

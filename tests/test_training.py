@@ -30,8 +30,8 @@ from jaxotdm.training import (
     NativeMSE,
     NoiseMSE,
     NonFiniteLossError,
-    UniformLogSNR,
-    UniformTime,
+    UniformLogSNRDistribution,
+    UniformTimeDistribution,
     default_optimizer_for,
     epoch_batch_indices,
     fit,
@@ -48,7 +48,7 @@ SCHEDULES = [jo.OU(), jo.VPLinear(), jo.SubVP(), jo.Cosine(), jo.VE(), jo.EDM()]
 def _small_objective(schedule=None, **kw):
     schedule = jo.OU() if schedule is None else schedule
     model = ScoreModel(MLP(features=16, depth=1), schedule, NoisePrediction(), sigma_data=1.0)
-    return DSMObjective(model, time_distribution=UniformLogSNR.between(schedule, 0.01, 3.0), **kw)
+    return DSMObjective(model, time_distribution=UniformLogSNRDistribution.between(schedule, 0.01, 3.0), **kw)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -62,7 +62,7 @@ def test_loss_decreases_and_learned_score_matches_exact_score():
     sched = jo.OU()
     x = toy_2d("eight_gaussians", 128, seed=0)
     model = ScoreModel(MLP(features=64, depth=2), sched, NoisePrediction(), sigma_data=float(x.std()))
-    obj = DSMObjective(model, time_distribution=UniformLogSNR.between(sched, 0.05, 3.0))
+    obj = DSMObjective(model, time_distribution=UniformLogSNRDistribution.between(sched, 0.05, 3.0))
     res = fit(obj, x, steps=1500, batch_size=128, learning_rate=3e-3, seed=0, ema_decay=0.99)
     assert res.losses.shape == (1500,)
     first, last = res.losses[:100].mean(), res.losses[-100:].mean()
@@ -82,7 +82,7 @@ def test_learned_score_several_noise_levels_longer_run():
     sched = jo.OU()
     x = toy_2d("eight_gaussians", 256, seed=1)
     model = ScoreModel(MLP(features=128, depth=3), sched, VPrediction(), sigma_data=float(x.std()))
-    obj = DSMObjective(model, time_distribution=UniformLogSNR.between(sched, 0.02, 4.0))
+    obj = DSMObjective(model, time_distribution=UniformLogSNRDistribution.between(sched, 0.02, 4.0))
     res = fit(obj, x, steps=4000, batch_size=256, learning_rate=2e-3, seed=0)
     exact = jo.exact_score(jo.EmpiricalMeasure(jnp.asarray(x, jnp.float64)), sched)
     for t, tol in ((0.2, 0.2), (0.5, 0.12), (1.0, 0.1)):
@@ -132,16 +132,16 @@ def test_output_space_loss_equals_noise_space_loss(weighting):
 def test_time_distributions_cover_their_ranges():
     sched = jo.VPLinear()
     key = jax.random.key(0)
-    tu = UniformLogSNR.between(sched, 0.01, 0.9).sample(key, (4000,), sched, jnp.float64)
+    tu = UniformLogSNRDistribution.between(sched, 0.01, 0.9).sample(key, (4000,), sched, jnp.float64)
     assert float(tu.min()) >= 0.01 - 1e-9 and float(tu.max()) <= 0.9 + 1e-9
     lam = sched.log_snr(tu)
     assert abs(float(jnp.mean(lam)) - 0.5 * float(sched.log_snr(0.01) + sched.log_snr(0.9))) < 0.3
-    t2 = UniformTime(0.1, 0.5).sample(key, (1000,), sched, jnp.float64)
+    t2 = UniformTimeDistribution(0.1, 0.5).sample(key, (1000,), sched, jnp.float64)
     assert float(t2.min()) >= 0.1 and float(t2.max()) <= 0.5
     with pytest.raises(ValueError, match="t_max must be <"):
-        UniformTime(0.1, 1.5).check(jo.Cosine())
+        UniformTimeDistribution(0.1, 1.5).check(jo.Cosine())
     with pytest.raises(ValueError, match="t_max must be <"):
-        DSMObjective(ScoreModel(MLP(features=4, depth=1), jo.Cosine()), time_distribution=UniformTime(0.1, 1.0))
+        DSMObjective(ScoreModel(MLP(features=4, depth=1), jo.Cosine()), time_distribution=UniformTimeDistribution(0.1, 1.0))
     with pytest.raises(ValueError, match="label_dropout"):
         _small_objective(label_dropout=1.0)
 
@@ -181,7 +181,7 @@ def test_class_conditional_training_runs():
     x = toy_2d("eight_gaussians", 64, seed=0)
     labels = (np.arctan2(x[:, 1], x[:, 0]) > 0).astype(np.int32)
     model = ScoreModel(MLP(features=16, depth=1, num_classes=2), sched)
-    obj = DSMObjective(model, time_distribution=UniformLogSNR.between(sched, 0.01, 3.0), label_dropout=0.2)
+    obj = DSMObjective(model, time_distribution=UniformLogSNRDistribution.between(sched, 0.01, 3.0), label_dropout=0.2)
     res = fit(obj, x, labels=labels, steps=5, batch_size=32)
     assert np.all(np.isfinite(res.losses))
     with pytest.raises(ValueError, match="`labels` must be integers"):
@@ -282,7 +282,7 @@ class _Bomb(nn.Module):
 
 def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
     sched = jo.OU()
-    obj = DSMObjective(ScoreModel(_Bomb(), sched), time_distribution=UniformLogSNR.between(sched, 0.01, 3.0))
+    obj = DSMObjective(ScoreModel(_Bomb(), sched), time_distribution=UniformLogSNRDistribution.between(sched, 0.01, 3.0))
     light_fuse = optax.stateless(lambda u, p: {**u, "fuse": u["fuse"] + 0.2})
     opt = optax.chain(optax.sgd(1e-3), light_fuse)
     x = toy_2d("moons", 32, seed=0)
@@ -416,7 +416,7 @@ class _Fuse(nn.Module):
 
 def test_nan_stop_then_resume_with_a_lower_learning_rate(tmp_path):
     sched = jo.OU()
-    obj = DSMObjective(ScoreModel(_Fuse(), sched), time_distribution=UniformLogSNR.between(sched, 0.01, 3.0))
+    obj = DSMObjective(ScoreModel(_Fuse(), sched), time_distribution=UniformLogSNRDistribution.between(sched, 0.01, 3.0))
     x = toy_2d("moons", 32, seed=0)
     with pytest.raises(NonFiniteLossError, match=r"last good checkpoint \(step 2\).*lower learning rate") as info:
         fit(obj, x, steps=10, batch_size=16, learning_rate=0.2, checkpoint_dir=tmp_path, checkpoint_every=2)
@@ -444,7 +444,7 @@ class _Diverge(nn.Module):
 
 def test_a_diverged_loss_writes_no_checkpoint(tmp_path):
     sched = jo.OU()
-    obj = DSMObjective(ScoreModel(_Diverge(), sched), time_distribution=UniformLogSNR.between(sched, 0.01, 3.0))
+    obj = DSMObjective(ScoreModel(_Diverge(), sched), time_distribution=UniformLogSNRDistribution.between(sched, 0.01, 3.0))
     opt = optax.chain(optax.sgd(1e-3), optax.stateless(lambda u, p: {**u, "fuse": u["fuse"] + 0.2}))
     x = toy_2d("moons", 32, seed=0)
     with pytest.raises(NonFiniteLossError, match="diverged at step 6.*last good checkpoint \\(step 2\\)"):

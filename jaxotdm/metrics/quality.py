@@ -271,10 +271,11 @@ def quality_report(
     Returns:
         A :class:`QualityReport`.
     """
-    import jaxotdm as jo
     from jaxotdm._stats import paired_interval
+    from jaxotdm.measures import EmpiricalMeasure
     from jaxotdm.metrics.kid import kid
     from jaxotdm.samplers import DPMSolverPP2M, sample
+    from jaxotdm.scores import exact_score
 
     V.check_key(key)
     train = _cloud(train, "train")
@@ -307,7 +308,7 @@ def quality_report(
     if classifier is not None:
         ratios["classifier_frechet"] = q.classifier_frechet / r.classifier_frechet
     # the held-out denoising loss against the Bayes denoiser of all the data (Tweedie for both scores)
-    bayes = jo.exact_score(jo.EmpiricalMeasure(jnp.concatenate([train, heldout])), schedule)
+    bayes = exact_score(EmpiricalMeasure(jnp.concatenate([train, heldout])), schedule)
     losses = {}
     for i, lam in enumerate(log_snrs):
         t = schedule.t_from_log_snr(jnp.asarray(float(lam), train.dtype))

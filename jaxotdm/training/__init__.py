@@ -52,11 +52,6 @@ from jaxotdm.training.weighting import (
     Weighting,
 )
 
-# Earlier names of the training time distributions (kept for existing code; the samplers' time grids
-# of the same names are a different concept).
-UniformTime = UniformTimeDistribution
-UniformLogSNR = UniformLogSNRDistribution
-
 __all__ = [
     "Weighting",
     "NoiseMSE",
