@@ -225,26 +225,20 @@ def deprecated_entries() -> list[str]:
 # ot.semidiscrete, verify and plotting belong to the issues that rework those folders.
 PUBLIC_OVER_12 = {
     "jaxotdm.flow.flow_map",
-    "jaxotdm.metrics.quality.quality_report",
     "jaxotdm.ot.semidiscrete.solve.semidiscrete_ot",
     "jaxotdm.plotting.curves.convergence_curve",
-    "jaxotdm.samplers.ode.adaptive_flow",
-    "jaxotdm.training.fit.fit",
     "jaxotdm.verify.convergence.convergence_to_brenier",
     "jaxotdm.verify.prior.prior_error",
 }
 PRIVATE_OVER_8 = {
     "jaxotdm.cli.train._train",
     "jaxotdm.cli.train.build_objective",
-    "jaxotdm.flow._controller",
     "jaxotdm.flow._solve",
     "jaxotdm.metrics.classifier._train",
     "jaxotdm.ot.semidiscrete._newton_common.accepts",
     "jaxotdm.ot.semidiscrete._passes._edge_hessian",
     "jaxotdm.ot.semidiscrete.newton_candidates._rescore",
     "jaxotdm.studies.table3._draw_rows",
-    "jaxotdm.training.fit._check_fit_args",
-    "jaxotdm.training.fit._fit",
     "jaxotdm.training.state._train_steps",
     "jaxotdm.verify._measure._forward_loop",
     "jaxotdm.verify._measure.backward_dataset",

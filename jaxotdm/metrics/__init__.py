@@ -44,7 +44,14 @@ from jaxotdm.metrics.neighbours import (
     nearest_neighbour_distance,
     precision_recall,
 )
-from jaxotdm.metrics.quality import QUALITY_BAR, QualityReport, SampleQuality, quality_report, sample_quality
+from jaxotdm.metrics.quality import (
+    QUALITY_BAR,
+    QualityReport,
+    QualitySettings,
+    SampleQuality,
+    quality_report,
+    sample_quality,
+)
 from jaxotdm.metrics.sinkhorn import (
     SinkhornResult,
     sinkhorn_estimate,
@@ -73,5 +80,6 @@ __all__ = [
     "classifier_frechet_distance",
     "sample_quality",
     "quality_report",
+    "QualitySettings",
     "DEFAULT_CHUNK",
 ]

@@ -28,7 +28,14 @@ from jaxotdm.training.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from jaxotdm.training.fit import FitResult, NonFiniteLossError, TrainingInterrupted, fit
+from jaxotdm.training.fit import (
+    Checkpointing,
+    FitResult,
+    Monitoring,
+    NonFiniteLossError,
+    TrainingInterrupted,
+    fit,
+)
 from jaxotdm.training.objective import DSMObjective, score_relative_error
 from jaxotdm.training.state import (
     AdamConfig,
@@ -81,4 +88,6 @@ __all__ = [
     "TrainingInterrupted",
     "FitResult",
     "fit",
+    "Checkpointing",
+    "Monitoring",
 ]
