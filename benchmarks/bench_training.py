@@ -40,6 +40,7 @@ from jaxotdm import metrics as M
 from jaxotdm.cli.train import DATASET_DEFAULTS, build_objective
 from jaxotdm.training import (
     AdamConfig,
+    Monitoring,
     epoch_batch_indices,
     fit,
     init_train_state,
@@ -161,10 +162,11 @@ def _quality(objective, settings, xtr, xte, ytr, label, *, quick, rows, heads, b
     t0 = time.perf_counter()
     res = fit(objective, xtr, steps=steps, batch_size=settings["batch_size"],
               optimizer=AdamConfig(settings["lr"], warmup_steps=settings["warmup_steps"]),
-              ema_decay=settings["ema_decay"], seed=0, log_every=100)
+              ema_decay=settings["ema_decay"], seed=0, monitor=Monitoring(log_every=100))
     wall = time.perf_counter() - t0
     score = objective.model.bind(res.state.ema_params)
-    rep = M.quality_report(score, xtr, xte, key=jax.random.key(0), train_labels=ytr, num_samples=1000)
+    rep = M.quality_report(score, xtr, xte, key=jax.random.key(0), train_labels=ytr,
+                           settings=M.QualitySettings(num_samples=1000))
     base.update(train_steps=steps, train_wall_s=wall, **{f"ratio_{k}": v for k, v in rep.ratios.items()},
                 **{f"denoise_ratio@{k:g}": a / b for k, (a, b) in rep.denoising_losses.items()},
                 kid_diff=rep.kid[0], kid_low=rep.kid[1],
@@ -232,7 +234,7 @@ def model_quality(folder, *, results=None, num_samples: int = 1000, guidance: fl
         class_score = LearnedClassScores(saved.model, saved.params, classes=classes).for_class
     t0 = time.perf_counter()
     rep = M.quality_report(score, xtr, xte, key=jax.random.key(seed), train_labels=split.train_labels,
-                           num_samples=num_samples, guidance=g, class_score=class_score)
+                           guidance=g, class_score=class_score, settings=M.QualitySettings(num_samples=num_samples))
     wall = time.perf_counter() - t0
     load = os.getloadavg()
     print(rep.summary())

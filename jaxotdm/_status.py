@@ -1,9 +1,24 @@
-"""One outcome enumeration for every iterative routine of the package (as diffrax's ``RESULTS``).
+"""The status contract: one outcome enumeration for every iterative routine (as diffrax's ``RESULTS``).
 
-Results carry ``status``: an ``int32`` scalar array holding a :class:`Status` code (it stays an array so
-results can be built and returned inside ``jit``). Read it with ``Status(int(result.status))`` and
-``Status(...).message``; :func:`report` turns a failed status into an error or a warning, eagerly or,
-inside a trace, through an ``equinox`` run-time check.
+The contract, followed by every iterative result of the library:
+
+1. **A ``status`` field.** Every result of an iterative routine (``FlowResult``, ``SampleResult``,
+   ``SemidiscreteDiagnostics``, ``EntropicResult``, ``OTSampleResult``, ...) carries ``status``: an ``int32``
+   scalar array holding a :class:`Status` code (an array, so results can be built and returned inside
+   ``jit``). Read it with ``Status(int(result.status))`` and ``Status(...).message``.
+2. **``throw=True`` by default raises outside ``jit``.** An entry point that takes ``throw`` raises a
+   ``RuntimeError`` naming itself and the status message when it is called eagerly and the status is not
+   ``SUCCESS``; with ``throw=False`` it returns the result and warns (:class:`ConvergenceWarning`), so an
+   eager failure is never silent.
+3. **Under ``jit`` the status travels in the result.** Compiled code cannot raise or warn on a value it
+   has not computed yet, so a traced status is returned untouched: the caller reads ``result.status``.
+4. **A composed result keeps its parts' statuses.** Its ``status`` is the first failure among them (the
+   parts in the order they ran), and each part's own status stays readable: ``OTSampleResult`` has
+   ``ot_status`` (the OT solve) and ``chain_status`` (the reverse chain) beside ``status``.
+
+:func:`report_result` is rule 2 and 3 in one call (an entry point ends with it); :func:`combine` is rule 4.
+:func:`report` acts on a bare status (and, where a caller asks for it, raises inside a trace through an
+``equinox`` run-time check).
 
 Codes are stable (they are stored in results and checkpoints); add new ones at the end.
 """
@@ -18,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["Status", "report", "status_array", "ConvergenceWarning"]
+__all__ = ["Status", "report", "report_result", "combine", "status_array", "ConvergenceWarning"]
 
 
 class Status(enum.IntEnum):
@@ -78,3 +93,33 @@ def report(status, *, what: str, throw: bool = False, warn: bool = True, detail:
         if warn:
             warnings.warn(text, ConvergenceWarning, stacklevel=3)
     return status
+
+
+def combine(*statuses) -> jax.Array:
+    """The status of a composed result: the first of ``statuses`` (in the order the parts ran) that is not
+    ``SUCCESS``, else ``SUCCESS``; ``None`` entries (a part that reports none) are skipped. Jittable."""
+    out = status_array(Status.SUCCESS)
+    for s in reversed([s for s in statuses if s is not None]):
+        s = jnp.asarray(s, jnp.int32)
+        out = jnp.where(s != Status.SUCCESS, s, out)
+    return out
+
+
+def report_result(result, *, what: str, throw: bool = True, detail: str = ""):
+    """The contract at an entry point: eagerly, raise (``throw=True``) or warn (``throw=False``) when
+    ``result.status`` is not ``SUCCESS``; inside a trace, return ``result`` untouched (its status travels in it).
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from jaxotdm._status import Status, report_result, status_array
+        >>> from jaxotdm.samplers import SampleResult
+        >>> bad = SampleResult(jnp.zeros((1, 1)), 0, 0, jnp.zeros(1), status_array(Status.DIVERGED), jnp.ones(()))
+        >>> report_result(bad, what="demo")
+        Traceback (most recent call last):
+        ...
+        RuntimeError: demo: the iterates left a generous multiple of the data/prior scale (divergence).
+    """
+    status = result.status
+    if not isinstance(status, jax.core.Tracer):
+        report(status, what=what, throw=throw, warn=True, detail=detail)
+    return result

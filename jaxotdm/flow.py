@@ -135,7 +135,7 @@ def _checked(result: FlowResult) -> FlowResult:
     return result.replace(points=eqx.branched_error_if(result.points, bad, idx, _MESSAGES))
 
 
-def _controller(stepsize_controller, num_steps, rtol, atol, pcoeff, icoeff, first_step_fraction, solver, t0, t1):
+def _controller(stepsize_controller, num_steps, rtol, atol, solver, t0, t1):
     """(controller, dt0, max_steps floor) from the user's controller object or the rtol/atol shortcuts."""
     if stepsize_controller is not None:
         if not isinstance(stepsize_controller, diffrax.AbstractStepSizeController):
@@ -143,7 +143,7 @@ def _controller(stepsize_controller, num_steps, rtol, atol, pcoeff, icoeff, firs
                 "`stepsize_controller` must be a diffrax step-size controller (e.g. diffrax.PIDController(rtol=..., "
                 f"atol=...)), got {type(stepsize_controller).__name__}."
             )
-        given = [n for n, v in (("rtol", rtol), ("atol", atol), ("pcoeff", pcoeff), ("icoeff", icoeff)) if v is not None]
+        given = [n for n, v in (("rtol", rtol), ("atol", atol)) if v is not None]
         if given:
             raise ValueError(
                 f"pass either `stepsize_controller` or the shortcuts {given}, not both: set them on the controller."
@@ -163,27 +163,24 @@ def _controller(stepsize_controller, num_steps, rtol, atol, pcoeff, icoeff, firs
                 V.positive_scalar(v, f"stepsize_controller.{name}")
         if not isinstance(solver, diffrax.AbstractAdaptiveSolver):
             raise ValueError(f"`solver` {type(solver).__name__} has no error estimate for an adaptive controller.")
-        fraction = V.fraction(first_step_fraction, "first_step_fraction", high_open=False)
-        return stepsize_controller, (t1 - t0) * fraction, 0
+        return stepsize_controller, (t1 - t0) * FIRST_STEP_FRACTION, 0
     if num_steps is not None:
         num_steps = V.check_positive_int(num_steps, "num_steps")
         return diffrax.ConstantStepSize(), (t1 - t0) / num_steps, num_steps
     rtol = DEFAULT_RTOL if rtol is None else V.positive_scalar(rtol, "rtol")
     atol = DEFAULT_ATOL if atol is None else V.positive_scalar(atol, "atol")
-    pcoeff = DEFAULT_PCOEFF if pcoeff is None else V.nonnegative_scalar(pcoeff, "pcoeff")
-    icoeff = DEFAULT_ICOEFF if icoeff is None else V.nonnegative_scalar(icoeff, "icoeff")
-    if isinstance(icoeff, float) and icoeff == 0:
-        raise ValueError("`icoeff` must be > 0: the integral term is what makes the controller adapt steps.")
     if not isinstance(solver, diffrax.AbstractAdaptiveSolver):
         raise ValueError(f"`solver` {type(solver).__name__} has no error estimate: pass `num_steps`.")
-    fraction = V.fraction(first_step_fraction, "first_step_fraction", high_open=False)
-    return diffrax.PIDController(rtol=rtol, atol=atol, pcoeff=pcoeff, icoeff=icoeff), (t1 - t0) * fraction, 0
+    controller = diffrax.PIDController(rtol=rtol, atol=atol, pcoeff=DEFAULT_PCOEFF, icoeff=DEFAULT_ICOEFF)
+    return controller, (t1 - t0) * FIRST_STEP_FRACTION, 0
 
 
 DEFAULT_RTOL = 1e-6
 DEFAULT_ATOL = 1e-6
 DEFAULT_PCOEFF = 0.3
 DEFAULT_ICOEFF = 0.4
+FIRST_STEP_FRACTION = 1.0 / 64
+"""An adaptive solve's first step, as a fraction of ``t1 - t0`` (the controller adapts it at once)."""
 
 
 def flow_map(
@@ -199,9 +196,6 @@ def flow_map(
     stepsize_controller: diffrax.AbstractStepSizeController | None = None,
     num_steps: int | None = None,
     max_steps: int = 16_384,
-    first_step_fraction: float = 1.0 / 64,
-    pcoeff: float | None = None,
-    icoeff: float | None = None,
     adjoint: diffrax.AbstractAdjoint | None = None,
     throw: bool = True,
 ) -> FlowResult:
@@ -216,18 +210,15 @@ def flow_map(
             (generation), ``t1 > t0`` forward (encoding).
         t1: see ``t0``.
         solver: a name in :data:`SOLVERS` or a diffrax solver instance.
-        rtol: shortcuts for the default adaptive controller, ``diffrax.PIDController(rtol, atol,
-            pcoeff, icoeff)``; default ``1e-6`` each; finite and ``> 0``.
+        rtol: tolerances of the default adaptive controller, ``diffrax.PIDController(rtol, atol, pcoeff=0.3,
+            icoeff=0.4)``; default ``1e-6`` each; finite and ``> 0``. This PI controller takes fewer steps than
+            diffrax's plain integral controller (``pcoeff=0, icoeff=1``) on probability flows, whose stiffness
+            grows sharply near ``t -> 0``: its step sizes oscillate less, so fewer steps are rejected.
         atol: see ``rtol``.
-        stepsize_controller: any diffrax step-size controller instead of the shortcuts (e.g.
-            ``diffrax.PIDController(rtol=1e-5, atol=1e-5, dtmax=0.1)``, ``diffrax.ConstantStepSize()`` with
-            ``num_steps``, or ``diffrax.StepTo(ts)``). Do not combine it with ``rtol``/``atol``/``pcoeff``/``icoeff``.
-        first_step_fraction: the adaptive solve's first step, as a fraction of ``t1 - t0``.
-        pcoeff: proportional and integral coefficients of the default ``PIDController`` (default
-            0.3 and 0.4). This PI controller takes fewer steps than diffrax's plain integral controller
-            (``pcoeff=0, icoeff=1``) on probability flows, whose stiffness grows sharply near ``t -> 0``:
-            its step sizes oscillate less, so fewer steps are rejected.
-        icoeff: see ``pcoeff``.
+        stepsize_controller: any diffrax step-size controller instead of the default one (e.g.
+            ``diffrax.PIDController(rtol=1e-5, atol=1e-5, pcoeff=0.0, icoeff=1.0, dtmax=0.1)``,
+            ``diffrax.ConstantStepSize()`` with ``num_steps``, or ``diffrax.StepTo(ts)``); its knobs are set
+            on it. Do not combine it with ``rtol``/``atol``. An adaptive solve's first step is ``(t1 - t0) / 64``.
         num_steps: if given, use this many equal steps instead of adaptive stepping.
         max_steps: step budget.
         adjoint: diffrax adjoint for gradients (default: recursive checkpointing, reverse mode;
@@ -282,7 +273,7 @@ def flow_map(
     t0 = jnp.asarray(t0, x.dtype)
     t1 = jnp.asarray(t1, x.dtype)
     controller, dt0, min_steps = _controller(
-        stepsize_controller, num_steps, rtol, atol, pcoeff, icoeff, first_step_fraction, solver, t0, t1
+        stepsize_controller, num_steps, rtol, atol, solver, t0, t1
     )
     max_steps = max(max_steps, min_steps)
     adjoint = diffrax.RecursiveCheckpointAdjoint() if adjoint is None else adjoint

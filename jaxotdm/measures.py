@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import warnings
 
 import jax
 import jax.numpy as jnp
@@ -25,6 +24,7 @@ import numpy as np
 
 from jaxotdm import _linalg as L
 from jaxotdm import _validation as V
+from jaxotdm._mixture import _mixture_stats_jit
 from jaxotdm._pytree import pytree_dataclass
 from jaxotdm._types import Array, ArrayLike, Float
 
@@ -94,12 +94,6 @@ class EmpiricalMeasure:
         c = self.points - self.mean
         return (c * self.weights[:, None]).T @ c
 
-    def covariance(self) -> Array:
-        """Deprecated: use the attribute :attr:`cov`."""
-        warnings.warn("EmpiricalMeasure.covariance() is deprecated; use the attribute `cov`.", DeprecationWarning,
-                      stacklevel=2)
-        return self.cov
-
     @property
     def radius(self) -> Array:
         """``max_i |y_i|``: every point lies in this ball around the origin."""
@@ -123,10 +117,9 @@ class EmpiricalMeasure:
     def marginal_stats(self, x, t, schedule, *, chunk_size=None, query_chunk_size=None):
         """``(log p_t(x), E[X_0 | X_t = x])`` of the mixture ``p_t``; streamed over point chunks.
 
-        The formulas live in :mod:`jaxotdm.scores` (never a (queries, points, dims) array).
+        The formulas live in :mod:`jaxotdm.scores` (streamed by ``jaxotdm._mixture``; never a (queries, points,
+        dims) array).
         """
-        from jaxotdm.scores import _mixture_stats_jit
-
         _check_time_shape(x, t)
         return _mixture_stats_jit(self, x, t, schedule, chunk_size, query_chunk_size)
 

@@ -161,8 +161,8 @@ for _cls in ("Euler", "Heun", "DDIM", "DPMSolver2", "DPMSolver3", "DPMSolverPP2M
     case(f"jaxotdm.samplers.{_cls}", "t_end>t_start",
          lambda c=_cls: jo.sample(getattr(jo.samplers, c)(), _score(), jo.OU(), X, **{**_SKW, "t_end": 3.0}), "`t_end`")
 case("jaxotdm.samplers.PredictorCorrector", "snr=inf", lambda: jo.samplers.PredictorCorrector(snr=float("inf")), "`snr`")
-case("jaxotdm.samplers.adaptive_flow", "rtol=inf",
-     lambda: jo.samplers.adaptive_flow(_score(), jo.OU(), X, t_start=2.0, t_end=0.1, rtol=float("inf")), "`rtol`")
+case("jaxotdm.samplers.adaptive_flow", "tol=inf",
+     lambda: jo.samplers.adaptive_flow(_score(), jo.OU(), X, t_start=2.0, t_end=0.1, tol=float("inf")), "`tol`")
 case("jaxotdm.sample", "method class", lambda: jo.sample(jo.samplers.Heun, _score(), jo.OU(), X, t_start=2.0,
                                                           t_end=0.1, num_steps=2), "`method`")
 for _cls in ("Euler", "Heun", "DDIM", "DPMSolver2", "DPMSolver3", "DPMSolverPP2M", "AncestralDDPM", "EulerMaruyama"):
@@ -246,15 +246,17 @@ case("jaxotdm.ot.sinkhorn_divergence", "b sum", lambda: jo.ot.sinkhorn_divergenc
 case("jaxotdm.prepare_ot_prior", "t_prime<0",
      lambda: jo.prepare_ot_prior(jo.VPLinear(), Y, key=KEY, t_prime=-0.1), "`t_prime`")
 case("jaxotdm.ot_accelerated_sample", "num_samples=0",
-     lambda: jo.ot_accelerated_sample(_score(jo.VPLinear()), jo.VPLinear(), Y, key=KEY, t_prime=0.2, num_samples=0,
-                                      num_steps=2, t_end=1e-3), "`num_samples`")
+     lambda: jo.ot_accelerated_sample(_score(jo.VPLinear()),
+                                      jo.prepare_ot_prior(jo.VPLinear(), Y, key=KEY, t_prime=0.2, ot_tol=0.3),
+                                      key=KEY, num_samples=0, num_steps=2, t_end=1e-3), "`num_samples`")
 case("jaxotdm.samplers.prepare_conditional_ot_prior", "labels shape",
      lambda: jo.samplers.prepare_conditional_ot_prior(jo.VPLinear(), Y, np.array([0, 1]), key=KEY, t_prime=0.2),
      "`labels`")
-case("jaxotdm.samplers.ot_accelerated_conditional_sample", "num_samples=0",
-     lambda: jo.samplers.ot_accelerated_conditional_sample(
-         jo.samplers.ExactClassScores.from_data(Y, np.array([0, 1, 1]), jo.VPLinear()), jo.VPLinear(), Y,
-         np.array([0, 1, 1]), label=0, key=KEY, t_prime=0.2, num_samples=0, num_steps=2, t_end=1e-3), "`num_samples`")
+case("jaxotdm.samplers.ConditionalOTPrior", "sample num_samples=0",
+     lambda: jo.samplers.prepare_conditional_ot_prior(jo.VPLinear(), Y, np.array([0, 1, 1]), key=KEY, t_prime=0.2,
+                                                      ot_tol=0.3).sample(
+         jo.samplers.ExactClassScores.from_data(Y, np.array([0, 1, 1]), jo.VPLinear()),
+         label=0, key=KEY, num_samples=0, num_steps=2, t_end=1e-3), "`num_samples`")
 case("jaxotdm.samplers.ot_prior_points", "tau<0",
      lambda: jo.samplers.ot_prior_points(jo.prepare_ot_prior(jo.VPLinear(), Y, key=KEY, t_prime=0.2, ot_tol=0.3), X,
                                          -1.0), "`tau`")
@@ -293,7 +295,10 @@ case("jaxotdm.metrics.train_classifier", "labels negative",
      lambda: jo.metrics.train_classifier(Y, np.array([0, -1, 1]), key=KEY, num_steps=2), "`labels`")
 case("jaxotdm.metrics.sample_quality", "samples nan", lambda: jo.metrics.sample_quality(NAN_X, Y, Y), "`samples`")
 case("jaxotdm.metrics.quality_report", "num_samples=0",
-     lambda: jo.metrics.quality_report(_score(), Y, Y, key=KEY, num_samples=0), "`num_samples`")
+     lambda: jo.metrics.quality_report(_score(), Y, Y, key=KEY, settings=jo.metrics.QualitySettings(num_samples=0)),
+     "`num_samples`")
+case("jaxotdm.metrics.QualitySettings", "repetitions=1", lambda: jo.metrics.QualitySettings(repetitions=1),
+     "`repetitions`")
 
 # --- networks and training (owner "learned")
 _OU = jo.OU()
@@ -339,6 +344,14 @@ case("jaxotdm.fit", "learning_rate=inf", lambda: jo.fit(jo.training.DSMObjective
      "`learning_rate`")
 case("jaxotdm.fit", "batch_size>n", lambda: jo.fit(jo.training.DSMObjective(_model()), Y, steps=2, batch_size=100),
      "`batch_size`")
+case("jaxotdm.fit", "checkpoint not a Checkpointing",
+     lambda: jo.fit(jo.training.DSMObjective(_model()), np.tile(Y, (4, 1)), steps=2, batch_size=4,
+                    checkpoint="/tmp/never"), "`checkpoint`")
+case("jaxotdm.training.Checkpointing", "every=0", lambda: jo.training.Checkpointing("/tmp/never", every=0), "`every`")
+case("jaxotdm.training.Checkpointing", "resume and overwrite",
+     lambda: jo.training.Checkpointing("/tmp/never", resume=True, overwrite=True), "`resume=True`")
+case("jaxotdm.training.Monitoring", "log_every=0", lambda: jo.training.Monitoring(log_every=0), "`log_every`")
+case("jaxotdm.training.Monitoring", "eval_fn not callable", lambda: jo.training.Monitoring(eval_fn=3), "`eval_fn`")
 case("jaxotdm.init_train_state", "model", lambda: jo.init_train_state(None, None, X, key=KEY), "`model`")
 case("jaxotdm.train_step", "state", lambda: jo.train_step(None, X, objective=None, optimizer=None), "`state`")
 case("jaxotdm.training.train_steps", "batch_size=0", lambda: jo.training.train_steps(

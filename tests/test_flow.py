@@ -121,8 +121,9 @@ def test_pi_controller_default_and_integral_controller_option():
     outs = {}
     for pc, ic in ((0.3, 0.4), (0.0, 1.0)):
         counter = _CountingScore(jo.exact_score(mu, s))
-        kw = {} if (pc, ic) == (0.3, 0.4) else {"pcoeff": pc, "icoeff": ic}
-        out = jo.flow_map(counter, s, x, 8.0, 1e-3, rtol=1e-5, atol=1e-5, **kw)
+        kw = (dict(rtol=1e-5, atol=1e-5) if (pc, ic) == (0.3, 0.4) else
+              {"stepsize_controller": diffrax.PIDController(rtol=1e-5, atol=1e-5, pcoeff=pc, icoeff=ic)})
+        out = jo.flow_map(counter, s, x, 8.0, 1e-3, **kw)
         jax.block_until_ready(out.points)
         jax.effects_barrier()
         assert bool(out.success) and int(out.nfe) == counter.count
@@ -194,12 +195,10 @@ def test_bad_input():
         jo.flow_map(sc, jo.Cosine(), x, 0.5, 1.0)
     with pytest.raises(ValueError, match="num_steps"):
         jo.flow_map(sc, s, x, 1.0, 0.1, solver="euler")
-    with pytest.raises(ValueError, match="pcoeff"):
-        jo.flow_map(sc, s, x, 1.0, 0.1, pcoeff=-0.1)
-    with pytest.raises(ValueError, match="icoeff"):
-        jo.flow_map(sc, s, x, 1.0, 0.1, icoeff=0.0)
-    with pytest.raises(ValueError, match="icoeff"):
-        jo.flow_map(sc, s, x, 1.0, 0.1, icoeff=float("nan"))
+    with pytest.raises(TypeError, match="pcoeff"):  # the controller's knobs are set on the controller object
+        jo.flow_map(sc, s, x, 1.0, 0.1, pcoeff=0.3)
+    with pytest.raises(ValueError, match="not both"):
+        jo.flow_map(sc, s, x, 1.0, 0.1, rtol=1e-5, stepsize_controller=diffrax.PIDController(rtol=1e-5, atol=1e-5))
 
 
 # ------------------------------------------------------------------ status, throw, controllers

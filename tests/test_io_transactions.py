@@ -168,12 +168,12 @@ def test_a_second_generate_on_the_same_out_is_refused(tmp_path, holder, capsys):
 
 def test_fit_locks_its_checkpoint_folder(tmp_path, holder):
     from jaxotdm.data import toy_2d
-    from jaxotdm.training import DSMObjective, fit
+    from jaxotdm.training import Checkpointing, DSMObjective, fit
 
     p = holder(tmp_path, "model")
     obj = DSMObjective(_model()[0])
     with pytest.raises(io.OutputBusyError, match=f"pid {p.pid}"):
-        fit(obj, toy_2d("moons", 32), steps=2, batch_size=16, checkpoint_dir=tmp_path)
+        fit(obj, toy_2d("moons", 32), steps=2, batch_size=16, checkpoint=Checkpointing(tmp_path))
 
 
 # ------------------------------------------------------------------------------------------ 4: final evaluation
@@ -193,8 +193,8 @@ def test_the_final_evaluation_is_in_the_final_checkpoint(tmp_path, monkeypatch):
 
     monkeypatch.setattr(F, "save_checkpoint", spy)
     obj = F.DSMObjective(_model()[0])
-    F.fit(obj, toy_2d("moons", 32), steps=4, batch_size=16, checkpoint_dir=tmp_path, checkpoint_every=2,
-          eval_every=2, eval_fn=lambda s: {"v": 1.0}, log_every=2)
+    F.fit(obj, toy_2d("moons", 32), steps=4, batch_size=16, checkpoint=F.Checkpointing(tmp_path, every=2),
+          monitor=F.Monitoring(eval_every=2, eval_fn=lambda s: {"v": 1.0}, log_every=2))
     assert writes == [(2, [2]), (4, [2, 4])]
 
 

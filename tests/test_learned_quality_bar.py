@@ -37,7 +37,8 @@ def report(tmp_path_factory):
     split = N.load_split(Path(folder))
     score = N.load_score(Path(folder))
     return M.quality_report(score, jnp.asarray(split.train, jnp.float32), jnp.asarray(split.heldout, jnp.float32),
-                            key=jax.random.key(0), train_labels=split.train_labels, num_samples=1000)
+                            key=jax.random.key(0), train_labels=split.train_labels,
+                            settings=M.QualitySettings(num_samples=1000))
 
 
 @pytest.mark.parametrize("criterion", [

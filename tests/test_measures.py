@@ -87,8 +87,7 @@ def test_both_measures_expose_the_same_protocol():
     np.testing.assert_allclose(emp.cov, np.cov(pts.T, bias=True), rtol=1e-12)
     np.testing.assert_allclose(gau.mean, emp.mean)
     assert float(emp.radius) == pytest.approx(np.linalg.norm(pts, axis=1).max())
-    with pytest.warns(DeprecationWarning, match="cov"):
-        np.testing.assert_allclose(emp.covariance(), emp.cov)
+    assert not hasattr(emp, "covariance")  # one name: the attribute `cov` (as for GaussianMeasure)
 
 
 def test_empirical_measure_does_not_copy_a_device_array():

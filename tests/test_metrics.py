@@ -315,8 +315,8 @@ def test_quality_report_of_the_exact_score_copies_and_fails_the_bar():
     x = (centres[lab] + 0.3 * r.normal(size=(300, 2))).astype(np.float32)
     train, held, ytr = x[::2], x[1::2], lab[::2]
     score = jo.exact_score(jo.EmpiricalMeasure(jnp.asarray(train)), jo.VPLinear())
-    rep = M.quality_report(score, train, held, key=jax.random.key(0), train_labels=ytr, num_samples=100,
-                           value_range=None)
+    rep = M.quality_report(score, train, held, key=jax.random.key(0), train_labels=ytr,
+                           settings=M.QualitySettings(num_samples=100, value_range=None))
     assert rep.samples.memorisation_ratio < 0.3  # copies, as the exact score of a finite set must produce
     assert rep.values["near_copy_fraction"] > 0.5 and not rep.passed["near_copy_fraction"]
     assert not rep.all_passed
@@ -328,22 +328,18 @@ def test_quality_report_of_the_exact_score_copies_and_fails_the_bar():
     assert rep.kid[1] <= rep.kid[0] <= rep.kid[2]
     assert "near_copy_fraction" in rep.summary() and "score_error" not in rep.summary()
     with pytest.raises(ValueError, match="`num_samples`"):
-        M.quality_report(score, train, held, key=jax.random.key(0), num_samples=1000)
+        M.quality_report(score, train, held, key=jax.random.key(0), settings=M.QualitySettings(num_samples=1000))
     with pytest.raises(ValueError, match="`repetitions`"):
-        M.quality_report(score, train, held, key=jax.random.key(0), num_samples=100, repetitions=1)
+        M.QualitySettings(num_samples=100, repetitions=1)
 
 
-def test_deprecated_metrics_sinkhorn_divergence_warns_and_matches_sinkhorn_estimate():
-    """``metrics.sinkhorn_divergence`` is a deprecated alias of ``sinkhorn_estimate`` (outside ``__all__``), and the
-    metric is the OT function's quantity: with an absolute epsilon it equals ``jaxotdm.ot.sinkhorn_divergence``."""
+def test_metrics_sinkhorn_estimate_is_the_ot_functions_quantity():
+    """``metrics.sinkhorn_divergence`` (the earlier name of ``sinkhorn_estimate``) is gone: one name, one
+    signature. The metric is the OT function's quantity: with an absolute epsilon it equals
+    ``jaxotdm.ot.sinkhorn_divergence``."""
     r = rng(5)
     x, y = r.normal(size=(20, 2)), r.normal(size=(25, 2)) + 0.3
-    with pytest.warns(DeprecationWarning, match=r"jaxotdm\.metrics\.sinkhorn_divergence is deprecated; use "
-                                                r"jaxotdm\.metrics\.sinkhorn_estimate"):
-        old = M.sinkhorn_divergence(x, y, epsilon=0.05)
-    new = M.sinkhorn_estimate(x, y, epsilon=0.05)
+    assert not hasattr(M, "sinkhorn_divergence")
     assert "sinkhorn_divergence" not in M.__all__
-    for a, b in zip(jax.tree.leaves(old), jax.tree.leaves(new), strict=True):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     absolute = M.sinkhorn_estimate(x, y, epsilon=0.5, relative_epsilon=False)
     assert float(absolute.divergence) == pytest.approx(float(jo.ot.sinkhorn_divergence(x, y, epsilon=0.5)), rel=1e-10)

@@ -16,7 +16,6 @@ from jaxotdm.samplers import DDIM, AncestralDDPM, Heun
 from jaxotdm.samplers.ot_accelerated import (
     ExactClassScores,
     OTPrior,
-    ot_accelerated_conditional_sample,
     ot_accelerated_sample,
     ot_accelerated_step,
     prepare_conditional_ot_prior,
@@ -57,8 +56,8 @@ def test_prior_error_is_zero_to_solver_accuracy(prior):
 
 def test_hard_map_small_t_prime_returns_data_with_right_frequencies(prior, score):
     m = 4000
-    out = ot_accelerated_sample(score, SCHED, Y, key=jax.random.key(1), t_prime=T_PRIME, num_samples=m,
-                                sampler=DDIM(), num_steps=2, t_end=T_END, ot_map=prior)
+    out = ot_accelerated_sample(score, prior, key=jax.random.key(1), num_samples=m, sampler=DDIM(), num_steps=2,
+                                t_end=T_END)
     assert int(out.nfe) == 2  # the OT step costs no score evaluation
     d = np.linalg.norm(np.asarray(out.points)[:, None] - np.asarray(Y)[None], axis=-1)
     assert d.min(1).max() < 0.1  # every sample lands on a data point
@@ -90,8 +89,9 @@ def test_memorisation_flags_the_hard_map_at_small_t_prime():
     x = jnp.asarray(D.load_digits()[:240])
     train, held, fresh = x[:80], x[80:160], x[160:240]
     sc = jo.exact_score(jo.EmpiricalMeasure(train), SCHED)
-    out = ot_accelerated_sample(sc, SCHED, train, key=jax.random.key(3), t_prime=T_PRIME, num_samples=80,
-                                sampler=AncestralDDPM(), num_steps=2, t_end=T_END, ot_tol=0.3)
+    prior = prepare_ot_prior(SCHED, train, key=jax.random.key(3), t_prime=T_PRIME, ot_tol=0.3)
+    out = ot_accelerated_sample(sc, prior, key=jax.random.key(3), num_samples=80, sampler=AncestralDDPM(),
+                                num_steps=2, t_end=T_END)
     flagged = memorisation(out.points, train, held)
     baseline = memorisation(fresh, train, held)  # new digits from the same law: not copies
     assert float(flagged.near_copy_fraction) > 0.95 and float(flagged.median_ratio) < 0.1
@@ -116,18 +116,17 @@ def test_conditional_returns_requested_class():
     cs = ExactClassScores.from_data(Y, LAB, SCHED)
     cprior = prepare_conditional_ot_prior(SCHED, Y, LAB, key=jax.random.key(6), t_prime=T_PRIME, ot_tol=0.1)
     for label in (0, 1):
-        out = ot_accelerated_conditional_sample(cs, SCHED, None, None, label=label, key=jax.random.key(7),
-                                                t_prime=T_PRIME, num_samples=200, sampler=DDIM(), num_steps=2,
-                                                t_end=T_END, ot_map=cprior, guidance=0.5)
+        out = cprior.sample(cs, label=label, key=jax.random.key(7), num_samples=200, sampler=DDIM(), num_steps=2,
+                            t_end=T_END, guidance=0.5)
         nearest = np.linalg.norm(np.asarray(out.points)[:, None] - np.asarray(Y)[None], axis=-1).argmin(1)
         assert np.all(np.asarray(LAB)[nearest] == label)
     with pytest.raises(ValueError, match="label"):
         cs.for_class(7)
     with pytest.raises(ValueError, match="label"):
-        ot_accelerated_conditional_sample(cs, SCHED, Y, LAB, label=3, key=jax.random.key(0), t_prime=0.1,
-                                          num_samples=4, num_steps=2, t_end=T_END)
+        cprior.sample(cs, label=3, key=jax.random.key(0), num_samples=4, num_steps=2, t_end=T_END)
     with pytest.raises(ValueError, match="label"):
         cprior.for_class(2)
+    assert not hasattr(jo.samplers, "ot_accelerated_conditional_sample")  # one form: ConditionalOTPrior.sample
 
 
 def test_exact_class_score_is_the_class_measure_score():
@@ -146,18 +145,30 @@ def test_exact_class_score_is_the_class_measure_score():
         (dict(num_steps=0), "num_steps"),
         (dict(num_steps=None, nfe=0), "nfe"),
         (dict(num_steps=None, nfe=3, sampler=Heun()), "nfe"),
-        (dict(t_prime=0.0), "t_prime"),
-        (dict(t_prime=-1.0), "t_prime"),
-        (dict(t_prime=5e-4), "t_prime"),  # T' <= t_end
+        (dict(t_end=0.2), "t_end"),  # T' <= t_end
+        (dict(t_end=-1.0), "t_end"),
         (dict(tau=-0.1), "tau"),
+        (dict(throw="yes"), "throw"),
         (dict(num_samples=0), "num_samples"),
         (dict(key=None), "key"),
     ],
 )
 def test_bad_input(kwargs, match, score):
-    base = dict(key=jax.random.key(0), t_prime=0.1, num_samples=4, sampler=DDIM(), num_steps=2, t_end=T_END)
+    prior = prepare_ot_prior(SCHED, Y, key=jax.random.key(0), t_prime=0.1, ot_tol=0.3)
+    base = dict(key=jax.random.key(0), num_samples=4, sampler=DDIM(), num_steps=2, t_end=T_END)
     with pytest.raises(ValueError, match=match):
-        ot_accelerated_sample(score, SCHED, Y, **(base | kwargs))
+        ot_accelerated_sample(score, prior, **(base | kwargs))
+
+
+def test_one_call_form(score):
+    """The earlier call form (a schedule and the data in place of the prepared prior) is gone."""
+    with pytest.raises(ValueError, match="`prior` must be an OTPrior"):
+        ot_accelerated_sample(score, SCHED, key=jax.random.key(0), num_samples=4, num_steps=2, t_end=T_END)
+    with pytest.raises(TypeError):
+        ot_accelerated_sample(score, SCHED, Y, key=jax.random.key(0), t_prime=0.1, num_samples=4, num_steps=2,
+                              t_end=T_END)
+    with pytest.raises(TypeError, match="ot_method"):  # the renamed keyword is gone (it is `ot_solver`)
+        prepare_ot_prior(SCHED, Y, key=jax.random.key(0), t_prime=0.1, ot_method=None)
 
 
 def test_bad_input_schedule_range_and_shapes(score):
@@ -166,8 +177,8 @@ def test_bad_input_schedule_range_and_shapes(score):
     with pytest.raises(ValueError, match="data_points"):
         prepare_ot_prior(SCHED, Y[:, 0], key=jax.random.key(0), t_prime=0.1)
     with pytest.raises(ValueError, match="dimension"):
-        ot_accelerated_sample(score, SCHED, jnp.zeros((5, 3)), key=jax.random.key(0), t_prime=0.1, num_samples=4,
-                              num_steps=2, t_end=T_END, ot_tol=0.3)
+        prior3 = prepare_ot_prior(SCHED, jnp.zeros((5, 3)), key=jax.random.key(0), t_prime=0.1, ot_tol=0.3)
+        ot_accelerated_sample(score, prior3, key=jax.random.key(0), num_samples=4, num_steps=2, t_end=T_END)
     with pytest.raises(ValueError, match="labels"):
         ExactClassScores.from_data(Y, LAB[:3], SCHED)
     with pytest.raises(ValueError, match="weights"):
@@ -218,20 +229,19 @@ def test_learned_class_scores_drive_conditional_sampling(learned_classes):
     cprior = prepare_conditional_ot_prior(SCHED, Y, LAB, key=jax.random.key(23), t_prime=0.2, ot_tol=0.1)
     key = jax.random.key(24)
     for label, w in ((0, 0.0), (1, 1.5)):
-        out = ot_accelerated_conditional_sample(cs, SCHED, None, None, label=label, key=key, t_prime=0.2, num_samples=16,
-                                                guidance=w, sampler=Heun(), num_steps=3, t_end=T_END, ot_map=cprior)
+        out = cprior.sample(cs, label=label, key=key, num_samples=16, guidance=w, sampler=Heun(), num_steps=3,
+                            t_end=T_END)
         assert out.points.shape == (16, 2) and int(out.nfe) == 6 and bool(jnp.all(jnp.isfinite(out.points)))
         # the chain starts on the class's diffused points (hard map) ...
         d = np.linalg.norm(np.asarray(out.initial_points)[:, None] - np.asarray(cprior.for_class(label).diffused)[None], axis=-1)
         assert d.min(1).max() < 1e-12
-        # ... and is exactly the step with the bound learned score (same key splits as the public entry point)
-        k_step = jax.random.split(jax.random.split(key)[1])[1]
-        ref = ot_accelerated_step(cprior.for_class(label), model.bind(params, labels=label, guidance=w), SCHED, k_step,
+        # ... and is exactly the step with the bound learned score (the public entry point passes its key on)
+        ref = ot_accelerated_step(cprior.for_class(label), model.bind(params, labels=label, guidance=w), SCHED, key,
                                   num_samples=16, sampler=Heun(), num_steps=3, t_end=T_END)
         np.testing.assert_allclose(out.points, ref.points, rtol=1e-12, atol=1e-12)
     # guidance changes the samples (same key, same prior draws)
-    a, b = (ot_accelerated_conditional_sample(cs, SCHED, None, None, label=1, key=key, t_prime=0.2, num_samples=16,
-                                              guidance=w, sampler=DDIM(), num_steps=3, t_end=T_END, ot_map=cprior)
+    a, b = (cprior.sample(cs, label=1, key=key, num_samples=16, guidance=w, sampler=DDIM(), num_steps=3,
+                          t_end=T_END)
             for w in (0.0, 3.0))
     np.testing.assert_array_equal(a.initial_points, b.initial_points)
     assert float(jnp.max(jnp.abs(a.points - b.points))) > 1e-4
@@ -248,9 +258,9 @@ def test_learned_class_scores_bad_input(learned_classes):
             cs.for_class(bad)
     with pytest.raises(ValueError, match="`guidance`"):
         cs.for_class(0, guidance=float("nan"))
+    cprior = prepare_conditional_ot_prior(SCHED, Y, LAB, key=jax.random.key(0), t_prime=0.1, ot_tol=0.3)
     with pytest.raises(ValueError, match="`label`"):
-        ot_accelerated_conditional_sample(cs, SCHED, Y, LAB, label=3, key=jax.random.key(0), t_prime=0.1,
-                                          num_samples=4, num_steps=2, t_end=T_END)
+        cprior.sample(cs, label=3, key=jax.random.key(0), num_samples=4, num_steps=2, t_end=T_END)
     with pytest.raises(ValueError, match="`classes`"):
         LearnedClassScores(model, params, classes=(0, 2))  # the network knows labels 0 and 1 (2 is its null label)
     with pytest.raises(ValueError, match="`classes`"):
@@ -260,5 +270,53 @@ def test_learned_class_scores_bad_input(learned_classes):
     with pytest.raises(ValueError, match="`model`"):
         LearnedClassScores(lambda x, t: x, params, classes=(0,))
     with pytest.raises(ValueError, match="class_scores"):
-        ot_accelerated_conditional_sample(model.bind(params), SCHED, Y, LAB, label=0, key=jax.random.key(0),
-                                          t_prime=0.1, num_samples=4, num_steps=2, t_end=T_END)
+        cprior.sample(model.bind(params), label=0, key=jax.random.key(0), num_samples=4, num_steps=2, t_end=T_END)
+
+
+# ------------------------------------------------------------------------- the status contract (Algorithm 2)
+def _nan_score(x, t):
+    return jnp.full_like(x, jnp.nan)  # a score that has gone bad (e.g. a diverged network)
+
+
+def _exploding_score(x, t):
+    return 1e6 * x / (t * t)  # an absurd step for any fixed-step chain: the samples leave every scale
+
+
+@pytest.mark.parametrize("bad_score, code", [(_nan_score, jo.Status.NONFINITE), (_exploding_score, jo.Status.DIVERGED)])
+def test_algorithm2_under_jit_returns_the_failed_chains_status(prior, bad_score, code):
+    """Under ``jit`` a failed chain cannot raise: its status travels in the result, beside the OT solve's."""
+    run = jax.jit(lambda key: ot_accelerated_sample(bad_score, prior, key=key, num_samples=8, sampler=DDIM(),
+                                                    num_steps=3, t_end=T_END))
+    out = run(jax.random.key(30))
+    assert jo.Status(int(out.status)) == code
+    assert jo.Status(int(out.chain_status)) == code
+    assert jo.Status(int(out.ot_status)) == jo.Status.SUCCESS  # the OT solve was fine: the chain failed
+    # the healthy run under jit says SUCCESS in all three
+    good = jax.jit(lambda key: ot_accelerated_sample(jo.exact_score(jo.EmpiricalMeasure(Y), SCHED), prior, key=key,
+                                                     num_samples=8, sampler=DDIM(), num_steps=3, t_end=T_END))(
+        jax.random.key(30))
+    assert [int(good.status), int(good.chain_status), int(good.ot_status)] == [0, 0, 0]
+
+
+def test_algorithm2_outside_jit_raises_on_a_failed_chain_by_default(prior):
+    """``throw=True`` (the default) raises outside jit; ``throw=False`` warns and returns the status."""
+    kw = dict(key=jax.random.key(31), num_samples=8, sampler=DDIM(), num_steps=3, t_end=T_END)
+    with pytest.raises(RuntimeError, match=r"ot_accelerated_sample: a non-finite value"):
+        ot_accelerated_sample(_nan_score, prior, **kw)
+    with pytest.warns(jo.ConvergenceWarning, match="ot_accelerated_sample"):
+        out = ot_accelerated_sample(_nan_score, prior, **kw, throw=False)
+    assert jo.Status(int(out.status)) == jo.Status.NONFINITE
+
+
+def test_a_failed_ot_solve_keeps_its_status_in_the_sample_result(prior, score):
+    """A composed result keeps its parts' statuses: an OT map that did not converge marks the run failed even
+    when the chain is healthy."""
+    diag = prior.ot_map.diagnostics.replace(status=jnp.asarray(jo.Status.MAX_ITERATIONS, jnp.int32))
+    stale = prior.replace(ot_map=prior.ot_map.replace(diagnostics=diag))
+    kw = dict(num_samples=8, sampler=DDIM(), num_steps=3, t_end=T_END)
+    out = jax.jit(lambda key: ot_accelerated_sample(score, stale, key=key, **kw))(jax.random.key(32))
+    assert jo.Status(int(out.status)) == jo.Status.MAX_ITERATIONS
+    assert jo.Status(int(out.ot_status)) == jo.Status.MAX_ITERATIONS
+    assert jo.Status(int(out.chain_status)) == jo.Status.SUCCESS
+    with pytest.raises(RuntimeError, match="iteration budget"):
+        ot_accelerated_sample(score, stale, key=jax.random.key(32), **kw)

@@ -241,13 +241,28 @@ def test_pushforward_w2():
     assert good < 0.25 * bad
 
 
-def test_entropic_ot_is_a_deprecated_alias_of_sinkhorn():
+def test_sinkhorn_has_one_name():
+    """``entropic_ot``, the earlier name of :func:`sinkhorn`, was removed before 0.1.0."""
     import jaxotdm.ot as jot
 
-    x = np.random.default_rng(7).normal(size=(12, 2))
-    with pytest.warns(DeprecationWarning, match=r"jaxotdm\.ot\.entropic_ot is deprecated; use jaxotdm\.ot\.sinkhorn"):
-        old = jot.entropic_ot(x, x + 0.5, epsilon=0.1)
-    new = sinkhorn(x, x + 0.5, epsilon=0.1)
+    assert not hasattr(jot, "entropic_ot")
     assert "entropic_ot" not in jot.__all__
-    for a, b in zip(jax.tree.leaves(old), jax.tree.leaves(new), strict=True):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_sinkhorn_follows_the_status_contract():
+    """A run stopped by ``max_iterations`` says so: eagerly it raises (``throw=True``, the default) or warns
+    (``throw=False``); under ``jit`` its ``status`` travels in the result."""
+    import jaxotdm as jo
+
+    r = np.random.default_rng(11)
+    x, y = r.normal(size=(30, 2)), r.normal(size=(25, 2)) + 2.0
+    kw = dict(epsilon=1e-3, threshold=1e-9, max_iterations=2, return_matrix=False)
+    with pytest.raises(RuntimeError, match="sinkhorn: the iteration budget ran out"):
+        sinkhorn(x, y, **kw)
+    with pytest.warns(jo.ConvergenceWarning, match="sinkhorn"):
+        out = sinkhorn(x, y, **kw, throw=False)
+    assert jo.Status(int(out.status)) == jo.Status.MAX_ITERATIONS and not bool(out.converged)
+    jitted = jax.jit(lambda a, b: sinkhorn(a, b, **kw))(x, y)
+    assert jo.Status(int(jitted.status)) == jo.Status.MAX_ITERATIONS
+    ok = sinkhorn(x, y, epsilon=0.5)
+    assert jo.Status(int(ok.status)) == jo.Status.SUCCESS and bool(ok.converged)

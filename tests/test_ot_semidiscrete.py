@@ -645,6 +645,6 @@ def test_method_is_the_deprecated_name_of_solver():
     np.testing.assert_array_equal(np.asarray(old.heights), np.asarray(new.heights))
     with pytest.raises(ValueError, match="give `solver` only"):
         semidiscrete_ot(x, key=jax.random.key(0), solver=NewtonSolver(), method=NewtonSolver())
-    with pytest.warns(DeprecationWarning, match="ot_method"):
+    with pytest.raises(TypeError, match="ot_method"):  # gone: prepare_ot_prior takes `ot_solver` only
         jo.samplers.prepare_ot_prior(jo.VPLinear(), x, key=jax.random.key(1), t_prime=0.3, ot_tol=0.3,
                                      ot_method=NewtonSolver())

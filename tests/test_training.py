@@ -23,15 +23,17 @@ from jaxotdm.networks import (
 from jaxotdm.training import (
     CHECKPOINT_NAME,
     CheckpointError,
+    Checkpointing,
     DSMObjective,
     EDMWeighting,
     LikelihoodWeighting,
     MinSNRWeighting,
+    Monitoring,
     NativeMSE,
     NoiseMSE,
     NonFiniteLossError,
-    UniformLogSNR,
-    UniformTime,
+    UniformLogSNRDistribution,
+    UniformTimeDistribution,
     default_optimizer_for,
     epoch_batch_indices,
     fit,
@@ -48,7 +50,7 @@ SCHEDULES = [jo.OU(), jo.VPLinear(), jo.SubVP(), jo.Cosine(), jo.VE(), jo.EDM()]
 def _small_objective(schedule=None, **kw):
     schedule = jo.OU() if schedule is None else schedule
     model = ScoreModel(MLP(features=16, depth=1), schedule, NoisePrediction(), sigma_data=1.0)
-    return DSMObjective(model, time_distribution=UniformLogSNR.between(schedule, 0.01, 3.0), **kw)
+    return DSMObjective(model, time_distribution=UniformLogSNRDistribution.between(schedule, 0.01, 3.0), **kw)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -62,7 +64,7 @@ def test_loss_decreases_and_learned_score_matches_exact_score():
     sched = jo.OU()
     x = toy_2d("eight_gaussians", 128, seed=0)
     model = ScoreModel(MLP(features=64, depth=2), sched, NoisePrediction(), sigma_data=float(x.std()))
-    obj = DSMObjective(model, time_distribution=UniformLogSNR.between(sched, 0.05, 3.0))
+    obj = DSMObjective(model, time_distribution=UniformLogSNRDistribution.between(sched, 0.05, 3.0))
     res = fit(obj, x, steps=1500, batch_size=128, learning_rate=3e-3, seed=0, ema_decay=0.99)
     assert res.losses.shape == (1500,)
     first, last = res.losses[:100].mean(), res.losses[-100:].mean()
@@ -82,7 +84,7 @@ def test_learned_score_several_noise_levels_longer_run():
     sched = jo.OU()
     x = toy_2d("eight_gaussians", 256, seed=1)
     model = ScoreModel(MLP(features=128, depth=3), sched, VPrediction(), sigma_data=float(x.std()))
-    obj = DSMObjective(model, time_distribution=UniformLogSNR.between(sched, 0.02, 4.0))
+    obj = DSMObjective(model, time_distribution=UniformLogSNRDistribution.between(sched, 0.02, 4.0))
     res = fit(obj, x, steps=4000, batch_size=256, learning_rate=2e-3, seed=0)
     exact = jo.exact_score(jo.EmpiricalMeasure(jnp.asarray(x, jnp.float64)), sched)
     for t, tol in ((0.2, 0.2), (0.5, 0.12), (1.0, 0.1)):
@@ -132,16 +134,16 @@ def test_output_space_loss_equals_noise_space_loss(weighting):
 def test_time_distributions_cover_their_ranges():
     sched = jo.VPLinear()
     key = jax.random.key(0)
-    tu = UniformLogSNR.between(sched, 0.01, 0.9).sample(key, (4000,), sched, jnp.float64)
+    tu = UniformLogSNRDistribution.between(sched, 0.01, 0.9).sample(key, (4000,), sched, jnp.float64)
     assert float(tu.min()) >= 0.01 - 1e-9 and float(tu.max()) <= 0.9 + 1e-9
     lam = sched.log_snr(tu)
     assert abs(float(jnp.mean(lam)) - 0.5 * float(sched.log_snr(0.01) + sched.log_snr(0.9))) < 0.3
-    t2 = UniformTime(0.1, 0.5).sample(key, (1000,), sched, jnp.float64)
+    t2 = UniformTimeDistribution(0.1, 0.5).sample(key, (1000,), sched, jnp.float64)
     assert float(t2.min()) >= 0.1 and float(t2.max()) <= 0.5
     with pytest.raises(ValueError, match="t_max must be <"):
-        UniformTime(0.1, 1.5).check(jo.Cosine())
+        UniformTimeDistribution(0.1, 1.5).check(jo.Cosine())
     with pytest.raises(ValueError, match="t_max must be <"):
-        DSMObjective(ScoreModel(MLP(features=4, depth=1), jo.Cosine()), time_distribution=UniformTime(0.1, 1.0))
+        DSMObjective(ScoreModel(MLP(features=4, depth=1), jo.Cosine()), time_distribution=UniformTimeDistribution(0.1, 1.0))
     with pytest.raises(ValueError, match="label_dropout"):
         _small_objective(label_dropout=1.0)
 
@@ -181,7 +183,7 @@ def test_class_conditional_training_runs():
     x = toy_2d("eight_gaussians", 64, seed=0)
     labels = (np.arctan2(x[:, 1], x[:, 0]) > 0).astype(np.int32)
     model = ScoreModel(MLP(features=16, depth=1, num_classes=2), sched)
-    obj = DSMObjective(model, time_distribution=UniformLogSNR.between(sched, 0.01, 3.0), label_dropout=0.2)
+    obj = DSMObjective(model, time_distribution=UniformLogSNRDistribution.between(sched, 0.01, 3.0), label_dropout=0.2)
     res = fit(obj, x, labels=labels, steps=5, batch_size=32)
     assert np.all(np.isfinite(res.losses))
     with pytest.raises(ValueError, match="`labels` must be integers"):
@@ -201,11 +203,11 @@ def _leaves_equal(a, b):
 def test_resume_is_bit_for_bit(tmp_path):
     obj = _small_objective()
     x = toy_2d("moons", 50, seed=0)  # 50 // 16 = 3 batches per epoch: the run crosses epochs
-    kw = dict(batch_size=16, seed=4, learning_rate=1e-2, checkpoint_every=4)
-    full = fit(obj, x, steps=12, checkpoint_dir=tmp_path / "a", **kw)
-    part = fit(obj, x, steps=8, checkpoint_dir=tmp_path / "b", **kw)
+    kw = dict(batch_size=16, seed=4, learning_rate=1e-2)
+    full = fit(obj, x, steps=12, checkpoint=Checkpointing(tmp_path / "a", every=4), **kw)
+    part = fit(obj, x, steps=8, checkpoint=Checkpointing(tmp_path / "b", every=4), **kw)
     assert int(part.state.step) == 8
-    resumed = fit(obj, x, steps=12, checkpoint_dir=tmp_path / "b", resume=True, **kw)
+    resumed = fit(obj, x, steps=12, checkpoint=Checkpointing(tmp_path / "b", every=4, resume=True), **kw)
     assert resumed.resumed_from == 8
     assert _leaves_equal(resumed.state, full.state)
     np.testing.assert_array_equal(resumed.losses, full.losses)
@@ -220,7 +222,7 @@ def test_resume_is_bit_for_bit(tmp_path):
 def test_corrupt_and_mismatched_checkpoints_are_rejected(tmp_path):
     obj = _small_objective()
     x = toy_2d("moons", 40, seed=0)
-    fit(obj, x, steps=2, batch_size=16, checkpoint_dir=tmp_path)
+    fit(obj, x, steps=2, batch_size=16, checkpoint=Checkpointing(tmp_path))
     path = tmp_path / CHECKPOINT_NAME
     good = path.read_bytes()
     target = init_train_state(obj.model, default_optimizer_for(1e-3), x[:1], key=jax.random.key(0))
@@ -249,11 +251,11 @@ def test_corrupt_and_mismatched_checkpoints_are_rejected(tmp_path):
         load_checkpoint(path, other_target)
     # resuming with a different configuration names what differs
     with pytest.raises(CheckpointError, match="batch_size: saved 16, now 8"):
-        fit(obj, x, steps=4, batch_size=8, checkpoint_dir=tmp_path, resume=True)
+        fit(obj, x, steps=4, batch_size=8, checkpoint=Checkpointing(tmp_path, resume=True))
     with pytest.raises(CheckpointError, match="data_sha256"):
-        fit(obj, x + 1.0, steps=4, batch_size=16, checkpoint_dir=tmp_path, resume=True)
+        fit(obj, x + 1.0, steps=4, batch_size=16, checkpoint=Checkpointing(tmp_path, resume=True))
     with pytest.raises(CheckpointError, match="does not exist"):
-        fit(obj, x, steps=4, batch_size=16, checkpoint_dir=tmp_path / "empty", resume=True)
+        fit(obj, x, steps=4, batch_size=16, checkpoint=Checkpointing(tmp_path / "empty", resume=True))
 
 
 def test_save_is_atomic_and_leaves_no_temporary_files(tmp_path):
@@ -282,13 +284,13 @@ class _Bomb(nn.Module):
 
 def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
     sched = jo.OU()
-    obj = DSMObjective(ScoreModel(_Bomb(), sched), time_distribution=UniformLogSNR.between(sched, 0.01, 3.0))
+    obj = DSMObjective(ScoreModel(_Bomb(), sched), time_distribution=UniformLogSNRDistribution.between(sched, 0.01, 3.0))
     light_fuse = optax.stateless(lambda u, p: {**u, "fuse": u["fuse"] + 0.2})
     opt = optax.chain(optax.sgd(1e-3), light_fuse)
     x = toy_2d("moons", 32, seed=0)
     # fuse after steps 0,1,2 = 0.2, 0.4, 0.6: the loss at step 3 is NaN; checkpoints at steps 2 (and would be 4)
     with pytest.raises(NonFiniteLossError, match=r"non-finite loss or update at step 3.*last good checkpoint \(step 2\)") as info:
-        fit(obj, x, steps=10, batch_size=16, optimizer=opt, checkpoint_dir=tmp_path, checkpoint_every=2)
+        fit(obj, x, steps=10, batch_size=16, optimizer=opt, checkpoint=Checkpointing(tmp_path, every=2))
     assert info.value.step == 3
     assert int(info.value.state.step) == 3
     target = init_train_state(obj.model, opt, jnp.asarray(x[:1]), key=jax.random.key(0))
@@ -358,13 +360,13 @@ def test_cli_rejects_bad_inputs(tmp_path, capsys, argv, match):
 def test_fit_refuses_to_overwrite_a_checkpoint(tmp_path):
     obj = _small_objective()
     x = toy_2d("moons", 40, seed=0)
-    first = fit(obj, x, steps=4, batch_size=16, checkpoint_dir=tmp_path, seed=1)
+    first = fit(obj, x, steps=4, batch_size=16, checkpoint=Checkpointing(tmp_path), seed=1)
     with pytest.raises(ValueError, match="already holds a checkpoint.*resume=True.*overwrite=True"):
-        fit(obj, x, steps=4, batch_size=16, checkpoint_dir=tmp_path, seed=2)
+        fit(obj, x, steps=4, batch_size=16, checkpoint=Checkpointing(tmp_path), seed=2)
     target = init_train_state(obj.model, default_optimizer_for(1e-3), x[:1], key=jax.random.key(0))
     kept, cfg, _ = load_checkpoint(tmp_path / CHECKPOINT_NAME, target)
     assert cfg["seed"] == 1 and _leaves_equal(kept, first.state)  # untouched
-    again = fit(obj, x, steps=4, batch_size=16, checkpoint_dir=tmp_path, seed=2, overwrite=True)
+    again = fit(obj, x, steps=4, batch_size=16, checkpoint=Checkpointing(tmp_path, overwrite=True), seed=2)
     kept, cfg, _ = load_checkpoint(tmp_path / CHECKPOINT_NAME, target)
     assert cfg["seed"] == 2 and _leaves_equal(kept, again.state)
 
@@ -374,11 +376,11 @@ def test_fit_on_float64_data(tmp_path):
     # norm in different dtypes), so float64 training and its refusal to overwrite never ran.
     obj = _small_objective()
     x = np.asarray(toy_2d("moons", 40, seed=0), np.float64)
-    first = fit(obj, x, steps=4, batch_size=16, checkpoint_dir=tmp_path, seed=1)
+    first = fit(obj, x, steps=4, batch_size=16, checkpoint=Checkpointing(tmp_path), seed=1)
     assert first.losses.dtype == np.float64 and np.all(np.isfinite(first.losses))
     with pytest.raises(ValueError, match="already holds a checkpoint"):
-        fit(obj, x, steps=1, batch_size=16, checkpoint_dir=tmp_path, seed=1)
-    resumed = fit(obj, x, steps=6, batch_size=16, checkpoint_dir=tmp_path, seed=1, resume=True)
+        fit(obj, x, steps=1, batch_size=16, checkpoint=Checkpointing(tmp_path), seed=1)
+    resumed = fit(obj, x, steps=6, batch_size=16, checkpoint=Checkpointing(tmp_path, resume=True), seed=1)
     assert int(resumed.state.step) == 6
 
 
@@ -392,8 +394,8 @@ def test_final_checkpoint_is_written_before_the_last_evaluation(tmp_path):
         return {"step_seen": float(state.step)}
 
     with pytest.raises(RuntimeError, match="evaluation failed"):
-        fit(obj, x, steps=6, batch_size=16, checkpoint_dir=tmp_path, checkpoint_every=4, eval_every=4,
-            eval_fn=eval_fn)
+        fit(obj, x, steps=6, batch_size=16, checkpoint=Checkpointing(tmp_path, every=4),
+            monitor=Monitoring(eval_every=4, eval_fn=eval_fn))
     target = init_train_state(obj.model, default_optimizer_for(1e-3), x[:1], key=jax.random.key(0))
     saved, _, hist = load_checkpoint(tmp_path / CHECKPOINT_NAME, target)
     assert int(saved.step) == 6 and len(hist["losses"]) == 6  # the final state survived the failing evaluation
@@ -416,18 +418,18 @@ class _Fuse(nn.Module):
 
 def test_nan_stop_then_resume_with_a_lower_learning_rate(tmp_path):
     sched = jo.OU()
-    obj = DSMObjective(ScoreModel(_Fuse(), sched), time_distribution=UniformLogSNR.between(sched, 0.01, 3.0))
+    obj = DSMObjective(ScoreModel(_Fuse(), sched), time_distribution=UniformLogSNRDistribution.between(sched, 0.01, 3.0))
     x = toy_2d("moons", 32, seed=0)
     with pytest.raises(NonFiniteLossError, match=r"last good checkpoint \(step 2\).*lower learning rate") as info:
-        fit(obj, x, steps=10, batch_size=16, learning_rate=0.2, checkpoint_dir=tmp_path, checkpoint_every=2)
+        fit(obj, x, steps=10, batch_size=16, learning_rate=0.2, checkpoint=Checkpointing(tmp_path, every=2))
     assert info.value.step == 3
-    res = fit(obj, x, steps=10, batch_size=16, learning_rate=0.01, checkpoint_dir=tmp_path, checkpoint_every=2,
-              resume=True)
+    res = fit(obj, x, steps=10, batch_size=16, learning_rate=0.01,
+              checkpoint=Checkpointing(tmp_path, every=2, resume=True))
     assert res.resumed_from == 2 and int(res.state.step) == 10 and np.all(np.isfinite(res.losses))
     assert res.history["learning_rates"] == [[0, 0.2], [2, 0.01]]
     # anything but the learning rate must still match
     with pytest.raises(CheckpointError, match="batch_size"):
-        fit(obj, x, steps=12, batch_size=8, learning_rate=0.01, checkpoint_dir=tmp_path, resume=True)
+        fit(obj, x, steps=12, batch_size=8, learning_rate=0.01, checkpoint=Checkpointing(tmp_path, resume=True))
 
 
 class _Diverge(nn.Module):
@@ -444,11 +446,11 @@ class _Diverge(nn.Module):
 
 def test_a_diverged_loss_writes_no_checkpoint(tmp_path):
     sched = jo.OU()
-    obj = DSMObjective(ScoreModel(_Diverge(), sched), time_distribution=UniformLogSNR.between(sched, 0.01, 3.0))
+    obj = DSMObjective(ScoreModel(_Diverge(), sched), time_distribution=UniformLogSNRDistribution.between(sched, 0.01, 3.0))
     opt = optax.chain(optax.sgd(1e-3), optax.stateless(lambda u, p: {**u, "fuse": u["fuse"] + 0.2}))
     x = toy_2d("moons", 32, seed=0)
     with pytest.raises(NonFiniteLossError, match="diverged at step 6.*last good checkpoint \\(step 2\\)"):
-        fit(obj, x, steps=6, batch_size=16, optimizer=opt, checkpoint_dir=tmp_path, checkpoint_every=2)
+        fit(obj, x, steps=6, batch_size=16, optimizer=opt, checkpoint=Checkpointing(tmp_path, every=2))
     target = init_train_state(obj.model, opt, jnp.asarray(x[:1]), key=jax.random.key(0))
     saved, _, hist = load_checkpoint(tmp_path / CHECKPOINT_NAME, target)
     assert int(saved.step) == 2 and max(hist["losses"]) < 1e3  # the kept checkpoint predates the divergence
@@ -458,9 +460,9 @@ def test_fit_synchronises_with_the_host_once_per_chunk():
     obj = _small_objective()
     x = toy_2d("moons", 64, seed=0)
     calls = []
-    res = fit(obj, x, steps=25, batch_size=16, log_every=10, callback=lambda k, m: calls.append(k))
+    res = fit(obj, x, steps=25, batch_size=16, monitor=Monitoring(log_every=10, callback=lambda k, m: calls.append(k)))
     assert calls == [10, 20, 25] and res.losses.shape == (25,)
-    one_chunk = fit(obj, x, steps=25, batch_size=16, log_every=100)
+    one_chunk = fit(obj, x, steps=25, batch_size=16, monitor=Monitoring(log_every=100))
     np.testing.assert_array_equal(res.losses, one_chunk.losses)  # chunking changes nothing
 
 

@@ -37,11 +37,11 @@ def test_gaussian_prior_error_is_bures_and_matches_scipy(schedule, T):
     r = prior_error(g, schedule, T, key=KEY)
     a, s2, s = (float(f(T)) for f in (schedule.alpha, schedule.sigma2, schedule.prior_std))
     ref = _bures_np(a * m, a * a * S + s2 * np.eye(3), np.zeros(3), s * s * np.eye(3))
-    assert float(r.w2) == pytest.approx(ref, rel=1e-9, abs=1e-12)
-    assert float(r.lower) == float(r.upper) == float(r.w2) and float(r.w2_se) == 0.0
+    assert float(r.bracket.w2) == pytest.approx(ref, rel=1e-9, abs=1e-12)
+    assert float(r.bracket.lower) == float(r.bracket.upper) == float(r.bracket.w2) and float(r.bracket.w2_se) == 0.0
     # end of sampling: q_eps is Gaussian (affine flow); the ratio lies in the explicit Gaussian bracket
-    assert 0 < float(r.end_w2) and bool(r.end_positive)
-    assert float(r.bracket_lower) - 1e-12 <= float(r.ratio_lower) <= float(r.bracket_upper) + 1e-12
+    assert 0 < float(r.end.w2) and bool(r.end.positive)
+    assert float(r.end.bracket_lower) - 1e-12 <= float(r.end.ratio_lower) <= float(r.end.bracket_upper) + 1e-12
 
 
 def test_gaussian_end_of_sampling_closed_form_matches_the_flow():
@@ -60,7 +60,7 @@ def test_gaussian_end_of_sampling_closed_form_matches_the_flow():
     np.testing.assert_allclose(np.asarray(out.points), ref, atol=1e-7)
     r = prior_error(g, sched, T, key=KEY, eps=eps)
     qmean, qcov = ae * m - Amap @ (aT * m), Amap @ Amap.T
-    assert float(r.end_w2) == pytest.approx(_bures_np(ae * m, ce, qmean, qcov), rel=1e-8)
+    assert float(r.end.w2) == pytest.approx(_bures_np(ae * m, ce, qmean, qcov), rel=1e-8)
 
 
 @pytest.mark.parametrize("schedule", [jo.OU(), jo.VPLinear()])
@@ -84,9 +84,9 @@ def test_empirical_bracket_contains_truth_and_scales_like_alpha():
     res = [prior_error(mu, sched, T, key=jax.random.fold_in(KEY, i), num_samples=2**15, sample_points=0,
                        end_of_sampling=False, num_kl_samples=2**14, ot_tol=0.1) for i, T in enumerate(Ts)]
     alpha = np.array([float(r.alpha) for r in res])
-    lower = np.array([float(r.lower) for r in res])
-    coup = np.array([float(r.upper_coupling) for r in res])
-    assert np.all(lower < coup + 3 * np.array([float(r.upper_coupling_se) for r in res]))
+    lower = np.array([float(r.bracket.lower) for r in res])
+    coup = np.array([float(r.bracket.upper_coupling) for r in res])
+    assert np.all(lower < coup + 3 * np.array([float(r.bracket.upper_coupling_se) for r in res]))
     for vals in (lower, coup):
         slope = np.polyfit(np.log(alpha), np.log(vals), 1)[0]
         assert slope == pytest.approx(1.0, abs=0.1)
@@ -94,7 +94,7 @@ def test_empirical_bracket_contains_truth_and_scales_like_alpha():
         assert ratio.max() / ratio.min() < 1.25
     # Talagrand's bound is tight at small T here, and every upper bound dominates the lower bound
     assert float(res[0].upper_kl) >= float(res[0].lower) - 3 * float(res[0].upper_kl_se)
-    assert all(float(r.upper) >= float(r.lower) - 3 * float(r.upper_se) for r in res)
+    assert all(float(r.bracket.upper) >= float(r.bracket.lower) - 3 * float(r.bracket.upper_se) for r in res)
 
 
 def test_end_of_sampling_error_is_positive():
@@ -102,10 +102,10 @@ def test_end_of_sampling_error_is_positive():
     mu = jo.EmpiricalMeasure(jnp.asarray(POINTS), jnp.asarray(WEIGHTS))
     r = prior_error(mu, jo.OU(), 1.5, key=jax.random.key(1), num_samples=1024, sample_points=0, ot_tol=0.3,
                     num_kl_samples=2**13, corrected=False)
-    assert bool(r.flow_success)
-    assert float(r.lower) > 0.5  # W2(p_T, q_T) > 0, certainly
-    assert bool(r.end_positive) and float(r.end_w2) > 2 * float(r.end_null_upper)
-    assert np.isfinite(float(r.ratio_lower)) and float(r.ratio_lower) <= float(r.ratio_upper)
+    assert bool(r.end.flow_success)
+    assert float(r.bracket.lower) > 0.5  # W2(p_T, q_T) > 0, certainly
+    assert bool(r.end.positive) and float(r.end.w2) > 2 * float(r.end.null_upper)
+    assert np.isfinite(float(r.end.ratio_lower)) and float(r.end.ratio_lower) <= float(r.end.ratio_upper)
 
 
 @pytest.mark.slow
@@ -114,12 +114,12 @@ def test_end_of_sampling_error_is_removed_by_ot_corrected_prior():
     mu = jo.EmpiricalMeasure(jnp.asarray(POINTS), jnp.asarray(WEIGHTS))
     r = prior_error(mu, jo.OU(), 1.5, key=jax.random.key(1), num_samples=1024, sample_points=0, ot_tol=0.3,
                     num_kl_samples=2**13, noise_draws=200)
-    assert bool(r.end_positive) and float(r.end_w2) > 2 * float(r.end_null_upper)
+    assert bool(r.end.positive) and float(r.end.w2) > 2 * float(r.end.null_upper)
     assert int(r.settings["corrected_targets"]) == 1000
-    assert bool(r.corrected_within_null)
-    assert float(r.corrected_w2) < 0.5 * float(r.end_w2)
+    assert bool(r.corrected.within_null)
+    assert float(r.corrected.w2) < 0.5 * float(r.end.w2)
     # the solver's contribution is small next to what the finite set keeps anyway
-    assert abs(float(r.corrected_w2) - float(r.corrected_set_w2)) < float(r.corrected_null_upper)
+    assert abs(float(r.corrected.w2) - float(r.corrected.set_w2)) < float(r.corrected.null_upper)
 
 
 def test_ot_correction_table2_analogue():
@@ -138,7 +138,7 @@ def test_ot_correction_table2_analogue():
     # smoothing reintroduces an error that grows with tau
     # (at tau_scale = 1 the paper's taus are below this estimator's resolution for this 2-D set)
     assert tw[-1] > float(r.tau_w2_floor_upper) and tw[-1] > tw[1] and tw[-1] > tw[0]
-    assert float(r.uncorrected_lower) > tw[0]
+    assert float(r.uncorrected.bracket.lower) > tw[0]
 
 
 def test_bad_inputs():

@@ -472,11 +472,14 @@ def _train(args, s, out, objective, num_classes, x_tr, x_te, y_tr, y_te, image_s
     t0 = time.perf_counter()
     status, message = 0, "finished"
     try:
+        checkpoint = T.Checkpointing(out, every=args.checkpoint_every, resume=args.resume, overwrite=args.overwrite,
+                                     config={"cli": cli_config})
+        monitor = T.Monitoring(callback=callback, log_every=args.log_every, eval_fn=evaluate,
+                               eval_every=args.eval_every or max(1, steps // 4),
+                               should_stop=lambda: interrupts.requested)
         res = T.fit(objective, x_tr, steps=steps, batch_size=s["batch_size"], optimizer=optimizer, seed=args.seed,
-                    labels=y_tr if num_classes is not None else None, ema_decay=s["ema_decay"], checkpoint_dir=out,
-                    checkpoint_every=args.checkpoint_every, resume=args.resume, overwrite=args.overwrite,
-                    eval_every=args.eval_every or max(1, steps // 4), eval_fn=evaluate, callback=callback,
-                    log_every=args.log_every, config={"cli": cli_config}, should_stop=lambda: interrupts.requested)
+                    labels=y_tr if num_classes is not None else None, ema_decay=s["ema_decay"], checkpoint=checkpoint,
+                    monitor=monitor)
         losses, evaluations, final_step, state = res.losses, res.evaluations, int(res.state.step), res.state
         history = res.history
     except T.TrainingInterrupted as exc:

@@ -5,7 +5,6 @@
   squared-Euclidean cost (the computation of :func:`jaxotdm.ot.sinkhorn_divergence`) at an ``eps`` relative
   to the clouds' scale, with its diagnostics; and ``sqrt(S_eps)`` at a small relative ``eps`` as an estimate
   of ``W2`` between the empirical measures (``S_eps -> W2^2`` as ``eps -> 0``).
-  ``sinkhorn_divergence`` here is a deprecated alias of :func:`sinkhorn_estimate`.
 * :func:`precision_recall` (:mod:`~jaxotdm.metrics.neighbours`): k-NN precision and recall (Kynkaanniemi
   et al., NeurIPS 2019); :func:`memorisation`: distance of each sample to its nearest training point,
   relative to its nearest held-out point, and the fraction of near-copies.
@@ -45,10 +44,16 @@ from jaxotdm.metrics.neighbours import (
     nearest_neighbour_distance,
     precision_recall,
 )
-from jaxotdm.metrics.quality import QUALITY_BAR, QualityReport, SampleQuality, quality_report, sample_quality
-from jaxotdm.metrics.sinkhorn import (  # sinkhorn_divergence: deprecated alias, outside __all__
+from jaxotdm.metrics.quality import (
+    QUALITY_BAR,
+    QualityReport,
+    QualitySettings,
+    SampleQuality,
+    quality_report,
+    sample_quality,
+)
+from jaxotdm.metrics.sinkhorn import (
     SinkhornResult,
-    sinkhorn_divergence,  # noqa: F401
     sinkhorn_estimate,
     wasserstein2,
 )
@@ -75,5 +80,6 @@ __all__ = [
     "classifier_frechet_distance",
     "sample_quality",
     "quality_report",
+    "QualitySettings",
     "DEFAULT_CHUNK",
 ]

@@ -21,6 +21,7 @@ memorisation: that exact score snaps noisy held-out images onto training images.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import jax
@@ -39,7 +40,7 @@ from jaxotdm.metrics.classifier import (
 from jaxotdm.metrics.neighbours import _kth_sq, precision_recall
 from jaxotdm.metrics.sinkhorn import sinkhorn_estimate, wasserstein2
 
-__all__ = ["SampleQuality", "QualityReport", "QUALITY_BAR", "sample_quality", "quality_report"]
+__all__ = ["SampleQuality", "QualityReport", "QualitySettings", "QUALITY_BAR", "sample_quality", "quality_report"]
 
 QUALITY_BAR = {
     "denoising_loss": ("<=", 1.1),
@@ -219,6 +220,44 @@ def _met(value, op, bound) -> bool:
     return bool(value <= bound) if op == "<=" else bool(value >= bound)
 
 
+@dataclasses.dataclass(frozen=True)
+class QualitySettings:
+    """How :func:`quality_report` measures: the sampling run and the sizes of its criteria.
+
+    Args:
+        num_samples: samples drawn (DPM-Solver++(2M) on the log-SNR grid) and training points in the reference.
+        nfe: score evaluations per sample.
+        t_start: start time of the sampling run (default: 1 for VP-type schedules, where the prior is
+            ``N(0, I)``; ``0.999 t_max`` otherwise).
+        t_end: end time of the sampling run.
+        value_range: valid coordinate range (samples are clipped to it; the model space of the built-in image
+            sets is ``[-1, 1]``); None to measure unclipped samples.
+        log_snrs: log-SNRs at which the held-out denoising loss is measured.
+        repetitions: held-out halvings of the KID criterion (``>= 2``).
+
+    Example:
+        >>> from jaxotdm.metrics import QualitySettings
+        >>> QualitySettings(num_samples=200, value_range=None).nfe
+        50
+    """
+
+    num_samples: int = 1000
+    nfe: int = 50
+    t_start: float | None = None
+    t_end: float = 1e-3
+    value_range: tuple[float, float] | None = (-1.0, 1.0)
+    log_snrs: tuple = (0.0, 1.0, 2.0, 3.0)
+    repetitions: int = 10
+
+    def __post_init__(self):
+        V.check_positive_int(self.num_samples, "num_samples", minimum=4)
+        V.check_positive_int(self.nfe, "nfe")
+        V.check_positive_int(self.repetitions, "repetitions", minimum=2)
+        if self.t_start is not None:
+            V.positive_scalar(self.t_start, "t_start")
+        V.positive_scalar(self.t_end, "t_end")
+
+
 def quality_report(
     score,
     train,
@@ -226,25 +265,19 @@ def quality_report(
     *,
     key,
     train_labels=None,
-    num_samples: int = 1000,
-    nfe: int = 50,
-    t_start: float | None = None,
-    t_end: float = 1e-3,
-    guidance: float = 1.0,
-    class_score=None,
     classifier: Classifier | None = None,
-    value_range: tuple[float, float] | None = (-1.0, 1.0),
-    log_snrs=(0.0, 1.0, 2.0, 3.0),
-    repetitions: int = 10,
+    class_score=None,
+    guidance: float = 1.0,
+    settings: QualitySettings | None = None,
 ) -> QualityReport:
     """Checks a learned score against :data:`QUALITY_BAR`.
 
-    Draws ``num_samples`` samples with DPM-Solver++(2M) at ``nfe`` score evaluations on the log-SNR grid from
-    ``t_start`` (default: 1 for VP-type schedules, where the prior is ``N(0, I)``) to ``t_end``, and compares
-    :func:`sample_quality` of the samples with that of ``num_samples`` training points (drawn without
-    replacement, the generator's ideal) -- both against ``heldout``. The KID criterion halves the held-out
-    split ``repetitions`` times (``A``, ``B``) and compares ``KID(samples, B)`` (a fresh subset of the samples of
-    ``A``'s size each time) with ``KID(A, B)``, in the classifier's features when there is a classifier.
+    Draws ``settings.num_samples`` samples with DPM-Solver++(2M) at ``settings.nfe`` score evaluations on the
+    log-SNR grid from ``settings.t_start`` to ``settings.t_end``, and compares :func:`sample_quality` of the
+    samples with that of as many training points (drawn without replacement, the generator's ideal) -- both
+    against ``heldout``. The KID criterion halves the held-out split ``settings.repetitions`` times (``A``,
+    ``B``) and compares ``KID(samples, B)`` (a fresh subset of the samples of ``A``'s size each time) with
+    ``KID(A, B)``, in the classifier's features when there is a classifier.
 
     Args:
         score: the learned score (a :class:`~jaxotdm.networks.LearnedScore`, or any score with a ``schedule``).
@@ -254,34 +287,30 @@ def quality_report(
         key: PRNG key.
         train_labels: labels of ``train``; needed for the classifier-based metrics (a classifier is trained
             on the training split unless ``classifier`` is given).
-        num_samples: the sampling run.
-        nfe: see ``num_samples``.
-        t_start: see ``num_samples``.
-        t_end: see ``num_samples``.
-        guidance: for a class-conditional model, ``class_score(label, guidance) -> score``
+        classifier: a trained :class:`Classifier` (otherwise trained here from ``train_labels``).
+        class_score: for a class-conditional model, ``class_score(label, guidance) -> score``
             (e.g. :meth:`~jaxotdm.samplers.LearnedClassScores.for_class`); guided samples of every class are
             drawn (``num_samples`` in all) and their class accuracy is checked.
-        class_score: see ``guidance``.
-        classifier: a trained :class:`Classifier` (otherwise trained here from ``train_labels``).
-        value_range: valid coordinate range (samples are clipped to it; the model space of the built-in image
-            sets is ``[-1, 1]``); None to measure unclipped samples.
-        log_snrs: log-SNRs at which the held-out denoising loss is measured.
-        repetitions: held-out halvings of the KID criterion (``>= 2``).
+        guidance: the guidance scale passed to ``class_score``.
+        settings: a :class:`QualitySettings` (default ``QualitySettings()``).
 
     Returns:
         A :class:`QualityReport`.
     """
-    import jaxotdm as jo
     from jaxotdm._stats import paired_interval
+    from jaxotdm.measures import EmpiricalMeasure
     from jaxotdm.metrics.kid import kid
     from jaxotdm.samplers import DPMSolverPP2M, sample
+    from jaxotdm.scores import exact_score
 
+    settings = QualitySettings() if settings is None else settings
+    if not isinstance(settings, QualitySettings):
+        raise ValueError(f"`settings` must be a QualitySettings, got {type(settings).__name__}.")
+    num_samples, nfe, t_start, t_end = settings.num_samples, settings.nfe, settings.t_start, settings.t_end
+    value_range, log_snrs, repetitions = settings.value_range, settings.log_snrs, settings.repetitions
     V.check_key(key)
     train = _cloud(train, "train")
     heldout = _cloud(heldout, "heldout")
-    num_samples = V.check_positive_int(num_samples, "num_samples", minimum=4)
-    nfe = V.check_positive_int(nfe, "nfe")
-    repetitions = V.check_positive_int(repetitions, "repetitions", minimum=2)
     if heldout.shape[0] < 8:
         raise ValueError(f"`heldout` needs at least 8 points (two halves for KID), got {heldout.shape[0]}.")
     schedule = getattr(score, "schedule", None)
@@ -307,7 +336,7 @@ def quality_report(
     if classifier is not None:
         ratios["classifier_frechet"] = q.classifier_frechet / r.classifier_frechet
     # the held-out denoising loss against the Bayes denoiser of all the data (Tweedie for both scores)
-    bayes = jo.exact_score(jo.EmpiricalMeasure(jnp.concatenate([train, heldout])), schedule)
+    bayes = exact_score(EmpiricalMeasure(jnp.concatenate([train, heldout])), schedule)
     losses = {}
     for i, lam in enumerate(log_snrs):
         t = schedule.t_from_log_snr(jnp.asarray(float(lam), train.dtype))

@@ -3,13 +3,10 @@
 
 :func:`sinkhorn_estimate` is a thin wrapper of the package's one implementation of the debiased Sinkhorn
 divergence (:mod:`jaxotdm.ot.entropic`; :func:`jaxotdm.ot.sinkhorn_divergence` is the same quantity with
-an absolute ``epsilon``, returned as a scalar). ``jaxotdm.metrics.sinkhorn_divergence`` is a deprecated
-alias of :func:`sinkhorn_estimate`.
+an absolute ``epsilon``, returned as a scalar).
 """
 
 from __future__ import annotations
-
-import warnings
 
 import jax.numpy as jnp
 
@@ -88,19 +85,6 @@ def sinkhorn_estimate(
         threshold=jnp.asarray(threshold, x.dtype), max_iterations=max_iterations,
     )
     return SinkhornResult(div, eps, converged, iterations)
-
-
-def sinkhorn_divergence(x, y, **kwargs) -> SinkhornResult:
-    """Deprecated: use :func:`sinkhorn_estimate` (same arguments and result).
-
-    For the scalar divergence with an absolute ``epsilon`` use :func:`jaxotdm.ot.sinkhorn_divergence`.
-    """
-    warnings.warn(
-        "jaxotdm.metrics.sinkhorn_divergence is deprecated; use jaxotdm.metrics.sinkhorn_estimate (same arguments "
-        "and result), or jaxotdm.ot.sinkhorn_divergence for the scalar with an absolute epsilon.",
-        DeprecationWarning, stacklevel=2,
-    )
-    return sinkhorn_estimate(x, y, **kwargs)
 
 
 def wasserstein2(

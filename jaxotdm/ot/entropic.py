@@ -18,7 +18,8 @@ import numpy as np
 from jaxotdm import _validation as V
 from jaxotdm._ott import ott
 from jaxotdm._pytree import pytree_dataclass
-from jaxotdm._types import Array, ArrayLike, Float
+from jaxotdm._status import Status, report_result, status_array
+from jaxotdm._types import Array, ArrayLike, Float, Int
 
 __all__ = ["EntropicResult", "sinkhorn", "sinkhorn_divergence"]
 
@@ -33,6 +34,8 @@ class EntropicResult:
             (ott-jax's ``primal_cost``, computed in one streamed pass over the cost).
         f, g: dual potentials. converged: ott's flag. iterations: Sinkhorn iterations.
         matrix: the ``(n, m)`` plan (materialised; use ``return_matrix=False`` for large clouds).
+        status: ``int32`` :class:`~jaxotdm.Status`: ``SUCCESS``; ``MAX_ITERATIONS`` (the marginal error is
+            still above ``threshold`` after ``max_iterations``); ``NONFINITE`` (NaN/inf costs or potentials).
     """
 
     reg_ot_cost: Float[Array, ""]
@@ -42,6 +45,7 @@ class EntropicResult:
     converged: Array
     iterations: Array
     matrix: Array | None
+    status: Int[Array, ""]
 
 
 def _check_values(v, name: str) -> None:
@@ -102,12 +106,15 @@ def sinkhorn(
     threshold: float = 1e-4,
     max_iterations: int = 5000,
     return_matrix: bool = True,
+    throw: bool = True,
 ) -> EntropicResult:
     """Entropic OT between two weighted point clouds with ott-jax's Sinkhorn (log domain).
 
     Inputs are validated eagerly when concrete; the function can also be called inside a user's
     ``jax.jit`` (traced clouds, weights or ``epsilon`` skip the value checks). ``threshold`` bounds the
-    L1 marginal error at stopping.
+    L1 marginal error at stopping. The status contract (:mod:`jaxotdm._status`): called eagerly with
+    ``throw=True`` (the default), a run that did not converge raises; ``throw=False`` warns; under ``jit``
+    the result's ``status`` says what happened.
 
     Example:
         >>> import jax, jaxotdm.ot as jot
@@ -120,7 +127,10 @@ def sinkhorn(
     _check_eps(epsilon)
     _check_settings(x, y, threshold)
     V.check_positive_int(max_iterations, "max_iterations")
-    return _sinkhorn_jit(x, y, a, b, epsilon, threshold, max_iterations, return_matrix)
+    V.check_bool(throw, "throw")
+    out = _sinkhorn_jit(x, y, a, b, epsilon, threshold, max_iterations, return_matrix)
+    return report_result(out, what="sinkhorn", throw=throw,
+                         detail=f"epsilon {epsilon}, threshold {threshold:g}, max_iterations {max_iterations}")
 
 
 _BLOCK_ELEMENTS = 1 << 20  # entries of the plan held at once by the streamed transport cost
@@ -150,9 +160,12 @@ def _sinkhorn_impl(x, y, a, b, epsilon, threshold, max_iterations, return_matrix
     geom = o.geometry.pointcloud.PointCloud(x, y, epsilon=epsilon)
     prob = o.problems.linear.linear_problem.LinearProblem(geom, a=a, b=b)
     out = o.solvers.linear.sinkhorn.Sinkhorn(threshold=threshold, max_iterations=max_iterations)(prob)
+    primal = _transport_cost(x, y, out.f, out.g, geom.epsilon)
+    finite = jnp.isfinite(out.reg_ot_cost) & jnp.isfinite(primal) & jnp.all(jnp.isfinite(out.f))
+    status = jnp.where(finite, jnp.where(out.converged, Status.SUCCESS, Status.MAX_ITERATIONS), Status.NONFINITE)
     return EntropicResult(
-        out.reg_ot_cost, _transport_cost(x, y, out.f, out.g, geom.epsilon), out.f, out.g, out.converged,
-        out.n_iters, out.matrix if return_matrix else None,
+        out.reg_ot_cost, primal, out.f, out.g, out.converged, out.n_iters, out.matrix if return_matrix else None,
+        status_array(status),
     )
 
 

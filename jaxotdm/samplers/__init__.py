@@ -12,24 +12,9 @@ expose their ``init``/``step`` pair for users who drive their own loops. Time gr
 Every sampler runs backward in time from ``t_start`` to ``t_end`` (``0 < t_end < t_start``) starting
 either from given points ``x`` at ``t_start`` or from ``shape`` draws of the schedule's prior
 ``q_{t_start}`` (``key`` required).
-
-The function twins of earlier versions (``ddim``, ``ddpm``, ``dpm_solver_2``, ``dpm_solver_3``,
-``dpm_solver_pp_2m``, ``euler``, ``euler_maruyama``, ``heun``, ``predictor_corrector``) are deprecated
-aliases: still importable from here, they warn (``DeprecationWarning``) and call :func:`sample`.
 """
 
 from jaxotdm.samplers._core import SampleResult, sample
-from jaxotdm.samplers._deprecated import (  # noqa: F401  (deprecated aliases, outside __all__)
-    ddim,
-    ddpm,
-    dpm_solver_2,
-    dpm_solver_3,
-    dpm_solver_pp_2m,
-    euler,
-    euler_maruyama,
-    heun,
-    predictor_corrector,
-)
 from jaxotdm.samplers._grid import GRIDS, DDPMGrid, EDMGrid, UniformLogSNR, UniformTime, time_grid
 from jaxotdm.samplers.ode import (
     DDIM,
@@ -47,7 +32,6 @@ from jaxotdm.samplers.ot_accelerated import (
     LearnedClassScores,
     OTPrior,
     OTSampleResult,
-    ot_accelerated_conditional_sample,
     ot_accelerated_sample,
     ot_accelerated_step,
     ot_prior_points,
@@ -72,7 +56,6 @@ __all__ = [
     "ot_prior_points",
     "ot_accelerated_step",
     "ot_accelerated_sample",
-    "ot_accelerated_conditional_sample",
 
     "GRIDS",
     "DDIM",

@@ -265,8 +265,7 @@ def adaptive_flow(
     shape: tuple[int, ...] | None = None,
     dtype=None,
     solver="tsit5",
-    rtol: float = 1e-5,
-    atol: float = 1e-5,
+    tol: float = 1e-5,
     max_steps: int = 16_384,
     throw: bool = True,
 ) -> SampleResult:
@@ -276,6 +275,8 @@ def adaptive_flow(
     counts (attempted steps, including rejected ones) and ``times`` holds the two endpoints. The solver's
     outcome is read: with ``throw=True`` (default) a failed solve raises (see :func:`~jaxotdm.flow_map`);
     with ``throw=False`` it is returned in ``status``. Divergence is detected as for the fixed-step samplers.
+    ``tol`` is the adaptive controller's relative and absolute tolerance (``rtol = atol = tol``; for other
+    controllers call :func:`~jaxotdm.flow_map` with a ``stepsize_controller``).
 
     Example:
         >>> import jax, jax.numpy as jnp, jaxotdm as jo
@@ -288,9 +289,9 @@ def adaptive_flow(
     """
     _check_score_schedule(score, schedule)
     _check_times(schedule, t_start, t_end, dtype=_work_dtype(x, dtype))
-    rtol, atol = V.positive_scalar(rtol, "rtol"), V.positive_scalar(atol, "atol")
+    tol = V.positive_scalar(tol, "tol")
     x, _ = _initial_points(score, schedule, x, t_start, key, shape, dtype)
-    out = flow_map(score, schedule, x, t_start, t_end, solver=solver, rtol=rtol, atol=atol, max_steps=max_steps,
+    out = flow_map(score, schedule, x, t_start, t_end, solver=solver, rtol=tol, atol=tol, max_steps=max_steps,
                    throw=V.check_bool(throw, "throw"))
     times = jnp.asarray([t_start, t_end], x.dtype)
     d = x.shape[-1]

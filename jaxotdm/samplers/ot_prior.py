@@ -5,6 +5,7 @@ pure sampling step. See :mod:`jaxotdm.samplers.ot_accelerated` for the whole alg
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -13,8 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxotdm import _validation as V
-from jaxotdm._deprecation import renamed
 from jaxotdm._pytree import pytree_dataclass, static_field
+from jaxotdm._status import ConvergenceWarning, combine, report_result
 from jaxotdm._types import Array, ArrayLike, Float, Int
 from jaxotdm.ot import Progress, SemidiscreteCertificate, SemidiscreteMap, semidiscrete_ot
 from jaxotdm.samplers._core import sample
@@ -60,10 +61,12 @@ class OTPrior:
         return self.diffused.shape[1]
 
     def sample(self, score, *, key, num_samples: int, t_end: float, sampler=None, num_steps: int | None = None,
-               nfe: int | None = None, tau: float = 0.0, grid="uniform") -> OTSampleResult:
+               nfe: int | None = None, tau: float = 0.0, grid="uniform", throw: bool = True) -> OTSampleResult:
         """Steps 3-4 of Algorithm 2 with this prior, validated: the OT map of ``num_samples`` prior draws,
         then ``num_steps`` (or ``nfe`` score evaluations) of ``sampler`` (default Euler-Maruyama, the paper's)
-        from ``T'`` to ``t_end`` on ``grid``.
+        from ``T'`` to ``t_end`` on ``grid``. ``throw``: the status contract of :mod:`jaxotdm._status`
+        (outside ``jit`` a failed OT solve or chain raises; ``throw=False`` warns; under ``jit`` the statuses
+        travel in the result).
 
         Example:
             >>> import jax, jax.numpy as jnp, jaxotdm as jo
@@ -84,11 +87,15 @@ class OTPrior:
         num_samples = V.check_positive_int(num_samples, "num_samples")
         tau = _check_tau(tau)
         V.check_key(key)
+        V.check_bool(throw, "throw")
         dim = getattr(score, "dim", None)
         if isinstance(dim, int) and dim != self.dim:
             raise ValueError(f"`score` has dimension {dim} but the data have dimension {self.dim}.")
-        return ot_accelerated_step(self, score, self.schedule, key, num_samples=num_samples, sampler=sampler,
-                                   num_steps=k, t_end=t_end, tau=tau, grid=grid)
+        with warnings.catch_warnings():  # the chain's own warning: the composed status is reported once, below
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            out = ot_accelerated_step(self, score, self.schedule, key, num_samples=num_samples, sampler=sampler,
+                                      num_steps=k, t_end=t_end, tau=tau, grid=grid)
+        return report_result(out, what="OTPrior.sample", throw=throw)
 
 
 @pytree_dataclass
@@ -119,16 +126,27 @@ class ConditionalOTPrior:
 
     def sample(self, class_scores, *, label: int, key, num_samples: int, t_end: float, guidance: float = 0.0,
                sampler=None, num_steps: int | None = None, nfe: int | None = None, tau: float = 0.0,
-               grid="uniform") -> OTSampleResult:
+               grid="uniform", throw: bool = True) -> OTSampleResult:
         """The conditional Algorithm 2 for class ``label``: that class's OT map, then the chain of
-        ``class_scores.for_class(label, guidance)`` (see :meth:`OTPrior.sample` for the other arguments)."""
+        ``class_scores.for_class(label, guidance)`` (see :meth:`OTPrior.sample` for the other arguments).
+
+        Example:
+            >>> import jax, jax.numpy as jnp, jaxotdm as jo
+            >>> from jaxotdm.samplers import ExactClassScores, prepare_conditional_ot_prior
+            >>> y = jnp.array([[-2.0], [-1.0], [1.0], [2.0]]); lab = jnp.array([0, 0, 1, 1]); sched = jo.OU()
+            >>> cs = ExactClassScores.from_data(y, lab, sched)
+            >>> cp = prepare_conditional_ot_prior(sched, y, lab, key=jax.random.key(0), t_prime=0.05)
+            >>> out = cp.sample(cs, label=1, key=jax.random.key(0), num_samples=6, num_steps=5, t_end=1e-3)
+            >>> bool(jnp.all(out.points > 0))
+            True
+        """
         if not hasattr(class_scores, "for_class"):
             raise ValueError("`class_scores` must have a for_class(label, guidance) method (ExactClassScores, "
                              f"LearnedClassScores), got {type(class_scores).__name__}.")
         prior = self.for_class(label)
         score = class_scores.for_class(label, guidance)
         return prior.sample(score, key=key, num_samples=num_samples, t_end=t_end, sampler=sampler,
-                            num_steps=num_steps, nfe=nfe, tau=tau, grid=grid)
+                            num_steps=num_steps, nfe=nfe, tau=tau, grid=grid, throw=throw)
 
 
 @pytree_dataclass
@@ -144,6 +162,11 @@ class OTSampleResult:
         assignment: ``(num_samples,)`` Laguerre cell of each prior draw (index into ``diffused``).
         certificate: the OT map's accuracy certificate (max relative cell-mass error on a fresh sample).
         prior: the :class:`OTPrior` used (diffused points, map).
+        status: ``int32`` :class:`~jaxotdm.Status`: the first failure of the OT solve and the chain, else
+            ``SUCCESS`` (the status contract, :mod:`jaxotdm._status`).
+        ot_status: the OT solve's status (``prior.ot_map.diagnostics.status``; ``SUCCESS`` when the map
+            carries no diagnostics).
+        chain_status: the reverse chain's :class:`~jaxotdm.samplers.SampleResult` status (divergence, NaN).
 
     An immutable PyTree (``result.replace(...)`` for a modified copy). It carries no wall times: time the
     call from outside (the ``jaxotdm sample`` command and the benchmarks do).
@@ -157,6 +180,9 @@ class OTSampleResult:
     assignment: Int[Array, " k"]
     certificate: Any
     prior: OTPrior
+    status: Int[Array, ""]
+    ot_status: Int[Array, ""]
+    chain_status: Int[Array, ""]
 
 
 
@@ -217,7 +243,6 @@ def prepare_ot_prior(
     weights: Float[ArrayLike, " n"] | None = None,
     ot_tol: float = 0.1,
     ot_solver=None,
-    ot_method=None,
     certificate_samples: int | None = None,
     progress: Callable[[Progress], object] | None = None,
 ) -> OTPrior:
@@ -232,7 +257,6 @@ def prepare_ot_prior(
         weights: ``(n,)`` data weights (uniform if omitted); each diffused copy gets ``w_i / noise_draws``.
         ot_tol: requested max relative cell-mass error of the OT solve.
         ot_solver: a semi-discrete solver object (default :class:`~jaxotdm.ot.NewtonSolver`).
-        ot_method: deprecated name of ``ot_solver``.
         certificate_samples: fresh samples for the OT certificate (solver default if ``None``).
         progress: optional host callback, called after every OT solver iteration with a
             :class:`~jaxotdm.ot.Progress` (a driver's progress bar; the library itself prints nothing).
@@ -247,7 +271,6 @@ def prepare_ot_prior(
         >>> prior.diffused.shape
         (2, 1)
     """
-    ot_solver = renamed(ot_solver, ot_method, new="ot_solver", old="ot_method", where="prepare_ot_prior")
     t = _check_t_prime(schedule, t_prime)
     V.check_key(key)
     V.fraction(ot_tol, "ot_tol")
@@ -286,11 +309,9 @@ def prepare_conditional_ot_prior(
     noise_draws: int = 1,
     ot_tol: float = 0.1,
     ot_solver=None,
-    ot_method=None,
     certificate_samples: int | None = None,
 ) -> ConditionalOTPrior:
     """One :func:`prepare_ot_prior` per class, onto that class's diffused points (keys folded by label)."""
-    ot_solver = renamed(ot_solver, ot_method, new="ot_solver", old="ot_method", where="prepare_conditional_ot_prior")
     x, lab = _check_labelled(data_points, labels)
     V.check_key(key)
     classes = tuple(int(c) for c in np.unique(lab))
@@ -357,4 +378,7 @@ def ot_accelerated_step(
     x0, cell = ot_prior_points(prior, z, tau)
     out = sample(sampler, score, schedule, x0, t_start=prior.t_prime, t_end=t_end, num_steps=num_steps,
                  grid=grid, key=k_chain)
-    return OTSampleResult(out.points, out.nfe, out.num_steps, out.times, x0, cell, prior.certificate, prior)
+    diag = prior.ot_map.diagnostics
+    ot_status = combine(None if diag is None else diag.status)
+    return OTSampleResult(out.points, out.nfe, out.num_steps, out.times, x0, cell, prior.certificate, prior,
+                          combine(ot_status, out.status), ot_status, out.status)

@@ -28,7 +28,14 @@ from jaxotdm.training.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from jaxotdm.training.fit import FitResult, NonFiniteLossError, TrainingInterrupted, fit
+from jaxotdm.training.fit import (
+    Checkpointing,
+    FitResult,
+    Monitoring,
+    NonFiniteLossError,
+    TrainingInterrupted,
+    fit,
+)
 from jaxotdm.training.objective import DSMObjective, score_relative_error
 from jaxotdm.training.state import (
     AdamConfig,
@@ -51,11 +58,6 @@ from jaxotdm.training.weighting import (
     UniformTimeDistribution,
     Weighting,
 )
-
-# Earlier names of the training time distributions (kept for existing code; the samplers' time grids
-# of the same names are a different concept).
-UniformTime = UniformTimeDistribution
-UniformLogSNR = UniformLogSNRDistribution
 
 __all__ = [
     "Weighting",
@@ -86,4 +88,6 @@ __all__ = [
     "TrainingInterrupted",
     "FitResult",
     "fit",
+    "Checkpointing",
+    "Monitoring",
 ]

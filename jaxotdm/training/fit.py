@@ -10,10 +10,12 @@ a good one to resume from, with a lower learning rate if need be.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import math
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -34,7 +36,7 @@ from jaxotdm.training.checkpoint import (
 from jaxotdm.training.objective import DSMObjective
 from jaxotdm.training.state import AdamConfig, TrainState, init_train_state, train_steps
 
-__all__ = ["FitResult", "NonFiniteLossError", "TrainingInterrupted", "fit"]
+__all__ = ["Checkpointing", "FitResult", "Monitoring", "NonFiniteLossError", "TrainingInterrupted", "fit"]
 
 _CHECKPOINT_SET = "model"  # the lock of a checkpoint folder is the model folder's (``jaxotdm train`` shares it)
 
@@ -49,13 +51,105 @@ class NonFiniteLossError(RuntimeError):
 
 
 class TrainingInterrupted(RuntimeError):
-    """``should_stop()`` asked :func:`fit` to stop: the chunk in progress was finished and (with a
-    ``checkpoint_dir``) checkpointed. ``state`` and ``step`` are where it stopped, ``checkpoint`` the last
+    """``Monitoring.should_stop()`` asked :func:`fit` to stop: the chunk in progress was finished and (with a
+    :class:`Checkpointing`) checkpointed. ``state`` and ``step`` are where it stopped, ``checkpoint`` the last
     checkpoint written (or None) and ``checkpoint_step`` its step."""
 
     def __init__(self, message: str, *, state: TrainState, step: int, checkpoint: Path | None, checkpoint_step: int):
         super().__init__(message)
         self.state, self.step, self.checkpoint, self.checkpoint_step = state, step, checkpoint, checkpoint_step
+
+
+@dataclasses.dataclass(frozen=True)
+class Checkpointing:
+    """Where and when :func:`fit` writes its checkpoint (``checkpoint.msgpack`` in ``directory``).
+
+    A checkpoint is written every ``every`` steps (if given) and at the end, each time only if the
+    parameters are finite and the loss has not diverged. The folder is locked for the run (an exclusive
+    ``flock``, see :mod:`jaxotdm._io`): a second process training into it is refused at once.
+
+    Args:
+        directory: the checkpoint folder.
+        every: also write a checkpoint every ``every`` steps (default: at the end only).
+        resume: continue from the checkpoint in ``directory`` (error if absent or mismatched).
+        overwrite: start afresh even if ``directory`` holds a checkpoint (otherwise that is an error).
+        config: extra JSON-able settings recorded in the checkpoint and required to match on resume (e.g.
+            the optimiser's hyper-parameters when a custom ``optimizer`` is passed).
+
+    Example:
+        >>> from jaxotdm.training import Checkpointing
+        >>> Checkpointing("runs/moons", every=500).every
+        500
+    """
+
+    directory: str | Path
+    every: int | None = None
+    resume: bool = False
+    overwrite: bool = False
+    config: dict | None = None
+
+    def __post_init__(self):
+        if not isinstance(self.directory, (str, Path)) or not str(self.directory):
+            raise ValueError(f"`directory` must be a folder path, got {self.directory!r}.")
+        if self.every is not None:
+            V.check_positive_int(self.every, "every")
+        V.check_bool(self.resume, "resume")
+        V.check_bool(self.overwrite, "overwrite")
+        if self.resume and self.overwrite:
+            raise ValueError("pass at most one of `resume=True` and `overwrite=True`.")
+        if self.config is not None and not isinstance(self.config, dict):
+            raise ValueError(f"`config` must be a dict of JSON-able settings, got {type(self.config).__name__}.")
+
+
+@dataclasses.dataclass(frozen=True)
+class Monitoring:
+    """What :func:`fit` reports while it runs, and how it is asked to stop (progress bars live here).
+
+    Args:
+        callback: ``callback(step, metrics)`` at every host synchronisation (every ``log_every`` steps and at
+            evaluation/checkpoint points), with the mean ``loss``/``eps_mse`` of the steps since the last
+            call and the last ``grad_norm``.
+        log_every: steps per device-side chunk (the host synchronises once per chunk).
+        eval_fn: ``eval_fn(state) -> dict``, called every ``eval_every`` steps and at the end (before the
+            checkpoint of that step is written, so that the checkpoint records it: a kill never separates the
+            final checkpoint from the final evaluation; if the evaluation raises, the checkpoint of that step
+            is written without it before the error propagates).
+        eval_every: see ``eval_fn`` (default: at the end only).
+        should_stop: asked after every chunk; when it returns True the run writes a checkpoint (with a
+            :class:`Checkpointing`) and raises :class:`TrainingInterrupted` (the CLI's Ctrl-C).
+
+    Example:
+        >>> from jaxotdm.training import Monitoring
+        >>> Monitoring(log_every=50, callback=lambda step, metrics: None).log_every
+        50
+    """
+
+    callback: Callable[[int, dict], None] | None = None
+    log_every: int = 100
+    eval_fn: Callable[[TrainState], dict] | None = None
+    eval_every: int | None = None
+    should_stop: Callable[[], bool] | None = None
+
+    def __post_init__(self):
+        V.check_positive_int(self.log_every, "log_every")
+        if self.eval_every is not None:
+            V.check_positive_int(self.eval_every, "eval_every")
+        for name in ("callback", "eval_fn", "should_stop"):
+            value = getattr(self, name)
+            if value is not None and not callable(value):
+                raise ValueError(f"`{name}` must be callable, got {value!r}.")
+
+
+class _Run(NamedTuple):
+    """The optimisation settings of one :func:`fit` call, checked."""
+
+    steps: int
+    batch_size: int
+    optimizer: object
+    learning_rate: float
+    seed: int
+    ema_decay: float
+    divergence_factor: float
 
 
 @pytree_dataclass
@@ -96,8 +190,7 @@ def _resolve_optimizer(optimizer, learning_rate):
     return optimizer, "custom", None
 
 
-def _check_fit_args(objective, data, steps, batch_size, labels, ema_decay, checkpoint_dir, checkpoint_every,
-                    resume, overwrite, eval_every, eval_fn, log_every, divergence_factor):
+def _check_fit_args(objective, data, labels, run: _Run, checkpoint: Checkpointing | None, monitor: Monitoring):
     if not isinstance(objective, DSMObjective):
         raise ValueError(f"`objective` must be a DSMObjective, got {type(objective).__name__}.")
     x = np.asarray(V.as_float_array(data, "data"))
@@ -106,10 +199,10 @@ def _check_fit_args(objective, data, steps, batch_size, labels, ema_decay, check
     n = x.shape[0]
     if n < 1 or x.shape[1] < 1:
         raise ValueError(f"`data` must hold at least one point of dimension >= 1, got shape {x.shape}.")
-    V.check_positive_int(steps, "steps")
-    V.check_positive_int(batch_size, "batch_size")
-    if batch_size > n:
-        raise ValueError(f"`batch_size` ({batch_size}) must be <= the number of training points in `data` ({n}).")
+    V.check_positive_int(run.steps, "steps")
+    V.check_positive_int(run.batch_size, "batch_size")
+    if run.batch_size > n:
+        raise ValueError(f"`batch_size` ({run.batch_size}) must be <= the number of training points in `data` ({n}).")
     if labels is not None:
         labels = np.asarray(labels)
         if labels.shape != (n,) or not np.issubdtype(labels.dtype, np.integer):
@@ -121,22 +214,17 @@ def _check_fit_args(objective, data, steps, batch_size, labels, ema_decay, check
             raise ValueError(f"`labels` must be in [0, {k}) for the network's {k} classes, got "
                              f"[{int(labels.min())}, {int(labels.max())}].")
         labels = labels.astype(np.int32)
-    V.ema_decay(ema_decay)
-    for name, v in (("checkpoint_every", checkpoint_every), ("eval_every", eval_every)):
-        if v is not None:
-            V.check_positive_int(v, name)
-    V.check_positive_int(log_every, "log_every")
-    if not (isinstance(divergence_factor, (int, float)) and divergence_factor > 1):
-        raise ValueError(f"`divergence_factor` must be a number > 1, got {divergence_factor!r}.")
-    if eval_fn is not None and not callable(eval_fn):
-        raise ValueError("`eval_fn` must be callable as eval_fn(state) -> dict.")
-    if resume and checkpoint_dir is None:
-        raise ValueError("`resume=True` needs `checkpoint_dir`.")
-    if resume and overwrite:
-        raise ValueError("pass at most one of `resume=True` and `overwrite=True`.")
-    if checkpoint_dir is not None and not resume and not overwrite and (Path(checkpoint_dir) / CHECKPOINT_NAME).exists():
-        raise ValueError(f"`checkpoint_dir` {str(checkpoint_dir)!r} already holds a checkpoint: pass resume=True to "
-                         "continue it or overwrite=True to start over.")
+    V.ema_decay(run.ema_decay)
+    if not (isinstance(run.divergence_factor, (int, float)) and run.divergence_factor > 1):
+        raise ValueError(f"`divergence_factor` must be a number > 1, got {run.divergence_factor!r}.")
+    if checkpoint is not None and not isinstance(checkpoint, Checkpointing):
+        raise ValueError(f"`checkpoint` must be a Checkpointing (or None), got {type(checkpoint).__name__}.")
+    if not isinstance(monitor, Monitoring):
+        raise ValueError(f"`monitor` must be a Monitoring (or None), got {type(monitor).__name__}.")
+    if (checkpoint is not None and not checkpoint.resume and not checkpoint.overwrite
+            and (Path(checkpoint.directory) / CHECKPOINT_NAME).exists()):
+        raise ValueError(f"`checkpoint` folder {str(checkpoint.directory)!r} already holds a checkpoint: pass "
+                         "Checkpointing(..., resume=True) to continue it or overwrite=True to start over.")
     try:
         hash(objective)
     except TypeError as exc:
@@ -162,17 +250,9 @@ def fit(
     seed: int = 0,
     labels: ArrayLike | None = None,
     ema_decay: float = 0.999,
-    checkpoint_dir: str | Path | None = None,
-    checkpoint_every: int | None = None,
-    resume: bool = False,
-    overwrite: bool = False,
-    eval_every: int | None = None,
-    eval_fn: Callable[[TrainState], dict] | None = None,
-    callback: Callable[[int, dict], None] | None = None,
-    log_every: int = 100,
+    checkpoint: Checkpointing | None = None,
+    monitor: Monitoring | None = None,
     divergence_factor: float = 10.0,
-    config: dict | None = None,
-    should_stop: Callable[[], bool] | None = None,
 ) -> FitResult:
     """Trains ``objective.model`` on ``data`` for ``steps`` total steps.
 
@@ -187,28 +267,12 @@ def fit(
             non-finite loss); the history records the rate used from each step on.
         seed: everything random (initialisation, step keys, data order) derives from it.
         ema_decay: EMA decay (with warm-up).
-        checkpoint_dir: folder for ``checkpoint.msgpack``; written every ``checkpoint_every`` steps and at
-            the end, each time only if the parameters are finite and the loss has not diverged.
-        resume: continue from the checkpoint in ``checkpoint_dir`` (error if absent or mismatched).
-        overwrite: start afresh even if ``checkpoint_dir`` holds a checkpoint (otherwise that is an error).
-        eval_every: call ``eval_fn(state) -> dict`` every ``eval_every`` steps and at the end
-            (before the checkpoint of that step is written, so that the checkpoint records it: a kill never
-            separates the final checkpoint from the final evaluation; if the evaluation raises, the checkpoint
-            of that step is written without it before the error propagates).
-        eval_fn: see ``eval_every``.
-        callback: ``callback(step, metrics)`` at every host synchronisation (every ``log_every`` steps and at
-            evaluation/checkpoint points), with the mean ``loss``/``eps_mse`` of the steps since the last
-            call and the last ``grad_norm`` (progress bars live here).
-        log_every: steps per device-side chunk (the host synchronises once per chunk).
+        checkpoint: a :class:`Checkpointing` (folder, how often, resume or overwrite); ``None``: no
+            checkpoint is written.
+        monitor: a :class:`Monitoring` (progress callback and its cadence, evaluation, a stop request);
+            default ``Monitoring()``.
         divergence_factor: a chunk whose mean loss exceeds this multiple of the best earlier chunk mean has
             diverged: no checkpoint is written from it.
-        config: extra JSON-able settings recorded in the checkpoint and required to match on resume
-            (e.g. the optimiser's hyper-parameters when a custom ``optimizer`` is passed).
-        should_stop: asked after every chunk; when it returns True the run writes a checkpoint (with a
-            ``checkpoint_dir``) and raises :class:`TrainingInterrupted` (the CLI's Ctrl-C).
-
-    ``checkpoint_dir`` is locked for the run (an exclusive ``flock``, see :mod:`jaxotdm._io`): a second
-    process training into the same folder is refused at once.
 
     Raises:
         NonFiniteLossError: on a non-finite loss (at once), or when the loss has diverged at the last
@@ -225,33 +289,27 @@ def fit(
         >>> res.losses.shape
         (5,)
     """
-    x, labels = _check_fit_args(objective, data, steps, batch_size, labels, ema_decay, checkpoint_dir,
-                                checkpoint_every, resume, overwrite, eval_every, eval_fn, log_every, divergence_factor)
-    seed = V.check_int(seed, "seed")
-    if should_stop is not None and not callable(should_stop):
-        raise ValueError(f"`should_stop` must be callable as should_stop() -> bool, got {should_stop!r}.")
-    lock = contextlib.nullcontext() if checkpoint_dir is None else locked(checkpoint_dir, _CHECKPOINT_SET)
+    monitor = Monitoring() if monitor is None else monitor
+    run = _Run(steps, batch_size, optimizer, learning_rate, V.check_int(seed, "seed"), ema_decay, divergence_factor)
+    x, labels = _check_fit_args(objective, data, labels, run, checkpoint, monitor)
+    lock = contextlib.nullcontext() if checkpoint is None else locked(checkpoint.directory, _CHECKPOINT_SET)
     with lock:
-        return _fit(objective, x, labels, steps=steps, batch_size=batch_size, optimizer=optimizer,
-                    learning_rate=learning_rate, seed=seed, ema_decay=ema_decay, checkpoint_dir=checkpoint_dir,
-                    checkpoint_every=checkpoint_every, resume=resume, eval_every=eval_every, eval_fn=eval_fn,
-                    callback=callback, log_every=log_every, divergence_factor=divergence_factor, config=config,
-                    should_stop=should_stop)
+        return _fit(objective, x, labels, run, checkpoint, monitor)
 
 
-def _fit(objective, x, labels, *, steps, batch_size, optimizer, learning_rate, seed, ema_decay, checkpoint_dir,
-         checkpoint_every, resume, eval_every, eval_fn, callback, log_every, divergence_factor, config,
-         should_stop) -> FitResult:
-    opt, opt_entry, lr = _resolve_optimizer(optimizer, learning_rate)
-    run_config = _run_config(objective, x, labels, batch_size, seed, ema_decay, opt_entry, config)
+def _fit(objective, x, labels, run: _Run, ckpt: Checkpointing | None, mon: Monitoring) -> FitResult:
+    steps, batch_size, seed, ema_decay = run.steps, run.batch_size, run.seed, run.ema_decay
+    log_every, eval_every, eval_fn = mon.log_every, mon.eval_every, mon.eval_fn
+    checkpoint_every = None if ckpt is None else ckpt.every
+    opt, opt_entry, lr = _resolve_optimizer(run.optimizer, run.learning_rate)
+    run_config = _run_config(objective, x, labels, run, opt_entry, None if ckpt is None else ckpt.config)
     base = jax.random.key(seed)
     data_key = jax.random.fold_in(base, 2)
     xd = jnp.asarray(x)
     ld = None if labels is None else jnp.asarray(labels)
     state = init_train_state(objective.model, opt, xd[:1], key=base, labels_example=None if ld is None else ld[:1])
-    book = _Book(None if checkpoint_dir is None else Path(checkpoint_dir) / CHECKPOINT_NAME, run_config,
-                 divergence_factor)
-    if resume:
+    book = _Book(None if ckpt is None else Path(ckpt.directory) / CHECKPOINT_NAME, run_config, run.divergence_factor)
+    if ckpt is not None and ckpt.resume:
         state = book.resume(state)
     start = int(state.step)
     if start > steps:
@@ -265,9 +323,9 @@ def _fit(objective, x, labels, *, steps, batch_size, optimizer, learning_rate, s
                                  objective=objective, optimizer=opt, batch_size=batch_size, ema_decay=ema_decay)
         chunk = book.take(jax.device_get(log), state, k)
         k = stop
-        if callback is not None:
-            callback(k, chunk)
-        stop = k < steps and should_stop is not None and bool(should_stop())
+        if mon.callback is not None:
+            mon.callback(k, chunk)
+        stop = k < steps and mon.should_stop is not None and bool(mon.should_stop())
         save = book.path is not None and (_at(k, checkpoint_every) or k == steps or stop)
         if eval_fn is not None and (_at(k, eval_every) or k == steps):
             try:  # first, so that the checkpoint of step k records it (one write: a kill cannot part them)
@@ -290,7 +348,7 @@ def _at(k: int, every: int | None) -> bool:
     return bool(every) and k % every == 0
 
 
-def _run_config(objective, x, labels, batch_size, seed, ema_decay, opt_entry, config) -> dict:
+def _run_config(objective, x, labels, run: _Run, opt_entry, config) -> dict:
     """The settings a resumed run must share with the checkpoint (not the learning rate)."""
     return {
         "model": repr(objective.model),
@@ -301,9 +359,9 @@ def _run_config(objective, x, labels, batch_size, seed, ema_decay, opt_entry, co
         "data_dtype": str(x.dtype),
         "data_sha256": _fingerprint(x),
         "labels_sha256": None if labels is None else _fingerprint(labels),
-        "batch_size": batch_size,
-        "seed": seed,
-        "ema_decay": ema_decay,
+        "batch_size": run.batch_size,
+        "seed": run.seed,
+        "ema_decay": run.ema_decay,
         "optimizer": opt_entry,
         **(config or {}),
     }
@@ -335,7 +393,7 @@ class _Book:
 
     def fail(self, message, state, k, detail=""):
         where = (f"the last good checkpoint (step {self.last_step}) is kept at {str(self.last_path)!r}; resume from "
-                 "it with a lower learning rate (fit(..., resume=True, learning_rate=...); CLI: --resume --lr)"
+                 "it with a lower learning rate (fit(..., checkpoint=Checkpointing(..., resume=True), learning_rate=...); CLI: --resume --lr)"
                  if self.last_path is not None else "no checkpoint had been written; lower the learning rate")
         raise NonFiniteLossError(f"training stopped: {message} at step {k}{detail}; {where}, or check the data.",
                                  state=state, step=k, checkpoint=self.last_path)
