@@ -1,14 +1,11 @@
 """Optimal transport: semi-discrete (the Monge-Ampere map), entropic (Sinkhorn) and W2 estimators.
-
-``entropic_ot`` is a deprecated alias of :func:`sinkhorn`.
 """
-
-import warnings
 
 from jaxotdm.ot.entropic import EntropicResult, sinkhorn, sinkhorn_divergence
 from jaxotdm.ot.semidiscrete import (
     AdamSolver,
-    CandidateNewtonSolver,
+    CandidateNewtonSolver,  # noqa: F401 (experimental: outside __all__)
+    HybridNewtonSolver,
     NewtonSolver,
     OTTSolver,
     Progress,
@@ -30,18 +27,10 @@ from jaxotdm.ot.w2 import (
     w2_gaussian_to_discrete,
 )
 
-
-def entropic_ot(*args, **kwargs) -> EntropicResult:
-    """Deprecated: use :func:`sinkhorn` (same arguments and result)."""
-    warnings.warn("jaxotdm.ot.entropic_ot is deprecated; use jaxotdm.ot.sinkhorn (same arguments and result).",
-                  DeprecationWarning, stacklevel=2)
-    return sinkhorn(*args, **kwargs)
-
-
 __all__ = [
     "AdamSolver",
-    "CandidateNewtonSolver",
     "EntropicResult",
+    "HybridNewtonSolver",
     "NewtonSolver",
     "OTTSolver",
     "Progress",

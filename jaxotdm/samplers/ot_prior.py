@@ -13,7 +13,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxotdm import _validation as V
-from jaxotdm._deprecation import renamed
 from jaxotdm._pytree import pytree_dataclass, static_field
 from jaxotdm._types import Array, ArrayLike, Float, Int
 from jaxotdm.ot import Progress, SemidiscreteCertificate, SemidiscreteMap, semidiscrete_ot
@@ -217,7 +216,6 @@ def prepare_ot_prior(
     weights: Float[ArrayLike, " n"] | None = None,
     ot_tol: float = 0.1,
     ot_solver=None,
-    ot_method=None,
     certificate_samples: int | None = None,
     progress: Callable[[Progress], object] | None = None,
 ) -> OTPrior:
@@ -231,8 +229,7 @@ def prepare_ot_prior(
         noise_draws: forward noise draws per training point (the paper: 1).
         weights: ``(n,)`` data weights (uniform if omitted); each diffused copy gets ``w_i / noise_draws``.
         ot_tol: requested max relative cell-mass error of the OT solve.
-        ot_solver: a semi-discrete solver object (default :class:`~jaxotdm.ot.NewtonSolver`).
-        ot_method: deprecated name of ``ot_solver``.
+        ot_solver: a semi-discrete solver object (default :class:`~jaxotdm.ot.HybridNewtonSolver`).
         certificate_samples: fresh samples for the OT certificate (solver default if ``None``).
         progress: optional host callback, called after every OT solver iteration with a
             :class:`~jaxotdm.ot.Progress` (a driver's progress bar; the library itself prints nothing).
@@ -247,7 +244,6 @@ def prepare_ot_prior(
         >>> prior.diffused.shape
         (2, 1)
     """
-    ot_solver = renamed(ot_solver, ot_method, new="ot_solver", old="ot_method", where="prepare_ot_prior")
     t = _check_t_prime(schedule, t_prime)
     V.check_key(key)
     V.fraction(ot_tol, "ot_tol")
@@ -286,11 +282,9 @@ def prepare_conditional_ot_prior(
     noise_draws: int = 1,
     ot_tol: float = 0.1,
     ot_solver=None,
-    ot_method=None,
     certificate_samples: int | None = None,
 ) -> ConditionalOTPrior:
     """One :func:`prepare_ot_prior` per class, onto that class's diffused points (keys folded by label)."""
-    ot_solver = renamed(ot_solver, ot_method, new="ot_solver", old="ot_method", where="prepare_conditional_ot_prior")
     x, lab = _check_labelled(data_points, labels)
     V.check_key(key)
     classes = tuple(int(c) for c in np.unique(lab))
