@@ -241,13 +241,8 @@ def test_pushforward_w2():
     assert good < 0.25 * bad
 
 
-def test_entropic_ot_is_a_deprecated_alias_of_sinkhorn():
+def test_entropic_ot_alias_is_gone():
+    """No legacy surface before 0.1.0 (issue 21): `sinkhorn` is the one name."""
     import jaxotdm.ot as jot
 
-    x = np.random.default_rng(7).normal(size=(12, 2))
-    with pytest.warns(DeprecationWarning, match=r"jaxotdm\.ot\.entropic_ot is deprecated; use jaxotdm\.ot\.sinkhorn"):
-        old = jot.entropic_ot(x, x + 0.5, epsilon=0.1)
-    new = sinkhorn(x, x + 0.5, epsilon=0.1)
-    assert "entropic_ot" not in jot.__all__
-    for a, b in zip(jax.tree.leaves(old), jax.tree.leaves(new), strict=True):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert not hasattr(jot, "entropic_ot") and "entropic_ot" not in jot.__all__ and "sinkhorn" in jot.__all__
