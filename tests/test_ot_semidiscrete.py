@@ -243,7 +243,7 @@ def test_certificate_is_fresh_and_honest():
     hist = smap.diagnostics.history
     k = int(smap.diagnostics.iterations)
     assert np.all(np.isfinite(np.asarray(hist["max_relative_error"][:k])))
-    assert smap.diagnostics.solver == "newton"
+    assert smap.diagnostics.solver == HybridNewtonSolver.name  # the default
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -356,7 +356,7 @@ def test_custom_uniform_sampler():
         ([[0.0, 1.0], [1.0, 0.0]], [0.5, 0.5, 0.0], {}, "shape"),
         ([0.0, 1.0], None, {}, "targets"),
         ([[0.0, 1.0], [1.0, 0.0]], None, {"tol": 0.0}, "tol"),
-        ([[0.0, 1.0], [1.0, 0.0]], None, {"method": "newton"}, "solver object"),
+        ([[0.0, 1.0], [1.0, 0.0]], None, {"solver": "newton"}, "solver object"),
         ([[0.0, 1.0], [1.0, 0.0]], None, {"source": lambda k, n: jax.random.normal(k, (n, 3))}, "dimension"),
         ([[0.0, 1.0], [1.0, 0.0]], None, {"source": GaussianMeasure(jnp.zeros(3), jnp.eye(3))}, "dimension"),
         ([[0.0, 1.0], [1.0, 0.0]], None, {"key": None}, "key"),
