@@ -4,7 +4,7 @@
     python3 .ci/dev.py verify [ARGS]   # the main job (jaxotdm verify) on the embedded default data
     python3 .ci/dev.py test [ARGS]     # the test suite (pytest)
     python3 .ci/dev.py bench [ARGS]    # every benchmark (python -m benchmarks.run_all)
-    python3 .ci/dev.py bench --gpu     # accelerator rows: semi-discrete scale rows, exact score, training step
+    python3 .ci/dev.py bench --gpu     # accelerator suite (benchmarks/gpu_suite.py; --dry-run: tiny, on the CPU)
     python3 .ci/dev.py docs [--no-strict] [ARGS]  # the documentation site into site/ (mkdocs build --strict)
     python3 .ci/dev.py jaxotdm ARGS    # any jaxotdm CLI command
 
@@ -60,14 +60,10 @@ def main(argv: list[str]) -> int:
         durations = [] if any(a.startswith("--durations") for a in rest) else ["--durations=25"]
         args = [str(py), "-m", "pytest", *workers, *durations, *rest]
     elif cmd == "bench" and "--gpu" in rest:
-        # results go to benchmarks/results/<device-name>/ (one script after the other; first failure stops)
-        # (`benchmarks` is a package: each script runs as a module from the repository root)
-        for module, extra in (("bench_semidiscrete", ["--gpu", "--min-peer-budget", "10"]), ("bench_score", []),
-                              ("bench_training", ["--gpu", "--no-quality"])):
-            rc = subprocess.call([str(py), "-m", f"benchmarks.{module}", *extra], cwd=ROOT, env=env)
-            if rc:
-                return rc
-        return subprocess.call([str(py), "-m", "benchmarks.run_all", "--summary-only"], cwd=ROOT, env=env)
+        # the accelerator suite (benchmarks/gpu_suite.py): verify, semi-discrete rows a-d and the certificate
+        # pass's fraction of the matmul rate, the exact score at 60k x 784, training steps/s; one results folder.
+        # `--gpu --dry-run`: the same steps at tiny sizes on the CPU (tests/test_gpu_suite.py, slow)
+        args = [str(py), "-m", "benchmarks.gpu_suite", *[a for a in rest if a != "--gpu"]]
     elif cmd == "bench":
         args = [str(py), "-m", "benchmarks.run_all", *rest]
     elif cmd == "docs":

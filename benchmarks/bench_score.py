@@ -89,9 +89,10 @@ def child(q, n, d, which, chunk):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--tiny", action="store_true", help="with --quick: 256 x 2048 x 64 (the GPU suite's dry run)")
     ap.add_argument("--chunk", type=int, default=2048)
     args = ap.parse_args(argv)
-    q, n, d = (1024, 8192, 256) if args.quick else (4096, 60_000, 784)
+    q, n, d = ((256, 2048, 64) if args.tiny else (1024, 8192, 256)) if args.quick else (4096, 60_000, 784)
     from benchmarks._harness import headline, write_results
 
     mm = child(q, n, d, "matmul", args.chunk)

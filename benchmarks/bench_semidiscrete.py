@@ -4,9 +4,9 @@ The unit of cost is the *certificate pass*: ``M_c = 16 / (tol^2 min nu)`` fresh 
 for uniform weights; a standard error of ``tol / 4`` at the smallest cell), each scored against all ``n``
 targets by one streamed argmax (``jaxotdm.cell_masses``). For every row this script times, in the same run:
 
-* **ours**: ``CandidateNewtonSolver`` (Newton on stored top-K candidates; compiled first; run time only), its
-  number of scored samples (``evaluations``) and iterations. It is not ``semidiscrete_ot``'s default: the
-  default ``NewtonSolver`` converges on every problem tried, the candidate solver stalls on some 2-D ones;
+* **ours**: ``HybridNewtonSolver``, ``semidiscrete_ot``'s default (Newton on stored top-K candidates with a
+  detected-stall fallback to the resampling ``NewtonSolver``; compiled first; run time only), its number of
+  scored samples (``evaluations``), iterations and whether the fallback took over;
 * **certificate**: one pass over ``M_c`` samples; **ratio = solve / certificate** (target <= 3 for rows a, b);
 * **verification** (independent of both, fresh key): masses of the returned heights on ``M_v`` samples with
   ``M_v`` chosen so that the verification's own noise floor ``z_n sqrt((1 - nu) / (M_v nu))`` is
@@ -18,7 +18,9 @@ targets by one streamed argmax (``jaxotdm.cell_masses``). For every row this scr
 
 Rows: (a) the 1,797 digits noised to T' = 0.05 (VPLinear), d = 64, tol 0.1; (b) 10,000 standard Gaussian
 targets, d = 16, tol 0.1; (c) the 5,000-image MNIST subset noised to T' = 0.05, d = 784, to a total variation
-<= 0.01 (solved at max relative tol 0.1, whose final sample resolves the total variation to about 0.008).
+<= 0.01 (solved at max relative tol 0.1, whose final sample resolves the total variation to about 0.008);
+(d, ``--gpu`` only by default) CIFAR-shaped synthetic: 50,000 points of 100 clustered Gaussians in d = 3,072,
+tol 0.1.
 
 ``--kernel``: the certificate pass's FLOP rate (``2 x samples x n x (r + 1)``, RNG included) as a fraction of a
 2048^2 float32 matmul timed in the same run (interleaved rounds, minimum), at d = 16, 64, 784 (target >= 0.4 at
@@ -46,7 +48,7 @@ import jaxotdm as jo
 from benchmarks._harness import headline, interleaved, load_average, peak_rss_gib, write_results
 from jaxotdm.ot.semidiscrete import (
     AdamSolver,
-    CandidateNewtonSolver,
+    HybridNewtonSolver,
     OTTSolver,
     _make_problem,
     certificate_unit,
@@ -84,10 +86,22 @@ def row_targets(name: str, dry: bool, size: int | None = None):
         if size and size < x.shape[0]:
             return x[:size], f"MNIST-{size} (REDUCED from 5,000) noised to T'=0.05 (VPLinear), d=784"
         return x, "MNIST-5000 noised to T'=0.05 (VPLinear), d=784"
+    if name == "d":
+        n, d, k = (200, 48, 10) if dry else (size or 50_000, 3072, 100)
+        return cifar_shaped(n, d, k), f"CIFAR-shaped synthetic: {n} points of {k} clustered Gaussians, d={d}"
     raise ValueError(f"unknown row {name!r}")
 
 
-ROW_TOL = {"a": 0.1, "b": 0.1, "c": 0.1}
+def cifar_shaped(n, d, k, seed=2):
+    """``n`` points in ``d`` dimensions from ``k`` Gaussian clusters (centres of norm about ``sqrt(d)``, spread
+    0.5 per coordinate): the size and rough geometry of CIFAR-10 pixels, without the download."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((k, d)).astype(np.float32)
+    label = rng.integers(0, k, n)
+    return (centres[label] + 0.5 * rng.standard_normal((n, d)).astype(np.float32)).astype(np.float32)
+
+
+ROW_TOL = {"a": 0.1, "b": 0.1, "c": 0.1, "d": 0.1}
 ROW_TV = {"c": 0.01}
 
 
@@ -230,12 +244,13 @@ def bench_row(name, args):
     key = jax.random.key(0)
     row = {"row": name, "problem": label, "n": n, "d": d, "tol": tol, "tv_target": tv, "load_start": load_average()}
     print(f"[{name}] {label}: n={n}, d={d}, tol={tol}", flush=True)
-    solver = CandidateNewtonSolver()
+    solver = HybridNewtonSolver()
     state, ours_s, compile_s = timed_solve(solver, x, tol, key)
     h = np.asarray(state.heights)
     cert_s, mc = certificate_seconds(x, state.heights, tol)
     row.update(ours_s=ours_s, ours_compile_s=compile_s, ours_iterations=int(state.iteration),
-               ours_converged=bool(state.converged), ours_evaluations=float(state.evaluations),
+               ours_converged=bool(state.converged), ours_fell_back=bool(state.fell_back),
+               ours_evaluations=float(state.evaluations),
                ours_final_samples=int(state.num_samples), certificate_s=cert_s, certificate_samples=mc,
                ratio=ours_s / cert_s, evaluations_per_certificate=float(state.evaluations) / mc,
                ours_cpu_s=CPU_TIMES["solve"], certificate_cpu_s=CPU_TIMES["certificate"],
@@ -311,6 +326,13 @@ def bench_kernel(args):
     size = 512 if args.dry_run else 2048
     a = jnp.ones((size, size), jnp.float32)
     mm = jax.jit(lambda a, b: a @ b).lower(a, a).compile()
+    on_gpu = jax.devices()[0].platform == "gpu"
+    # the pass's scores are float32 dots at jax's default precision, like this matmul: on NVIDIA Ampere/Hopper
+    # both run on TF32 tensor cores, so the TF32 rate is the ceiling; the bf16 rate is reported beside it
+    ceiling = ("float32 square matmul at jax default precision (TF32 tensor cores)" if on_gpu
+               else "float32 square matmul")
+    a16 = a.astype(jnp.bfloat16)
+    mm16 = jax.jit(lambda a, b: a @ b).lower(a16, a16).compile() if on_gpu else None
     for d, n in KERNEL_SHAPES.items():
         if args.dry_run:
             n = 500
@@ -320,12 +342,16 @@ def bench_kernel(args):
         nb = 2 if args.dry_run else (64 if args.gpu else max(2, int(2e10 / (B * n * (r + 1) * 2))))
         h = jnp.asarray(0.1 * np.random.default_rng(0).standard_normal(n), jnp.float32)
         f = masses_fn(prob, nb)
-        times = interleaved({"matmul": (mm, (a, a)), "pass": (f, (prob, h, jax.random.key(3), nb))},
-                            rounds=3 if args.dry_run else 5)
+        cases = {"matmul": (mm, (a, a)), "pass": (f, (prob, h, jax.random.key(3), nb))}
+        if mm16 is not None:
+            cases["matmul_bf16"] = (mm16, (a16, a16))
+        times = interleaved(cases, rounds=3 if args.dry_run else 5)
         mm_rate = 2.0 * size**3 / min(times["matmul"])
         rate = 2.0 * nb * B * n * (r + 1) / min(times["pass"])
         rows.append({"d": d, "n": n, "samples": nb * B, "pass_s": min(times["pass"]), "matmul_s": min(times["matmul"]),
                      "gflops": rate / 1e9, "matmul_gflops": mm_rate / 1e9, "fraction": rate / mm_rate,
+                     "ceiling": ceiling, "bf16_matmul_gflops": (2.0 * size**3 / min(times["matmul_bf16"]) / 1e9
+                                                                if mm16 is not None else None),
                      "load": load_average()})
         print(f"[kernel] d={d} n={n}: {rate / 1e9:.1f} GFLOP/s = {rate / mm_rate:.2f} of the matmul rate", flush=True)
     return rows
@@ -334,7 +360,7 @@ def bench_kernel(args):
 def kernel_headlines(rows):
     return [headline(f"certificate pass: fraction of the matmul rate (d={r['d']}, n={r['n']})",
                      ratio=r["fraction"], target=">= 0.4" if r["d"] == 64 else None, ours_s=r["pass_s"],
-                     peer="float32 square matmul", peer_s=r["matmul_s"],
+                     peer=r["ceiling"], peer_s=r["matmul_s"],
                      note=f"2 x samples x n x (r+1) flops incl. Gaussian sampling; {r['gflops']:.0f} vs "
                           f"{r['matmul_gflops']:.0f} GFLOP/s; load {r['load']}") for r in rows]
 
@@ -342,7 +368,7 @@ def kernel_headlines(rows):
 # ------------------------------------------------------------------------------------------------- main
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rows", default=None, help="comma-separated rows among a,b,c (default a,b; --gpu: a,b,c)")
+    ap.add_argument("--rows", default=None, help="comma-separated rows among a,b,c,d (default a,b; --gpu: a,b,c,d)")
     ap.add_argument("--kernel", action="store_true", help="certificate-pass fractions of the matmul rate only")
     ap.add_argument("--with-kernel", action="store_true", help="rows and the kernel fractions")
     ap.add_argument("--no-peers", action="store_true")
@@ -360,17 +386,19 @@ def main(argv=None):
     args.skip = [s for s in args.skip.split(",") if s]
     if args.dry_run:
         args.min_peer_budget = 5.0
-    rows_arg = args.rows or ("a,b,c" if (args.gpu or args.dry_run) else ("a" if args.quick else "a,b"))
+    rows_arg = args.rows or ("a,b,c,d" if (args.gpu or args.dry_run) else ("a" if args.quick else "a,b"))
     names = [] if args.kernel else [r.strip() for r in rows_arg.split(",") if r.strip()]
     bad = [r for r in names if r not in ROW_TOL]
     if bad:
-        ap.error(f"--rows: unknown rows {bad}; choose among a, b, c")
+        ap.error(f"--rows: unknown rows {bad}; choose among a, b, c, d")
     if args.quick:
         args.no_peers = True
     do_kernel = args.kernel or args.with_kernel or args.gpu or args.quick or args.dry_run
     suffix = "_dryrun" if args.dry_run else ("_gpu" if args.gpu else ("_quick" if args.quick else ""))
     if not args.dry_run and (args.size_b or args.size_c or args.tol_c):
         suffix += "_reduced"
+    if args.no_peers and not (args.dry_run or args.gpu or args.quick):
+        suffix += "_nopeers"  # keeps a peer run's table
     if names:
         rows = [bench_row(r, args) for r in names]
         cols = ["row", "n", "d", "tol", "ours_s", "certificate_s", "ratio", "ratio_cpu", "ours_max_rel", "ours_tv", "ours_ok",

@@ -45,6 +45,7 @@ _EXPORTS = {
     "GaussianMeasure": "jaxotdm.measures",
     "LearnedScore": "jaxotdm.networks",
     "MLP": "jaxotdm.networks",
+    "HybridNewtonSolver": "jaxotdm.ot",
     "NewtonSolver": "jaxotdm.ot",
     "OTTSolver": "jaxotdm.ot",
     "OU": "jaxotdm.schedules",
@@ -107,6 +108,7 @@ __all__ = [
     "ExactScore",
     "FlowResult",
     "GaussianMeasure",
+    "HybridNewtonSolver",
     "NewtonSolver",
     "OTTSolver",
     "PointSharding",
@@ -160,6 +162,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs
     from jaxotdm.networks import MLP, LearnedScore, ScoreModel, UNet, load_score
     from jaxotdm.ot import (
         AdamSolver,
+        HybridNewtonSolver,
         NewtonSolver,
         OTTSolver,
         SemidiscreteCertificate,

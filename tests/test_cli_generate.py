@@ -119,6 +119,10 @@ BAD = [
     (["--ot-prior", "--t-prime", "0.05", "--tau", "-1"], "--tau"),
     (["--ot-tol", "0"], "--ot-tol"),
     (["--t-end", "0"], "--t-end"),
+    (["--ot-prior", "--t-prime", "0.05", "--ot-max-points", "1"], "--ot-max-points"),
+    (["--ot-prior", "--t-prime", "0.05", "--ot-max-points", "-3"], "--ot-max-points"),
+    (["--ot-max-points", "50"], "--ot-max-points"),
+    (["--no-ot-cache"], "--no-ot-cache"),
 ]
 
 
@@ -182,7 +186,7 @@ def test_generate_ot_prior_shows_progress_and_records_the_real_start_time(model_
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": str(root), "JAXOTDM_CACHE_DIR": ""}
     base = [sys.executable, "-m", "jaxotdm", "generate", "--checkpoint", str(model_dir), "--ot-prior", "--t-prime",
-            "0.05", "--nfe", "2", "--num-samples", "4", "--ot-tol", "0.3"]
+            "0.05", "--nfe", "2", "--num-samples", "4", "--ot-tol", "0.3", "--no-ot-cache"]
     shown = subprocess.run([*base, "--out", str(tmp_path / "a.npy")], capture_output=True, text=True, env=env,
                            timeout=600)
     assert shown.returncode == 0, shown.stderr
@@ -212,3 +216,35 @@ def test_generate_progress_goes_to_stderr_and_no_progress_silences_it(capsys):
     say, ot_progress = G._reporter(Namespace(no_progress=True, ot_tol=0.1))
     say("hello")
     assert ot_progress is None and capsys.readouterr().err == ""
+
+
+def test_generate_ot_max_points_and_the_saved_prior_is_reused(model_dir, tmp_path, monkeypatch):
+    """Issue 22 item 3: `--ot-max-points` solves onto a random subset (recorded in the JSON); the solved prior is
+    saved in the model folder and a second call with the same problem does not solve again (same samples);
+    another subset size is another problem."""
+    base = ["generate", "--checkpoint", str(model_dir), "--ot-prior", "--t-prime", "0.05", "--nfe", "2",
+            "--num-samples", "5", "--ot-tol", "0.3", "--seed", "3", "--no-progress"]
+    first = tmp_path / "first.npy"
+    assert cli.main([*base, "--ot-max-points", "30", "--out", str(first)]) == 0
+    meta = json.loads(first.with_suffix(".json").read_text())
+    n_train = len(load_split(model_dir).train)
+    assert meta["ot_max_points"] == 30 and meta["ot_targets"] == 30 and meta["ot_training_points"] == n_train
+    assert meta["ot_subset"] == f"random subset of 30 of the {n_train} training points (seed 3)"
+    assert meta["ot_prior_reused"] is False
+    saved = model_dir / "ot_priors" / (meta["ot_prior_file"].rsplit("/", 1)[-1])
+    assert saved.is_file() and saved.parent == model_dir / "ot_priors"
+
+    def no_solve(*a, **k):
+        raise AssertionError("the OT problem was solved again")
+
+    monkeypatch.setattr(SM, "prepare_ot_prior", no_solve)
+    second = tmp_path / "second.npy"
+    assert cli.main([*base, "--ot-max-points", "30", "--out", str(second)]) == 0
+    meta2 = json.loads(second.with_suffix(".json").read_text())
+    assert meta2["ot_prior_reused"] is True and meta2["ot_prior_file"] == meta["ot_prior_file"]
+    assert meta2["ot_certificate_max_relative_error"] == meta["ot_certificate_max_relative_error"]
+    np.testing.assert_array_equal(np.load(second), np.load(first))
+    with pytest.raises(AssertionError, match="solved again"):  # another subset: another problem, solved
+        cli.main([*base, "--ot-max-points", "31", "--out", str(tmp_path / "third.npy")])
+    with pytest.raises(AssertionError, match="solved again"):  # --no-ot-cache solves anyway
+        cli.main([*base, "--ot-max-points", "30", "--no-ot-cache", "--out", str(tmp_path / "fourth.npy")])

@@ -18,11 +18,13 @@ from jaxotdm.measures import GaussianMeasure
 from jaxotdm.ot import (
     AdamSolver,
     CandidateNewtonSolver,
+    HybridNewtonSolver,
     NewtonSolver,
     OTTSolver,
     SemidiscreteDiagnostics,
     SemidiscreteHistory,
     SemidiscreteMap,
+    SemidiscreteSolver,
     cell_masses,
     semidiscrete_ot,
 )
@@ -241,7 +243,7 @@ def test_certificate_is_fresh_and_honest():
     hist = smap.diagnostics.history
     k = int(smap.diagnostics.iterations)
     assert np.all(np.isfinite(np.asarray(hist["max_relative_error"][:k])))
-    assert smap.diagnostics.solver == "newton"
+    assert smap.diagnostics.solver == HybridNewtonSolver.name  # the default
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -354,7 +356,7 @@ def test_custom_uniform_sampler():
         ([[0.0, 1.0], [1.0, 0.0]], [0.5, 0.5, 0.0], {}, "shape"),
         ([0.0, 1.0], None, {}, "targets"),
         ([[0.0, 1.0], [1.0, 0.0]], None, {"tol": 0.0}, "tol"),
-        ([[0.0, 1.0], [1.0, 0.0]], None, {"method": "newton"}, "solver object"),
+        ([[0.0, 1.0], [1.0, 0.0]], None, {"solver": "newton"}, "solver object"),
         ([[0.0, 1.0], [1.0, 0.0]], None, {"source": lambda k, n: jax.random.normal(k, (n, 3))}, "dimension"),
         ([[0.0, 1.0], [1.0, 0.0]], None, {"source": GaussianMeasure(jnp.zeros(3), jnp.eye(3))}, "dimension"),
         ([[0.0, 1.0], [1.0, 0.0]], None, {"key": None}, "key"),
@@ -417,7 +419,8 @@ def test_newton_converges_on_standardised_digits():
 # ---------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("method", [NewtonSolver(), CandidateNewtonSolver(), AdamSolver(), OTTSolver()],
+@pytest.mark.parametrize("method", [HybridNewtonSolver(), NewtonSolver(), CandidateNewtonSolver(), AdamSolver(),
+                                    OTTSolver()],
                          ids=lambda m: m.name)
 def test_every_solver_runs_through_the_driver_with_progress(small_problem, method):
     x, nu, _ = small_problem
@@ -474,7 +477,7 @@ class _FakeState:
     history: SemidiscreteHistory
 
 
-class _Overconfident:
+class _Overconfident(SemidiscreteSolver):
     """A solver of the protocol that claims convergence at wrong heights after one step."""
 
     name = "overconfident"
@@ -505,11 +508,13 @@ def test_certificate_samples_must_be_a_count(bad):
         semidiscrete_ot(np.eye(3), key=jax.random.key(0), certificate_samples=bad)
 
 
-def test_bad_progress_and_method_types():
+def test_bad_progress_and_solver_types():
     with pytest.raises(ValueError, match="progress"):
         semidiscrete_ot(np.eye(3), key=jax.random.key(0), progress="bar")
-    with pytest.raises(ValueError, match="method"):
-        semidiscrete_ot(np.eye(3), key=jax.random.key(0), method=NewtonSolver)
+    with pytest.raises(ValueError, match="`solver` must be a solver object"):
+        semidiscrete_ot(np.eye(3), key=jax.random.key(0), solver=NewtonSolver)  # the class, not an instance
+    with pytest.raises(TypeError, match="method"):
+        semidiscrete_ot(np.eye(3), key=jax.random.key(0), method=NewtonSolver())  # the old keyword is gone
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -610,7 +615,6 @@ def test_from_ott_solver_output_same_assignments_and_potentials():
 
 
 def _diffused_2d_set(n=1000):
-    import jaxotdm as jo
 
     y = jo.data.toy_2d("moons", n, seed=0)
     sched = jo.VPLinear()
@@ -635,16 +639,11 @@ def test_candidate_newton_converges_on_a_diffused_2d_set():
     assert bool(smap.diagnostics.converged) and float(smap.certificate.max_relative_error) <= 0.1
 
 
-def test_method_is_the_deprecated_name_of_solver():
-    """``solver`` names the OT solver (``method`` means a sampler method elsewhere); the old keyword still works,
-    with a DeprecationWarning, and gives the same map; both at once is an error."""
+def test_solver_is_the_one_name_of_the_ot_solver():
+    """``solver`` names the OT solver; the removed keywords ``method`` / ``ot_method`` are TypeErrors."""
     x = np.array([[-1.0, 0.0], [1.0, 0.0], [0.0, 2.0]])
-    new = semidiscrete_ot(x, key=jax.random.key(0), tol=0.2, solver=NewtonSolver())
-    with pytest.warns(DeprecationWarning, match=r"semidiscrete_ot\(method=\.\.\.\) is deprecated; use solver"):
-        old = semidiscrete_ot(x, key=jax.random.key(0), tol=0.2, method=NewtonSolver())
-    np.testing.assert_array_equal(np.asarray(old.heights), np.asarray(new.heights))
-    with pytest.raises(ValueError, match="give `solver` only"):
-        semidiscrete_ot(x, key=jax.random.key(0), solver=NewtonSolver(), method=NewtonSolver())
+    with pytest.raises(TypeError, match="method"):
+        semidiscrete_ot(x, key=jax.random.key(0), tol=0.2, method=NewtonSolver())
     with pytest.raises(TypeError, match="ot_method"):  # gone: prepare_ot_prior takes `ot_solver` only
         jo.samplers.prepare_ot_prior(jo.VPLinear(), x, key=jax.random.key(1), t_prime=0.3, ot_tol=0.3,
                                      ot_method=NewtonSolver())

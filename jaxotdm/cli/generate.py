@@ -7,13 +7,18 @@ the wall time). With ``--ot-prior`` the samples come from the paper's Algorithm 
 step from ``N(0, I)`` onto the training split diffused to ``--t-prime``, then ``--nfe`` steps of the sampler
 from ``T'`` (Euler-Maruyama by default); with ``--class`` too, the OT map of that class's training points
 and the class-conditional chain (guided with ``--guidance``). The training split is rebuilt from the model
-folder offline.
+folder offline. ``--ot-max-points N`` takes a random subset of ``N`` training points (drawn from ``--seed``) as
+the OT targets (cost grows with the number of targets); the JSON records the subset. The solved OT prior is
+saved in the model folder (``ot_priors/<key>.npz``, keyed by the OT problem: the targets, the schedule, T', the
+tolerance and the seed) and later calls with the same problem reuse it instead of solving again
+(``--no-ot-cache``: solve anyway, and save nothing).
 
 Example::
 
     jaxotdm generate --checkpoint runs/digits --num-samples 1000 --out samples.npy
     jaxotdm generate --checkpoint runs/digits-cond --class 3 --guidance 1 --out threes.npy
     jaxotdm generate --checkpoint runs/digits --ot-prior --t-prime 0.05 --nfe 50 --out ot.npy
+    jaxotdm generate --checkpoint runs/mnist --ot-prior --ot-max-points 2000 --out ot2k.npy
 """
 
 from __future__ import annotations
@@ -62,6 +67,12 @@ def register(subparsers) -> None:
                    help="OT time T' (default: 0.05 for vp/subvp models, = DDPM step 50 of 1000; required otherwise)")
     p.add_argument("--tau", type=float, default=None, help="OT smoothing (0 = hard map; default: 0)")
     p.add_argument("--ot-tol", type=float, default=0.1, help="OT max relative cell-mass error")
+    p.add_argument("--ot-max-points", type=int, default=None,
+                   help="with --ot-prior: OT onto a random subset of this many training points (drawn from --seed; "
+                        "default: all of them)")
+    p.add_argument("--no-ot-cache", action="store_true",
+                   help="with --ot-prior: solve the OT problem even if the model folder holds its solution, and "
+                        "save nothing")
     p.add_argument("--clip", action="store_true", help="clip samples to the data's range (e.g. 0-16)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--no-progress", action="store_true",
@@ -101,9 +112,13 @@ def check(args):
     if args.guidance is not None and args.label is None:
         raise ValueError("`--guidance` needs `--class` (guidance steers towards a class).")
     if not args.ot_prior:
-        for v, flag in ((args.t_prime, "--t-prime"), (args.tau, "--tau")):
+        for v, flag in ((args.t_prime, "--t-prime"), (args.tau, "--tau"), (args.ot_max_points, "--ot-max-points")):
             if v is not None:
                 raise ValueError(f"`{flag}` applies with `--ot-prior` only.")
+        if args.no_ot_cache:
+            raise ValueError("`--no-ot-cache` applies with `--ot-prior` only.")
+    if args.ot_max_points is not None and args.ot_max_points < 2:
+        raise ValueError(f"`--ot-max-points` must be an integer >= 2, got {args.ot_max_points}.")
     if args.tau is not None and args.tau < 0:
         raise ValueError(f"`--tau` must be >= 0, got {args.tau}.")
     if not args.ot_tol > 0:
@@ -196,19 +211,129 @@ def generate(saved, s, args):
         if len(points) == 0:
             raise ValueError(f"`--class` {label} has no training points.")
     k_prep, k_sample = jax.random.split(key)
-    say(f"OT prior: semi-discrete OT from N(0, I) onto {len(points)} training points diffused to "
-        f"T'={s['t_prime']:g} (tolerance {args.ot_tol:g}); this can take minutes ...")
-    t0 = time.perf_counter()
-    prior = SM.prepare_ot_prior(model.schedule, points, key=k_prep, t_prime=s["t_prime"], ot_tol=args.ot_tol,
-                                progress=ot_progress)
-    say(f"OT solved in {time.perf_counter() - t0:.1f} s; sampling {args.num_samples} x {d} with {s['sampler']}, "
-        f"{args.nfe} NFE from T'={s['t_prime']:g} ...")
+    available = len(points)
+    if args.ot_max_points is not None and args.ot_max_points < available:
+        pick = jax.random.permutation(jax.random.fold_in(key, SUBSET_STREAM), available)[: args.ot_max_points]
+        points = points[np.sort(np.asarray(pick))]
+    extra = {"ot_max_points": args.ot_max_points, "ot_training_points": int(available), "ot_targets": int(len(points)),
+             "ot_subset": (f"random subset of {len(points)} of the {available} training points (seed {args.seed})"
+                           if len(points) < available else f"all {available} training points")}
+    cache = None if args.no_ot_cache else _cache_path(args.checkpoint, model.schedule, points, s["t_prime"],
+                                                      args.ot_tol, args.seed)
+    prior = None if cache is None else _load_prior(cache, model.schedule)
+    reused = prior is not None
+    if reused:
+        say(f"OT prior: reusing the solution saved in {cache} (same targets, T'={s['t_prime']:g}, tolerance "
+            f"{args.ot_tol:g}, seed {args.seed})")
+    else:
+        say(f"OT prior: semi-discrete OT from N(0, I) onto {extra['ot_subset']} diffused to T'={s['t_prime']:g} "
+            f"(tolerance {args.ot_tol:g}); this can take minutes ...")
+        t0 = time.perf_counter()
+        prior = SM.prepare_ot_prior(model.schedule, points, key=k_prep, t_prime=s["t_prime"], ot_tol=args.ot_tol,
+                                    progress=ot_progress)
+        say(f"OT solved in {time.perf_counter() - t0:.1f} s")
+        if cache is not None:
+            try:
+                _save_prior(cache, prior)
+            except (OSError, ValueError) as exc:  # a read-only or busy model folder costs the reuse, not the run
+                print(f"jaxotdm generate: warning: the OT prior was not saved in {cache.parent} ({exc}); the next "
+                      "call will solve again", file=sys.stderr, flush=True)
+                cache = None
+    say(f"sampling {args.num_samples} x {d} with {s['sampler']}, {args.nfe} NFE from T'={s['t_prime']:g} ...")
     out = prior.sample(score, key=k_sample, num_samples=args.num_samples, t_end=args.t_end, sampler=s["method"],
                        nfe=args.nfe, tau=s["tau"], grid=s["grid"])
     cert = prior.certificate
-    extra = {"ot_targets": int(len(points)),
-             "ot_certificate_max_relative_error": None if cert is None else float(cert.max_relative_error)}
+    extra.update(ot_certificate_max_relative_error=None if cert is None else float(cert.max_relative_error),
+                 ot_prior_reused=reused,
+                 ot_prior_file=None if cache is None else str(cache))
     return np.asarray(out.points), int(out.nfe), extra
+
+
+# ------------------------------------------------------------------------------------------------------
+# The OT prior saved in the model folder, keyed by its problem.
+# ------------------------------------------------------------------------------------------------------
+SUBSET_STREAM = 0x0715  # fold_in stream of the --ot-max-points subset (independent of the solve's keys)
+CACHE_FOLDER = "ot_priors"
+CACHE_FORMAT = "jaxotdm-ot-prior-1"
+
+
+def _cache_path(checkpoint, schedule, points, t_prime, tol, seed) -> Path:
+    """``<checkpoint>/ot_priors/<key>.npz``: the key hashes the OT problem (the targets' bytes, the schedule,
+    T', the tolerance, the seed and the default solver), so any change gives another file."""
+    import hashlib
+    import json
+
+    from jaxotdm.ot import HybridNewtonSolver
+
+    h = hashlib.sha256()
+    h.update(json.dumps({"format": CACHE_FORMAT, "schedule": repr(schedule), "t_prime": float(t_prime),
+                         "tol": float(tol), "seed": int(seed), "solver": repr(HybridNewtonSolver()),
+                         "shape": list(np.shape(points))}, sort_keys=True).encode())
+    h.update(np.ascontiguousarray(np.asarray(points, np.float32)).tobytes())
+    return Path(checkpoint) / CACHE_FOLDER / f"{h.hexdigest()[:24]}.npz"
+
+
+def _save_prior(path: Path, prior) -> None:
+    """Writes the prior's arrays (targets, heights, certificate, diagnostics) as one manifest-checked set."""
+    import io
+
+    from jaxotdm._io import Transaction
+
+    m, c, g = prior.ot_map, prior.ot_map.certificate, prior.ot_map.diagnostics
+    arrays = {"format": np.asarray(CACHE_FORMAT), "diffused": prior.diffused, "source_index": prior.source_index,
+              "t_prime": prior.t_prime, "weights": m.weights, "heights": m.heights, "solver": np.asarray(g.solver),
+              **{f"diag_{k}": getattr(g, k) for k in ("iterations", "converged", "insample_error", "final_samples",
+                                                       "status", "evaluations")},
+              **{f"hist_{k}": getattr(g.history, k) for k in ("max_relative_error", "energy", "num_samples",
+                                                               "step_size")}}
+    if c is not None:
+        arrays.update({f"cert_{k}": getattr(c, k) for k in ("max_relative_error", "standard_error", "noise_floor",
+                                                             "num_samples", "masses")})
+    buf = io.BytesIO()
+    np.savez(buf, **{k: np.asarray(v) for k, v in arrays.items()})
+    path.parent.mkdir(exist_ok=True)
+    with Transaction(path.parent, path.stem, option="--checkpoint") as txn:
+        txn.write_bytes(path.name, buf.getvalue())
+        txn.commit()
+
+
+def _load_prior(path: Path, schedule):
+    """The saved prior at ``path`` (``None`` if there is none); a damaged file is an error naming it."""
+    import jax.numpy as jnp
+
+    from jaxotdm._io import CheckpointError, verify_set
+    from jaxotdm.ot import (
+        SemidiscreteCertificate,
+        SemidiscreteDiagnostics,
+        SemidiscreteHistory,
+        SemidiscreteMap,
+    )
+    from jaxotdm.samplers import OTPrior
+
+    if not path.is_file():
+        return None
+    try:
+        verify_set(path.parent, path.stem, what="saved OT prior")
+        with np.load(path) as z:
+            a = {k: z[k] for k in z.files}
+    except (CheckpointError, OSError, ValueError) as exc:
+        raise ValueError(f"`--checkpoint`: the saved OT prior {str(path)!r} cannot be read ({exc}); delete it or "
+                         "pass --no-ot-cache.") from None
+    if str(a.get("format")) != CACHE_FORMAT:
+        raise ValueError(f"`--checkpoint`: {str(path)!r} is not a {CACHE_FORMAT} file; delete it or pass "
+                         "--no-ot-cache.")
+    j = {k: jnp.asarray(v) for k, v in a.items() if k not in ("format", "solver")}
+    hist = SemidiscreteHistory(j["hist_max_relative_error"], j["hist_energy"], j["hist_num_samples"],
+                               j["hist_step_size"])
+    diag = SemidiscreteDiagnostics(j["diag_iterations"], j["diag_converged"], j["diag_insample_error"],
+                                   j["diag_final_samples"], hist, str(a["solver"]), j["diag_status"],
+                                   j["diag_evaluations"])
+    cert = None
+    if "cert_masses" in j:
+        cert = SemidiscreteCertificate(j["cert_max_relative_error"], j["cert_standard_error"], j["cert_noise_floor"],
+                                       j["cert_num_samples"], j["cert_masses"])
+    smap = SemidiscreteMap(j["diffused"], j["weights"], j["heights"], cert, diag)
+    return OTPrior(smap, j["diffused"], j["source_index"], j["t_prime"], schedule)
 
 
 def run(args) -> int:

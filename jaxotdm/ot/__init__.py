@@ -4,7 +4,8 @@
 from jaxotdm.ot.entropic import EntropicResult, sinkhorn, sinkhorn_divergence
 from jaxotdm.ot.semidiscrete import (
     AdamSolver,
-    CandidateNewtonSolver,
+    CandidateNewtonSolver,  # noqa: F401 (experimental: outside __all__)
+    HybridNewtonSolver,
     NewtonSolver,
     OTTSolver,
     Progress,
@@ -28,8 +29,8 @@ from jaxotdm.ot.w2 import (
 
 __all__ = [
     "AdamSolver",
-    "CandidateNewtonSolver",
     "EntropicResult",
+    "HybridNewtonSolver",
     "NewtonSolver",
     "OTTSolver",
     "Progress",

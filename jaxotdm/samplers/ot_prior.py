@@ -256,7 +256,7 @@ def prepare_ot_prior(
         noise_draws: forward noise draws per training point (the paper: 1).
         weights: ``(n,)`` data weights (uniform if omitted); each diffused copy gets ``w_i / noise_draws``.
         ot_tol: requested max relative cell-mass error of the OT solve.
-        ot_solver: a semi-discrete solver object (default :class:`~jaxotdm.ot.NewtonSolver`).
+        ot_solver: a semi-discrete solver object (default :class:`~jaxotdm.ot.HybridNewtonSolver`).
         certificate_samples: fresh samples for the OT certificate (solver default if ``None``).
         progress: optional host callback, called after every OT solver iteration with a
             :class:`~jaxotdm.ot.Progress` (a driver's progress bar; the library itself prints nothing).

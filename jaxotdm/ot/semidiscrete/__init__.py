@@ -12,9 +12,12 @@ Layout (one concept per module):
   streaming settings), validation and the sample-size arithmetic;
 * :mod:`~jaxotdm.ot.semidiscrete.driver`: the solver protocol (``init``/``step``), the one
   ``lax.while_loop`` driver with progress reports, and the diagnostics type;
-* one module per solver: :mod:`~jaxotdm.ot.semidiscrete.newton` (:class:`NewtonSolver`, ours, the default),
-  :mod:`~jaxotdm.ot.semidiscrete.newton_candidates` (:class:`CandidateNewtonSolver`, ours: Newton on stored
-  top-K candidates, faster in high dimension, not yet robust in 2-D),
+* one module per solver, each a subclass of :class:`SemidiscreteSolver`:
+  :mod:`~jaxotdm.ot.semidiscrete.hybrid` (:class:`HybridNewtonSolver`, ours, the default: the candidate Newton
+  with a detected-stall fallback to the resampling Newton), :mod:`~jaxotdm.ot.semidiscrete.newton`
+  (:class:`NewtonSolver`, ours: resampling Newton, robust), :mod:`~jaxotdm.ot.semidiscrete.newton_candidates`
+  (``CandidateNewtonSolver``, ours, experimental and outside ``__all__``: Newton on stored top-K candidates,
+  fast in high dimension, stalls on some 2-D problems; the hybrid's first phase),
   :mod:`~jaxotdm.ot.semidiscrete.adam` (:class:`AdamSolver`, the paper's Algorithm 1),
   :mod:`~jaxotdm.ot.semidiscrete.ott` (:class:`OTTSolver`, ott-jax's SGD);
 * :mod:`~jaxotdm.ot.semidiscrete.map`: :class:`SemidiscreteMap`, its certificate, :func:`cell_masses`, ott-jax
@@ -38,9 +41,10 @@ from jaxotdm.ot.semidiscrete.driver import (
     diagnostics,
     run,
 )
+from jaxotdm.ot.semidiscrete.hybrid import HybridNewtonSolver, HybridNewtonState
 from jaxotdm.ot.semidiscrete.map import SemidiscreteCertificate, SemidiscreteMap, cell_masses, certificate
 from jaxotdm.ot.semidiscrete.newton import NewtonSchedule, NewtonSolver, NewtonState
-from jaxotdm.ot.semidiscrete.newton_candidates import CandidateNewtonSolver
+from jaxotdm.ot.semidiscrete.newton_candidates import CandidateNewtonSolver  # noqa: F401 (experimental)
 from jaxotdm.ot.semidiscrete.ott import OTTSolver, OTTState
 from jaxotdm.ot.semidiscrete.problem import (
     DEFAULT_BATCH,  # noqa: F401
@@ -56,7 +60,8 @@ from jaxotdm.ot.semidiscrete.solve import semidiscrete_ot
 __all__ = [
     "AdamSolver",
     "AdamState",
-    "CandidateNewtonSolver",
+    "HybridNewtonSolver",
+    "HybridNewtonState",
     "NewtonSchedule",
     "NewtonSolver",
     "NewtonState",

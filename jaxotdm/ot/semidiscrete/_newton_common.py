@@ -9,7 +9,6 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from jaxotdm import _validation as V
 from jaxotdm._pytree import pytree_dataclass
@@ -62,9 +61,7 @@ def stages(solver, prob: SemidiscreteProblem, tol: float):
     divided by ``growth`` down to ``min_samples_per_cell / min nu``; stage tolerances ``max(insample_fraction
     tol, stage_fraction z_n / sqrt(N_s min nu))``, the last one ``insample_fraction tol``.
     """
-    if not V.is_concrete(prob.weights):
-        raise ValueError(f"{type(solver).__name__} needs concrete `weights` to plan its sample schedule.")
-    wmin = float(np.min(np.asarray(prob.weights)))
+    wmin = prob.min_weight(type(solver).__name__)
     n, B = prob.num_targets, prob.batch_size
     if solver.final_samples is not None:
         n_final = solver.final_samples

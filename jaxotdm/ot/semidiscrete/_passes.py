@@ -33,17 +33,29 @@ def edge_weights(gap, bandwidth):
     return jax.nn.sigmoid(x) * jax.nn.sigmoid(-x) / bandwidth
 
 
-def hard_pass(prob: SemidiscreteProblem, h, key, nb, hess: str | None = None, n_hess_batches=1,
-               bandwidth: float = 0.5) -> Pass:
-    """Hard cell masses of ``h`` on ``nb`` batches regenerated from ``key`` (same key -> same sample).
+def sample_pass(prob: SemidiscreteProblem, h, key, nb) -> Pass:
+    """Hard cell masses and sample energy of ``h`` on ``nb`` batches regenerated from ``key`` (same key -> same
+    sample), and the median top-2 score gap of the first batch; no Hessian."""
+    return _pass(prob, h, key, nb, None, 1, 0.5)
 
-    With ``hess`` set, the first ``min(nb, n_hess_batches)`` batches also give the kernel estimate ``L`` of
-    ``-Hess E`` (the weighted Laplacian of the cell-adjacency graph, built from each sample's top-2 cells
-    and score gap): ``hess="dense"`` accumulates the ``(n, n)`` matrix batch by batch, ``hess="edges"``
-    returns the weighted edge list of those batches (for matrix-free CG when ``n`` is large). The kernel
-    acts on the distance to the facet, ``gap / |x_i - x_j|``, with bandwidth ``bandwidth`` times its median
-    on the first batch.
-    """
+
+def dense_hessian_pass(prob: SemidiscreteProblem, h, key, nb, n_hess_batches: int, bandwidth: float) -> Pass:
+    """:func:`sample_pass` plus the dense ``(n, n)`` kernel estimate ``L`` of ``-Hess E`` from the first
+    ``min(nb, n_hess_batches)`` batches: the weighted Laplacian of the cell-adjacency graph, built from each
+    sample's top-2 cells and its distance to their facet, ``gap / |x_i - x_j|``, with a kernel of bandwidth
+    ``bandwidth`` times the median distance on the first batch."""
+    return _pass(prob, h, key, nb, _dense_hessian, n_hess_batches, bandwidth)
+
+
+def edge_hessian_pass(prob: SemidiscreteProblem, h, key, nb, n_hess_batches: int, bandwidth: float) -> Pass:
+    """:func:`dense_hessian_pass`'s estimate as the weighted edge list ``(i, j, w)`` of those batches (for
+    matrix-free CG when ``n`` is large)."""
+    return _pass(prob, h, key, nb, _edge_hessian, n_hess_batches, bandwidth)
+
+
+def _pass(prob: SemidiscreteProblem, h, key, nb, hessian, n_hess_batches, bandwidth) -> Pass:
+    """The one streamed pass behind the three above (``hessian``: ``None``, :func:`_dense_hessian` or
+    :func:`_edge_hessian`)."""
     n = prob.num_targets
     B = prob.batch_size
     dtype = prob.points.dtype
@@ -77,11 +89,9 @@ def hard_pass(prob: SemidiscreteProblem, h, key, nb, hess: str | None = None, n_
     nh = jnp.minimum(nb, n_hess_batches)
     out = None
     start = jnp.asarray(1)
-    if hess == "dense":
-        counts, esum, out, start = _dense_hessian(prob, h, sample, weights, (v1, i1, v2, i2), nh, counts, esum)
-    elif hess == "edges":
-        counts, esum, out, start = _edge_hessian(prob, h, sample, weights, (v1, i1, v2, i2), nb, nh,
-                                                 int(n_hess_batches), counts, esum)
+    if hessian is not None:
+        counts, esum, out, start = hessian(prob, h, sample, weights, (v1, i1, v2, i2), nb, nh, int(n_hess_batches),
+                                           counts, esum)
 
     def body(b, carry):
         counts, esum = carry
@@ -95,8 +105,8 @@ def hard_pass(prob: SemidiscreteProblem, h, key, nb, hess: str | None = None, n_
     return Pass(masses, energy, out, med)
 
 
-def _dense_hessian(prob, h, sample, weights, first, nh, counts, esum):
-    """:func:`hard_pass`'s dense kernel Laplacian: batches ``[1, nh)`` add their top-2 edges (and counts) to
+def _dense_hessian(prob, h, sample, weights, first, nb, nh, n_edge_batches, counts, esum):
+    """:func:`dense_hessian_pass`'s dense kernel Laplacian: batches ``[1, nh)`` add their top-2 edges (and counts) to
     those of batch 0 (``first``); returns ``(counts, esum, L, next batch)``."""
     n, B, dtype, st = prob.num_targets, prob.batch_size, prob.points.dtype, prob.streaming
     ones = jnp.ones((B,), dtype)
@@ -116,7 +126,7 @@ def _dense_hessian(prob, h, sample, weights, first, nh, counts, esum):
 
 
 def _edge_hessian(prob, h, sample, weights, first, nb, nh, n_edge_batches: int, counts, esum):
-    """:func:`hard_pass`'s weighted edge list: the top-2 edges of batch 0 (``first``) and of batches
+    """:func:`edge_hessian_pass`'s weighted edge list: the top-2 edges of batch 0 (``first``) and of batches
     ``[1, n_edge_batches)`` (zero weight past ``nb``); returns ``(counts, esum, (i, j, w), next batch)``."""
     n, B, dtype, st = prob.num_targets, prob.batch_size, prob.points.dtype, prob.streaming
     ones = jnp.ones((B,), dtype)
@@ -151,7 +161,7 @@ def max_rel(masses, weights):
 
 def masses(prob: SemidiscreteProblem, h, key, nb):
     """Hard cell masses of ``h`` on ``nb`` batches of ``key``'s sample stream; NaN if ``h`` is not finite."""
-    m = hard_pass(prob, h, key, nb).masses
+    m = sample_pass(prob, h, key, nb).masses
     return jnp.where(jnp.all(jnp.isfinite(h)), m, jnp.nan)
 
 

@@ -7,14 +7,12 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
-from jaxotdm import _validation as V
 from jaxotdm._pytree import pytree_dataclass, static_field
 from jaxotdm._types import Array
 from jaxotdm.ot.semidiscrete import _passes as P
-from jaxotdm.ot.semidiscrete.driver import SemidiscreteHistory
+from jaxotdm.ot.semidiscrete.driver import SemidiscreteHistory, SemidiscreteSolver
 from jaxotdm.ot.semidiscrete.problem import SemidiscreteProblem, check_settings, required_samples
 
 
@@ -39,7 +37,7 @@ class AdamState:
 
 
 @pytree_dataclass
-class AdamSolver:
+class AdamSolver(SemidiscreteSolver):
     """The paper's Algorithm 1 (AE-OT lineage): Adam on the semi-dual with Monte Carlo cell masses.
 
     Each step draws a fresh Monte Carlo sample of the current size, computes the hard cell masses and the
@@ -77,9 +75,7 @@ class AdamSolver:
             nonnegative=("stall_rtol",), fractions=("beta1", "beta2"))
 
     def _sizes(self, prob, tol):
-        if not V.is_concrete(prob.weights):
-            raise ValueError("AdamSolver needs concrete `weights` to plan its sample sizes.")
-        wmin = float(np.min(np.asarray(prob.weights)))
+        wmin = prob.min_weight("AdamSolver")
         B = prob.batch_size
         nb0 = max(1, math.ceil(self.initial_samples_per_cell / wmin / B))
         nb_final = max(1, math.ceil(min(required_samples(wmin, prob.num_targets, tol, self.noise_fraction),
@@ -94,7 +90,7 @@ class AdamSolver:
         nb0, nbf = self._sizes(prob, tol)
         h = prob.voronoi_init() if init_heights is None else init_heights - jnp.mean(init_heights)
         k_init, key = jax.random.split(key)
-        gap = P.hard_pass(prob, h, k_init, jnp.asarray(nb0)).median_gap
+        gap = P.sample_pass(prob, h, k_init, jnp.asarray(nb0)).median_gap
         dtype = h.dtype
         return AdamState(
             h, self._optimizer().init(h), key, jnp.asarray(0), jnp.asarray(nb0),
@@ -106,7 +102,7 @@ class AdamSolver:
 
     def step(self, prob: SemidiscreteProblem, s: AdamState) -> AdamState:
         """One Adam step on the masses of a fresh sample of the current size."""
-        p = P.hard_pass(prob, s.heights, jax.random.fold_in(s.key, s.iteration), s.num_batches)
+        p = P.sample_pass(prob, s.heights, jax.random.fold_in(s.key, s.iteration), s.num_batches)
         grad = p.masses - prob.weights  # gradient of -E
         upd, opt_state = self._optimizer().update(grad, s.opt_state, s.heights)
         h = s.heights - s.lr_scale * upd
@@ -126,6 +122,6 @@ class AdamSolver:
         it = s.iteration + 1
         # on convergence keep the heights the sample was evaluated at
         h = jnp.where(conv, s.heights, h)
-        return AdamState(h, opt_state, s.key, it, nb, best, stall, lr, err, conv | (it >= self.max_iterations), conv,
-                         hist, s.tol, s.final_batches, num.astype(jnp.int32),
-                         s.evaluations + num.astype(s.evaluations.dtype))
+        return s.replace(heights=h, opt_state=opt_state, iteration=it, num_batches=nb, best_energy=best, stall=stall,
+                         lr_scale=lr, error=err, done=conv | (it >= self.max_iterations), converged=conv, history=hist,
+                         num_samples=num.astype(jnp.int32), evaluations=s.evaluations + num.astype(s.evaluations.dtype))

@@ -15,9 +15,10 @@ final state into :class:`SemidiscreteDiagnostics`. Users can drive ``init``/``st
 
 from __future__ import annotations
 
+import abc
 import threading
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -29,14 +30,22 @@ from jaxotdm._types import Array, Float, Int
 __all__ = ["Progress", "SemidiscreteDiagnostics", "SemidiscreteHistory", "SemidiscreteSolver", "diagnostics", "run"]
 
 
-class SemidiscreteSolver(Protocol):
-    """What :func:`~jaxotdm.semidiscrete_ot` needs of a ``method`` (see the module docstring)."""
+class SemidiscreteSolver(abc.ABC):
+    """The base of every semi-discrete solver: a ``name`` and the ``init``/``step`` pair (module docstring).
 
-    name: str
+    :func:`~jaxotdm.semidiscrete_ot` accepts any instance of a subclass; a new solver subclasses this (as a
+    ``pytree_dataclass`` with static settings) and implements both methods.
+    """
 
-    def init(self, problem, *, tol: float, key, init_heights=None) -> Any: ...
+    name: ClassVar[str]
 
-    def step(self, problem, state) -> Any: ...
+    @abc.abstractmethod
+    def init(self, problem, *, tol: float, key, init_heights=None) -> Any:
+        """The state before the first iteration (eager: may plan on the host)."""
+
+    @abc.abstractmethod
+    def step(self, problem, state) -> Any:
+        """One iteration (pure, jittable)."""
 
 
 @pytree_dataclass
@@ -160,6 +169,9 @@ def run(solver, problem, state, *, progress: Callable[[Progress], Any] | None = 
     """
     if progress is None:
         return _jit_run(solver, problem, state, False)
+    if isinstance(state.heights, jax.core.Tracer):
+        raise ValueError("`progress` reports from eager calls only: under jax.jit pass progress=None (the solve "
+                         "still runs; read its diagnostics in the result).")
     with _LOCK:  # one reporting solve at a time (the callback target is global)
         _ACTIVE[0] = progress
         try:

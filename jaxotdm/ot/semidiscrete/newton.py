@@ -12,6 +12,7 @@ from jaxotdm._types import Array
 from jaxotdm.ot.semidiscrete import _newton_common as C
 from jaxotdm.ot.semidiscrete import _passes as P
 from jaxotdm.ot.semidiscrete._newton_common import NewtonState
+from jaxotdm.ot.semidiscrete.driver import SemidiscreteSolver
 from jaxotdm.ot.semidiscrete.problem import SemidiscreteProblem
 
 __all__ = ["NewtonSchedule", "NewtonSolver", "NewtonState"]
@@ -30,7 +31,7 @@ class NewtonSchedule:
 
 
 @pytree_dataclass
-class NewtonSolver:
+class NewtonSolver(SemidiscreteSolver):
     """Damped Newton on the Monte Carlo semi-dual with a kernel Hessian and sample growth (ours).
 
     Stage ``s`` uses a fixed sample of ``N_s`` source points (regenerated from one key per stage; antithetic
@@ -115,8 +116,8 @@ class NewtonSolver:
         return NewtonState(**C.initial_state(self, prob, h, key, sched))
 
     def _pass(self, prob, h, key, nb):
-        mode = "dense" if prob.num_targets <= self.dense_max else "edges"
-        return P.hard_pass(prob, h, key, nb, mode, C.n_hess_batches(self, prob), self.bandwidth)
+        hessian_pass = P.dense_hessian_pass if prob.num_targets <= self.dense_max else P.edge_hessian_pass
+        return hessian_pass(prob, h, key, nb, C.n_hess_batches(self, prob), self.bandwidth)
 
     def step(self, prob: SemidiscreteProblem, state: NewtonState) -> NewtonState:
         """One iteration, one of:
@@ -185,7 +186,8 @@ class NewtonSolver:
         done = stop | fresh_ok
         num = jnp.where(stop, s.num_samples, nb * prob.batch_size)
         evals = s.evaluations + (passes * nb * prob.batch_size).astype(dtype)
-        return NewtonState(
-            h_new, s.key, stage, it, p.masses, p.energy, p.hess, err, ridge,
-            done | (it >= self.max_iterations), done, hist, sched, num.astype(jnp.int32), evals,
+        return s.replace(
+            heights=h_new, stage=stage, iteration=it, masses=p.masses, energy=p.energy, hess=p.hess, error=err,
+            ridge=ridge, done=done | (it >= self.max_iterations), converged=done, history=hist,
+            num_samples=num.astype(jnp.int32), evaluations=evals,
         )

@@ -48,18 +48,18 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from jaxotdm import _streaming as S
 from jaxotdm._pytree import pytree_dataclass, static_field
 from jaxotdm._types import Array
 from jaxotdm.ot.semidiscrete import _newton_common as C
 from jaxotdm.ot.semidiscrete import _passes as P
+from jaxotdm.ot.semidiscrete.driver import SemidiscreteSolver
 from jaxotdm.ot.semidiscrete.problem import SemidiscreteProblem
 
 
 @pytree_dataclass
-class NewtonSchedule:
+class CandidateSchedule:
     """Per-stage batch counts, in-sample tolerances and noise levels (padded to ``MAX_STAGES``)."""
 
     num_batches: Array
@@ -81,7 +81,7 @@ class Candidates:
 
 
 @pytree_dataclass
-class NewtonState(C.NewtonState):
+class CandidateNewtonState(C.NewtonState):
     """The shared Newton state (:class:`~jaxotdm.ot.NewtonState`) plus the candidate store."""
 
     store: Candidates
@@ -98,7 +98,7 @@ class _Eval:
 
 
 @pytree_dataclass
-class CandidateNewtonSolver:
+class CandidateNewtonSolver(SemidiscreteSolver):
     """Damped Newton on a nested Monte Carlo sample, iterated on stored candidates (ours; selectable).
 
     See :mod:`jaxotdm.ot.semidiscrete.newton` for the method. Run it through :func:`~jaxotdm.semidiscrete_ot`,
@@ -146,15 +146,15 @@ class CandidateNewtonSolver:
         C.check_newton_settings(self, ints={"candidates": 1, "per_chunk": 1, "recompute_rows": 0}, bools=("warm_start",))
 
     # ---------------------------------------------------------------------------------------- planning
-    def schedule(self, prob: SemidiscreteProblem, tol: float) -> NewtonSchedule:
+    def schedule(self, prob: SemidiscreteProblem, tol: float) -> CandidateSchedule:
         """The stage schedule for ``tol`` (host-side; needs concrete weights)."""
         nbs, tols, pad, zn, _ = C.stages(self, prob, tol)
         nb_final, B = nbs[-1], prob.batch_size
-        wn = np.asarray(prob.weights, np.float64)
+        wmin = prob.min_weight(type(self).__name__)
         dtype = prob.points.dtype
-        se = float(np.max(np.sqrt(wn * (1 - wn)) / wn))
+        se = math.sqrt((1.0 - wmin) / wmin)  # max_i sqrt(nu_i (1 - nu_i)) / nu_i, at the smallest weight
         new = [nbs[0]] + [b - a for a, b in zip(nbs[:-1], nbs[1:], strict=True)]
-        return NewtonSchedule(
+        return CandidateSchedule(
             jnp.asarray(nbs + [nb_final] * pad, jnp.int32),
             jnp.asarray(tols + [tols[-1]] * pad, dtype),
             jnp.asarray(len(nbs) - 1, jnp.int32),
@@ -173,14 +173,14 @@ class CandidateNewtonSolver:
         """Candidates stored per sample: at most ``candidates`` and the number extracted."""
         return max(1, min(self.candidates, prob.num_targets, self._groups(prob) * self._per_chunk(prob)))
 
-    def init(self, prob: SemidiscreteProblem, *, tol: float, key, init_heights=None) -> NewtonState:
+    def init(self, prob: SemidiscreteProblem, *, tol: float, key, init_heights=None) -> CandidateNewtonState:
         """State before the first stage (``stage = -1``); the first ``step`` scores stage 0's sample.
         Plans the stages on the host (:meth:`schedule`, needs concrete weights)."""
         sched = self.schedule(prob, tol)
         if init_heights is not None:
             h = init_heights - jnp.mean(init_heights)
         elif self.warm_start:
-            wmin = float(np.min(np.asarray(prob.weights)))
+            wmin = prob.min_weight(type(self).__name__)
             nb = max(1, math.ceil(8.0 / wmin / prob.batch_size))  # 8 samples per cell
             h = _jit_warm_start(prob, jax.random.fold_in(key, 2**31 - 1), nb)
         else:
@@ -192,7 +192,7 @@ class CandidateNewtonSolver:
         k = self._k(prob)
         store = Candidates(jnp.full((N, k), -1, jnp.int32), jnp.zeros((N, k), dtype), jnp.full((N,), jnp.inf, dtype),
                            jnp.zeros((nbf, n), dtype))
-        return NewtonState(**C.initial_state(self, prob, h, key, sched), store=store)
+        return CandidateNewtonState(**C.initial_state(self, prob, h, key, sched), store=store)
 
     # ---------------------------------------------------------------------------------------- passes
     def _hessian(self, prob, edges, nh):
@@ -301,7 +301,7 @@ class CandidateNewtonSolver:
         return _Eval(masses, energy, hess, store, evals, fresh)
 
     # ---------------------------------------------------------------------------------------- iteration
-    def step(self, prob: SemidiscreteProblem, state: NewtonState) -> NewtonState:
+    def step(self, prob: SemidiscreteProblem, state: CandidateNewtonState) -> CandidateNewtonState:
         """One iteration: entering the next stage (its new batches scored at the current heights) once the
         current stage's tolerance is met, or a damped Newton step evaluated on the candidates."""
         s = state
@@ -359,9 +359,10 @@ class CandidateNewtonSolver:
         )
         it = jnp.where(finished, s.iteration, s.iteration + 1)
         done = finished | fresh_ok
-        return NewtonState(
-            h, s.key, stage, it, e.masses, e.energy, e.hess, err, ridge, done | (it >= self.max_iterations), done,
-            hist, sched, (nb * B).astype(jnp.int32), s.evaluations + e.evaluations, e.store,
+        return s.replace(
+            heights=h, stage=stage, iteration=it, masses=e.masses, energy=e.energy, hess=e.hess, error=err,
+            ridge=ridge, done=done | (it >= self.max_iterations), converged=done, history=hist,
+            num_samples=(nb * B).astype(jnp.int32), evaluations=s.evaluations + e.evaluations, store=e.store,
         )
 
 
@@ -426,7 +427,7 @@ def warm_start(prob: SemidiscreteProblem, key, num_batches: int, evaluations: in
 
     def l1(logc):
         h = -jnp.exp(logc) * q
-        m = P.hard_pass(prob, h - jnp.mean(h), key, jnp.asarray(nb)).masses
+        m = P.sample_pass(prob, h - jnp.mean(h), key, jnp.asarray(nb)).masses
         return jnp.sum(jnp.abs(m - w))
 
     g = (math.sqrt(5.0) - 1.0) / 2.0

@@ -14,7 +14,6 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from jaxotdm import _validation as V
@@ -22,7 +21,7 @@ from jaxotdm._ott import ott
 from jaxotdm._pytree import pytree_dataclass, static_field
 from jaxotdm._types import Array
 from jaxotdm.ot.semidiscrete import _passes as P
-from jaxotdm.ot.semidiscrete.driver import SemidiscreteHistory
+from jaxotdm.ot.semidiscrete.driver import SemidiscreteHistory, SemidiscreteSolver
 from jaxotdm.ot.semidiscrete.problem import SemidiscreteProblem, check_settings, required_samples, zscore
 
 
@@ -66,7 +65,7 @@ class OTTState:
 
 
 @pytree_dataclass
-class OTTSolver:
+class OTTSolver(SemidiscreteSolver):
     """ott-jax 0.6 ``SemidiscreteSolver`` with settings that converge for the hard (``epsilon=0``) map.
 
     SGD on ott's dual ``g`` with step ``lr0 / (1 + t / decay_steps)^(2/3)`` (``lr0 = learning_rate * n *``
@@ -121,18 +120,16 @@ class OTTSolver:
 
     def init(self, prob: SemidiscreteProblem, *, tol: float, key, init_heights=None) -> OTTState:
         """ott's initial state at ``g = 2 h + |y|^2`` (Voronoi heights unless ``init_heights``)."""
-        if not V.is_concrete(prob.weights):
-            raise ValueError("OTTSolver needs concrete `weights` to plan its checks.")
         sd = ott().solvers.linear.semidiscrete
         y = prob.points
         dtype = y.dtype
         n = prob.num_targets
-        wmin = float(np.min(np.asarray(prob.weights)))
+        wmin = prob.min_weight("OTTSolver")
         y2 = jnp.sum(y * y, axis=-1)
         h0 = prob.voronoi_init() if init_heights is None else init_heights - jnp.mean(init_heights)
         g0 = 2.0 * h0 + y2
         k_gap, key, k_err = jax.random.split(key, 3)
-        gap = P.hard_pass(prob, h0, k_gap, jnp.asarray(1)).median_gap
+        gap = P.sample_pass(prob, h0, k_gap, jnp.asarray(1)).median_gap
         opt = _decaying_sgd(self.decay_steps)
         opt_state = opt.init(g0)._replace(lr0=(self.learning_rate * n * 2.0 * gap).astype(dtype))
         n_err = math.ceil(self.num_iterations / self.error_eval_every)
@@ -174,7 +171,7 @@ class OTTSolver:
         B = prob.batch_size
 
         def check():
-            m = P.hard_pass(prob, h, jax.random.fold_in(jax.random.fold_in(s.key_error, 1), st.it), nb).masses
+            m = P.sample_pass(prob, h, jax.random.fold_in(jax.random.fold_in(s.key_error, 1), st.it), nb).masses
             return P.max_rel(m, prob.weights)
 
         err = jax.lax.cond(gate, check, lambda: s.error)
@@ -187,8 +184,8 @@ class OTTSolver:
         hist = hist.replace(chi2_error=hist.chi2_error.at[jnp.clip(idx, 0, hist.chi2_error.shape[0] - 1)].set(chi2))
         evals = s.evaluations + (k * self.batch_size + self.error_num_repeats * self.error_batch_size
                                  + jnp.where(gate, nb * B, 0)).astype(dtype)
-        return OTTState(
-            st, s.key, s.key_error, h, st.it, err, jnp.where(gate & ~conv, chi2 / 2.0, s.chi2_gate),
-            conv | failed | out_of_budget, conv & ~failed, failed, hist, s.tol, nb,
-            jnp.where(gate, nb * B, s.num_samples).astype(jnp.int32), evals,
+        return s.replace(
+            ott_state=st, heights=h, iteration=st.it, error=err, chi2_gate=jnp.where(gate & ~conv, chi2 / 2.0, s.chi2_gate),
+            done=conv | failed | out_of_budget, converged=conv & ~failed, failed=failed, history=hist, check_batches=nb,
+            num_samples=jnp.where(gate, nb * B, s.num_samples).astype(jnp.int32), evaluations=evals,
         )

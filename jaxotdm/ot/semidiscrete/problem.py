@@ -40,6 +40,8 @@ class SemidiscreteProblem:
             cell around the origin can hold both ``z`` and ``-z`` and its variance is then not ``m(1-m)/N``).
         sharding: optional :class:`~jaxotdm.PointSharding`: the targets axis is split across its mesh axis.
         query_block: source samples scored at once inside a batch (``None``: the layer's default).
+        weights_min: ``min(weights)`` known on the host (``None``: read from concrete ``weights``); the solvers
+            plan their sample sizes from it, so it lets them run with traced weights (under ``jax.jit``).
     """
 
     points: Float[Array, "n r"]
@@ -50,6 +52,7 @@ class SemidiscreteProblem:
     antithetic: bool = static_field(False)
     sharding: PointSharding | None = static_field(None)
     query_block: int | None = static_field(None)
+    weights_min: float | None = static_field(None)
 
     def __post_init__(self):
         # checked at construction only (PyTree unflattening does not call ``__init__``); traced values pass
@@ -65,6 +68,16 @@ class SemidiscreteProblem:
             V.check_int(self.chunk_size, "chunk_size", minimum=1)
         if self.query_block is not None:
             V.check_int(self.query_block, "query_block", minimum=1)
+
+    def min_weight(self, who: str) -> float:
+        """``min(weights)`` on the host (:attr:`weights_min`, else the concrete weights); ``who`` names the solver
+        in the error raised for traced weights without :attr:`weights_min`."""
+        if self.weights_min is not None:
+            return float(self.weights_min)
+        if not V.is_concrete(self.weights):
+            raise ValueError(f"{who} plans its sample sizes from min(`weights`) on the host: under jax.jit, pass "
+                             "weights=None (uniform) or concrete weights (closed over, not traced).")
+        return float(np.min(np.asarray(self.weights)))
 
     @property
     def num_targets(self) -> int:
@@ -247,7 +260,8 @@ def check_source(source, d, key):
     return source
 
 
-def make_problem(x, w, source, batch_size, chunk_size, sharding=None, query_block=None) -> SemidiscreteProblem:
+def make_problem(x, w, source, batch_size, chunk_size, sharding=None, query_block=None,
+                 weights_min=None) -> SemidiscreteProblem:
     """The centred (and, for the Gaussian source with ``d > n``, span-reduced) problem."""
     c = w @ x
     xc = x - c
@@ -258,4 +272,5 @@ def make_problem(x, w, source, batch_size, chunk_size, sharding=None, query_bloc
         pts = r.T
     else:
         pts = xc
-    return SemidiscreteProblem(pts, w, source, batch_size, chunk_size, sharding=sharding, query_block=query_block)
+    return SemidiscreteProblem(pts, w, source, batch_size, chunk_size, sharding=sharding, query_block=query_block,
+                               weights_min=weights_min)

@@ -7,25 +7,24 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxotdm import _validation as V
-from jaxotdm._deprecation import renamed
 from jaxotdm._status import Status, report, status_array
 from jaxotdm._types import ArrayLike, Float
-from jaxotdm.ot.semidiscrete.adam import AdamSolver
 from jaxotdm.ot.semidiscrete.driver import (
     Progress,
     SemidiscreteDiagnostics,
     SemidiscreteHistory,
+    SemidiscreteSolver,
     diagnostics,
     run,
 )
+from jaxotdm.ot.semidiscrete.hybrid import HybridNewtonSolver
 from jaxotdm.ot.semidiscrete.map import SemidiscreteMap, certificate
-from jaxotdm.ot.semidiscrete.newton import NewtonSolver
-from jaxotdm.ot.semidiscrete.newton_candidates import CandidateNewtonSolver
-from jaxotdm.ot.semidiscrete.ott import OTTSolver
 from jaxotdm.ot.semidiscrete.problem import (
     DEFAULT_BATCH,
+    certificate_unit,
     check_heights,
     check_source,
     check_targets,
@@ -33,21 +32,17 @@ from jaxotdm.ot.semidiscrete.problem import (
 )
 from jaxotdm.sharding import PointSharding, check_sharding
 
-SOLVERS = (NewtonSolver, CandidateNewtonSolver, AdamSolver, OTTSolver)
 
-
-def _check_solver(solver, method):
-    """The solver object (default :class:`NewtonSolver`); checked under the name the caller used (``method``
-    is the deprecated name of ``solver``: a warning once the object is valid)."""
-    name, given = ("method", method) if method is not None else ("solver", solver)
-    if given is not None and (not (hasattr(given, "init") and hasattr(given, "step") and hasattr(given, "name"))
-                              or isinstance(given, type)):
+def _check_solver(solver):
+    """The solver object (default :class:`HybridNewtonSolver`)."""
+    if solver is None:
+        return HybridNewtonSolver()
+    if not isinstance(solver, SemidiscreteSolver):
         raise ValueError(
-            f"`{name}` must be a solver object: NewtonSolver(), AdamSolver() or OTTSolver() (or any object with "
-            f"`name`, `init(problem, *, tol, key, init_heights)` and `step(problem, state)`); got {given!r}."
+            "`solver` must be a solver object: HybridNewtonSolver() (the default), NewtonSolver(), AdamSolver() or "
+            f"OTTSolver() (or an instance of a SemidiscreteSolver subclass); got {solver!r:.80}."
         )
-    solver = renamed(solver, method, new="solver", old="method", where="semidiscrete_ot")
-    return NewtonSolver() if solver is None else solver
+    return solver
 
 
 def _check_certificate_samples(n):
@@ -72,7 +67,6 @@ def semidiscrete_ot(
     progress: Callable[[Progress], object] | None = None,
     warn: bool = True,
     throw: bool = False,
-    method=None,
 ) -> SemidiscreteMap:
     r"""Semi-discrete OT from ``source`` (default ``N(0, I_d)``) to ``sum_i nu_i delta_{x_i}``.
 
@@ -81,17 +75,28 @@ def semidiscrete_ot(
 
     Cost: the unit is one *certificate pass*, ``16 / (tol^2 min nu)`` source samples (``16 n / tol^2`` for
     uniform weights) each scored against all ``n`` targets, ``n x (r + 1)`` multiply-adds per sample with
-    ``r = min(n, d)``. The default :class:`NewtonSolver` costs a few such passes; the certificate itself one to
+    ``r = min(n, d)``. The default :class:`HybridNewtonSolver` costs two to three such passes where its
+    candidate phase converges; the certificate itself one to
     three. For ``n = 1797`` targets in ``d = 64`` at ``tol = 0.1`` that is ``2.9e6`` samples and ``0.7`` TFLOP
     per pass. Memory is ``O(batch x chunk + n x d)`` (plus ``n^2`` for the dense Newton solve, ``n <= 2048``, and
     the Newton solver's stored candidates, ``8 K`` bytes per sample of its final sample: 0.26 GB in that example).
+
+    Under ``jax.jit``: the call traces when the sizes are concrete (``targets``' shape, ``tol``,
+    ``batch_size``, ``certificate_samples``: Python values or closed over) and the weights are ``None``
+    (uniform) or concrete (closed over): the solvers plan their sample sizes on the host from ``min(weights)``,
+    so traced ``weights`` raise a ``ValueError`` saying so. Traced targets, ``key`` and ``init_heights`` are
+    fine. Inside ``jit`` the distinct-targets check is skipped (values unknown), ``progress`` is refused
+    (host callbacks report from eager calls only), the default ``certificate_samples`` is the certificate
+    unit ``16 / (tol^2 min nu)`` (at least ``2^18``) instead of the solver's final sample size, no warning is
+    emitted (the status travels in ``diagnostics.status``) and ``throw=True`` becomes a runtime check.
 
     Args:
         targets: ``(n, d)`` distinct target points ``x_i``.
         weights: ``(n,)`` positive weights summing to one (uniform if omitted).
         key: PRNG key (split internally: one part for the solve, an independent one for the certificate).
         tol: requested max relative cell-mass error, in ``(0, 1)``.
-        solver: a solver object: :class:`NewtonSolver` (default), :class:`CandidateNewtonSolver`,
+        solver: a :class:`SemidiscreteSolver`: :class:`HybridNewtonSolver` (default: Newton on stored
+            candidates, falling back to the resampling Newton when it stalls), :class:`NewtonSolver`,
             :class:`AdamSolver` (the paper's Algorithm 1) or :class:`OTTSolver` (ott-jax); all run through the
             same driver and diagnostics.
         source: ``None`` (standard Gaussian), a :class:`~jaxotdm.GaussianMeasure`, or a jit-traceable
@@ -109,7 +114,6 @@ def semidiscrete_ot(
         warn: warn (:class:`~jaxotdm.ConvergenceWarning`) when the status is not ``SUCCESS``: the solver did
             not converge, or the certificate exceeds ``tol`` by more than its noise floor.
         throw: raise a ``RuntimeError`` instead.
-        method: deprecated name of ``solver``.
 
     Returns:
         A :class:`SemidiscreteMap` with mean-zero ``heights``, a :class:`SemidiscreteCertificate` and
@@ -129,7 +133,7 @@ def semidiscrete_ot(
     tol = V.fraction(tol, "tol")
     if not isinstance(tol, float):
         raise ValueError("`tol` must be a concrete number in (0, 1).")
-    solver = _check_solver(solver, method)
+    solver = _check_solver(solver)
     V.check_positive_int(batch_size, "batch_size")
     if chunk_size is not None:
         V.check_positive_int(chunk_size, "chunk_size")
@@ -140,7 +144,15 @@ def semidiscrete_ot(
     sharding = check_sharding(sharding)
     k_solve, k_cert = jax.random.split(key)
     source = check_source(source, x.shape[1], k_cert)
-    prob = make_problem(x, w, source, batch_size, chunk_size, sharding)
+    # the solvers plan sample sizes on the host from min(weights): known for uniform or concrete weights,
+    # so the whole solve also runs under jax.jit (traced targets, key or init_heights)
+    if weights is None:
+        weights_min = 1.0 / x.shape[0]
+    elif V.is_concrete(weights):  # the caller's values (under jit, ``w`` is a tracer even for closed-over weights)
+        weights_min = float(np.min(np.asarray(weights, np.float64)))
+    else:
+        weights_min = None
+    prob = make_problem(x, w, source, batch_size, chunk_size, sharding, weights_min=weights_min)
     h0 = None if init_heights is None else check_heights(init_heights, x.shape[0], x.dtype, "init_heights")
     if x.shape[0] == 1:
         h = jnp.zeros((1,), x.dtype)
@@ -155,11 +167,17 @@ def semidiscrete_ot(
         h = state.heights
     cert = None
     if certificate_samples is None:
-        certificate_samples = max(int(diag.final_samples), 2**18)
+        if V.is_concrete(diag.final_samples):
+            certificate_samples = max(int(diag.final_samples), 2**18)
+        else:  # under jit the solver's final sample size is traced: the certificate unit instead
+            certificate_samples = max(certificate_unit(prob.min_weight(solver.name), tol), 2**18)
     if certificate_samples:
         cert = certificate(prob, h, k_cert, int(certificate_samples))
         off = (diag.status == Status.SUCCESS) & (cert.max_relative_error > tol + cert.noise_floor)
         diag = diag.replace(status=jnp.where(off, status_array(Status.TOLERANCE_NOT_CERTIFIED), diag.status))
+    if not V.is_concrete(diag.status):  # under jit: the status travels in the result (``throw`` still checks)
+        diag = diag.replace(status=report(diag.status, what="semidiscrete_ot", throw=throw, warn=warn))
+        return SemidiscreteMap(x, w, h, cert, diag, chunk_size, batch_size, sharding)
     detail = f"tol {tol:g}, solver {solver.name}, {int(diag.iterations)} iterations"
     if cert is not None:
         detail += (f", certificate {float(cert.max_relative_error):.3g} (noise floor {float(cert.noise_floor):.3g},"
