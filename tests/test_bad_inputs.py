@@ -86,7 +86,8 @@ EXEMPT = {
          "jaxotdm.verify.PriorBracket", "jaxotdm.verify.TransportCost", "jaxotdm.networks.SavedModel",
          "jaxotdm.networks.DataSplit", "jaxotdm.metrics.Classifier", "jaxotdm.metrics.KIDResult",
          "jaxotdm.studies.PairedInterval", "jaxotdm.studies.MetricValidity", "jaxotdm.studies.Table3Row",
-         "jaxotdm.studies.Table3Result"],
+         "jaxotdm.studies.Table3Result", "jaxotdm.verify.BasinMap", "jaxotdm.verify.FloorExtrapolation",
+         "jaxotdm.verify.Thm311Study", "jaxotdm.verify.Thm311Verdict"],
         "a result/record type built by the library"),
     **dict.fromkeys(["jaxotdm.training.CheckpointError", "jaxotdm.training.NonFiniteLossError",
                      "jaxotdm.training.TrainingInterrupted",
@@ -447,6 +448,15 @@ case("jaxotdm.verify.Cloud", "weights do not sum to one", lambda: jo.verify.floo
     [jo.verify.Cloud("x", Y, np.ones(3), "equal")], key=KEY, num_samples=16), "weights")
 case("jaxotdm.verify.floor_study", "s<0", lambda: jo.verify.floor_study(
     [jo.verify.Cloud("x", Y, np.ones(3) / 3, "equal")], key=KEY, s=-1.0, num_samples=16), "`s`")
+case("jaxotdm.verify.basin_map", "grid_size=1",
+     lambda: jo.verify.basin_map(jo.EmpiricalMeasure(Y), jo.OU(), [2.0], key=KEY, grid_size=1), "`grid_size`")
+case("jaxotdm.verify.extrapolate_floor", "one n",
+     lambda: jo.verify.extrapolate_floor([8, 8], [0.1, 0.1], [0.01, 0.01], dim=2), "`ns`")
+case("jaxotdm.verify.thm311_study", "T0 above the times",
+     lambda: jo.verify.thm311_study(jo.EmpiricalMeasure(Y), jo.OU(), [16, 64], [2.0], key=KEY, T0=3.0), "`T0`")
+case("jaxotdm.verify.thm311_verdict", "mc_se nan",
+     lambda: jo.verify.thm311_verdict(jo.verify.extrapolate_floor([8, 32], [0.1, 0.05], [0.01, 0.01], dim=2),
+                                      float("nan")), "`mc_se`")
 case("jaxotdm.verify.monotone_control", "num_points=0",
      lambda: jo.verify.monotone_control(key=KEY, num_points=0, num_samples=16), "`num_points`")
 case("jaxotdm.verify.monotone_map_1d", "2-D points", lambda: jo.verify.monotone_map_1d(np.zeros((3, 2))), "`points`")
@@ -495,6 +505,7 @@ case("jaxotdm.plotting.prior_error_brackets", "against",
 case("jaxotdm.plotting.image_grid", "ncol=0", lambda: jo.plotting.image_grid(np.zeros((4, 16)), (4, 4), ncol=0),
      "`ncol`")
 case("jaxotdm.plotting.laguerre_cells", "smap", lambda: jo.plotting.laguerre_cells(None), "`smap`")
+case("jaxotdm.plotting.basin_map", "bm", lambda: jo.plotting.basin_map(None), "`bm`")
 case("jaxotdm.plotting.samples_2d", "3-D samples", lambda: jo.plotting.samples_2d(np.zeros((4, 3))), "`samples`")
 case("jaxotdm.plotting.quality_vs_nfe", "metric", lambda: jo.plotting.quality_vs_nfe(
     [{"method": "ddim", "nfe": 10, "w2": 0.1}], metric="bogus"), "metric")

@@ -330,3 +330,36 @@ def test_public_functions_accept_ax_and_return_it():
     assert P.quality_vs_nfe({"x": ([1, 2], [1, 2])}, ax=a[4]) is a[4]
     assert P.loss_curve([1.0, 0.5], ax=a[5]) is a[5]
     assert len(fig.axes) == 6 and not any(isinstance(c, PolyCollection) for c in a[4].collections)
+
+
+def _basins(dim: int):
+    """A BasinMap-shaped record (the computed ones are checked in tests/test_verify_basins.py)."""
+    if dim == 2:
+        ot = np.array([[0, 0, 1], [0, 1, 1], [2, 2, 1]])
+        fl = np.stack([ot, np.where(ot == 2, 0, ot)])  # at the second time cell 2 flows to point 0
+    else:
+        ot = np.array([0, 0, 1, 1, 2])
+        fl = np.stack([np.array([0, 1, 1, 1, 2]), ot])
+    return SimpleNamespace(axis=np.linspace(-1.0, 1.0, len(ot)), points=np.zeros((3, dim)), times=np.array([2.0, 8.0]),
+                           ot_index=ot, flow_index=fl, misrouted_mass=np.array([0.1, 0.2]))
+
+
+@pytest.mark.parametrize("dim", [1, 2])
+def test_basin_map_draws_cells_basins_and_the_misrouted_overlay(dim, tmp_path):
+    bm = _basins(dim)
+    axes = P.basin_map(bm, label="toy")
+    assert len(axes) == 3 and "Laguerre" in axes[0].get_title() and "0.2" in axes[2].get_title()
+    for i in range(2):
+        drawn = np.asarray(axes[i + 1].images[0].get_array()).reshape(bm.ot_index.shape)
+        np.testing.assert_array_equal(drawn, bm.flow_index[i])
+        alpha = np.asarray(axes[i + 1].images[1].get_array())[..., 3].reshape(bm.ot_index.shape)
+        np.testing.assert_array_equal(alpha > 0, bm.flow_index[i] != bm.ot_index)  # red exactly where misrouted
+    _png(P.save(axes[0].figure, tmp_path / "basins.png"))
+
+
+def test_basin_map_rejects():
+    fig, axes = P.subplots(1, 2)
+    with pytest.raises(ValueError, match="`axes`"):
+        P.basin_map(_basins(2), axes=axes)  # needs 1 + 2 axes
+    with pytest.raises(ValueError, match="`bm`"):
+        P.basin_map(np.zeros((3, 3)))

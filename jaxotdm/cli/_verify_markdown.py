@@ -33,8 +33,12 @@ def markdown(report, figures) -> str:
           "cannot be fixed by a better score; a semi-discrete OT map removes it. Everything below is measured, not "
           "assumed (Lavenant & Santambrogio 2022: flow maps are not OT maps in general). Intervals are 95% "
           "(± 1.96 standard errors).", ""]
-    L += ["## Verdicts", "", "| claim | measured | verdict | deciding numbers |", "|---|---|---|---|"]
-    L += [f"| {v['claim']} | {v['measured']} | **{v['verdict']}** | {v['numbers']} |" for v in report["verdicts"]]
+    L += ["## Verdicts", "", "Each verdict names its dataset, the 95% interval it was decided on and the resolution "
+          "that would be needed to change it.", "",
+          "| dataset | claim | measured | verdict | deciding numbers | decided on | to change it |",
+          "|---|---|---|---|---|---|---|"]
+    L += [f"| {v['dataset']} | {v['claim']} | {v['measured']} | **{v['verdict']}** | {v['numbers']} | "
+          f"{v.get('interval', '-')} | {v.get('to_change', '-')} |" for v in report["verdicts"]]
     L += ["", "## Environment", "",
           f"jaxotdm {env['versions']['jaxotdm']}, jax {env['versions']['jax']}, jaxlib {env['versions']['jaxlib']}, "
           f"ott-jax {env['versions']['ott-jax']}, diffrax {env['versions']['diffrax']}, numpy "
@@ -45,8 +49,11 @@ def markdown(report, figures) -> str:
           f"Datasets: {'; '.join(f'**{k}**: {v}' for k, v in report['datasets'].items())}. Monte Carlo samples per "
           f"measurement {s['num_samples_used']}; eps = {s['eps']}; OT tolerance (max relative cell-mass error) "
           f"{s['ot_tol']}; quick = {s['quick']}.", ""]
+    if report.get("skipped"):
+        L += [f"Not run: {report['skipped']}.", ""]
     L += _backward_md(report)
     L += _control_md(report.get("control_1d"))
+    L += _basins_md(report.get("basins"), figures)
     L += _forward_md(report)
     L += ["## 4. Prior error and OT correction", ""] + _prior_md(report.get("prior", {}))
     L += ["## Figures", ""] + [f"![{f}]({f})" for f in figures] + [""]
@@ -117,6 +124,27 @@ def _control_md(c) -> list[str]:
     return L
 
 
+def _basins_md(basins, figures) -> list[str]:
+    if not basins:
+        return []
+    L = ["## Where the flow and the OT map disagree (basin map)", "",
+         "Each point z of the prior's standard coordinates is sent by the OT map to the data point whose Laguerre cell "
+         "holds it, and by the probability flow (started at prior_std(s) z at time s, OU) to the point it lands on. "
+         "The figure colours each grid point by its destination; red marks the misrouted region (flow basin differs "
+         "from the Laguerre cell). Misrouted Gaussian mass on the grid:", "",
+         "| dataset | grid | " + " | ".join(f"s = {t:g}" for t in basins[0]["times"]) + " |",
+         "|---|---|" + "---|" * len(basins[0]["times"])]
+    for b in basins:
+        g = b["grid_points_per_axis"]
+        L.append(f"| {b['dataset']} | {g if b['dim'] == 1 else f'{g} x {g}'} on [-{b['extent']:g}, {b['extent']:g}]"
+                 f"{'' if b['dim'] == 1 else '^2'} | " + " | ".join(_f(m) for m in b["misrouted_mass"]) + " |")
+    L += ["", "(The grid mass is the Gaussian mass of [-extent, extent]^d; fractions are of that mass. The misrouted "
+          "mass of the Monte Carlo tables above estimates the same quantity from random draws.)", ""]
+    if "basins.png" in figures:
+        L += ["![basins](basins.png)", ""]
+    return L
+
+
 def _forward_md(report) -> list[str]:
     if not report.get("forward"):
         return []
@@ -134,8 +162,38 @@ def _forward_md(report) -> list[str]:
               f"{int(f['nfe'][i])} |" for i, t in enumerate(f["times"])]
         L += ["", f"- floor {_pm(f['floor'], f['floor_se'])}: **"
               f"{'distinguishable' if f['floor_distinguishable'] else 'not distinguishable'}** from zero beyond 3x "
-              f"the estimate's resolution. Time {f['seconds']:.1f} s.", ""]
+              "the estimate's resolution.", ""]
+    if report.get("thm311_study"):
+        L += thm311_floor_md(report["thm311_study"])
     L += _thm311_md(report.get("thm_3_11", {}))
+    return L
+
+
+def thm311_floor_md(st) -> list[str]:
+    """The floor against the Brenier estimate's resolution n, its extrapolation and the verdict."""
+    f = st["fit"]
+    L = [f"### {st['dataset']}: the floor against the resolution n (Thm 3.11 decided)", "",
+         f"The floor (distance at s = {st['times'][-1]:g}) is fitted as {f['model']} (weighted least squares; "
+         "independent draws per n). Rule: **supported** if the extrapolated floor's 95% interval reaches 0, **not "
+         "supported** if it is bounded away from 0, each only with adequate resolution: at least three n and the "
+         "model consistent with the data (chi2 p >= 0.05), and for 'not supported' also the barycentres' Monte Carlo "
+         "error below a third of the interval's lower end; else **inconclusive**, with the resolution needed.", "",
+         "| n | floor | n^(-1/d) | barycentre MC error | max rel. mass error | OT iterations | OT converged |",
+         "|---|---|---|---|---|---|---|"]
+    for r in sorted(st["rows"], key=lambda r: r["ot_resolution"]["ot_points"]):
+        res = r["ot_resolution"]
+        L.append(f"| {res['ot_points']} | {_pm(r['floor'], r['floor_se'])} | {_f(res['discretisation_scale_n^(-1/d)'])} "
+                 f"| {_f(res['barycentre_mc_se'])} | {_f(res['max_relative_mass_error'])} | {res['ot_iterations']} | "
+                 f"{'yes' if res['ot_converged'] else '**no**'} |")
+    lo, hi = f["limit_ci"]
+    L += ["", f"- extrapolated floor (n -> infinity): {_f(f['limit'])} [{_f(lo)}, {_f(hi)}]; c = {_f(f['coefficient'])}; "
+          f"chi2 {_f(f['chi2'])} on {f['dof']} dof (p = {_f(f['fit_p_value'], 2)}); free log-log slope "
+          f"{_f(f['loglog_slope'])}.",
+          f"- verdict: **{st['verdict']}**: {st['reason']}." + (
+              f" Needed: n >= {st['n_needed']:,}." if st.get("n_needed") else "") + (
+              f" Needed: {st['mc_samples_factor']:.2g}x the Monte Carlo draws per cell."
+              if st.get("mc_samples_factor", 1.0) > 1 else ""),
+          f"- time {st['seconds']:.0f} s.", ""]
     return L
 
 
@@ -195,3 +253,31 @@ def _prior_md(prior) -> list[str]:
     L += ["", f"Floor of the smoothed-map estimator (95%): {_f(oc['tau_w2_floor_upper'])}. Time {prior['seconds']:.0f} s.",
           ""]
     return L
+
+
+def thm311_markdown(record, figures) -> str:
+    """``verify --study thm311``: the verdict rows, then per set the floor against n."""
+    env = record["environment"]
+    L = ["# jaxotdm verify --study thm311: Thm 3.11 (forward direction) decided in 2-D", "",
+         "Claim (arXiv 2410.13431 v2, Thm 3.11): the forward probability-flow map p_T0 -> p_s, rescaled, converges to "
+         "the Brenier map p_T0 -> N(0, I) as s grows. The Brenier map is estimated from n samples of p_T0 (inverse of "
+         "the semi-discrete map N(0, I) -> samples: Laguerre-cell barycentres), whose error falls like n^(-1/d); the "
+         "distance at the largest s is measured at several n and extrapolated to n -> infinity.", "",
+         "## Verdicts", "", "| dataset | claim | verdict | deciding numbers | decided on | to change it |",
+         "|---|---|---|---|---|---|"]
+    L += [f"| {v['dataset']} | {v['claim']} | **{v['verdict']}** | {v['numbers']} | {v['interval']} | "
+          f"{v['to_change']} |" for v in record["verdicts"]]
+    L += ["", "## Environment", "", f"jax {env['versions']['jax']}, device {env['device']}, {env['cpu_count']} CPUs, "
+          f"dtype {env['dtype']}, seed {env['seed']}; wall time {record['timings']['total_seconds']:.0f} s (load "
+          f"average {env['load_average_start'][0]:.2f} at the start, {env['load_average_end'][0]:.2f} at the end). "
+          f"Settings: OT tolerance {record['settings']['ot_tol']}, {record['settings']['thm311_mc']} Monte Carlo draws "
+          f"per Laguerre cell, {record['settings']['toy_points']} points per set.", ""]
+    for st in record["studies"]:
+        L += thm311_floor_md(st)
+        L += ["| s | " + " | ".join(f"l2, n = {r['ot_resolution']['ot_points']}"
+                                    for r in st["rows"]) + " |", "|---|" + "---|" * len(st["rows"])]
+        L += [f"| {t:g} | " + " | ".join(_pm(r["l2_to_ot"][i], r["l2_to_ot_se"][i]) for r in st["rows"]) + " |"
+              for i, t in enumerate(st["times"])]
+        L += [""]
+    L += ["## Figures", ""] + [f"![{f}]({f})" for f in figures] + [""]
+    return "\n".join(L)

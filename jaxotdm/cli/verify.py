@@ -38,18 +38,27 @@ DEFAULT_TIMES = {
 }
 FORWARD_T0 = 0.5
 FORWARD_TIMES = ([1.0, 2.0, 3.0, 4.0, 6.0, 8.0], [1.0, 2.0, 4.0, 8.0])  # full, quick
+FORWARD_NS = ((128, 512, 2048), (64, 256, 1024))  # the main job's Brenier-estimate resolutions: full, quick
 CONTROL_TIMES = (4.0, 6.0, 8.0, 10.0, 12.0, 16.0, 20.0)
 PRIOR_TIMES = ([0.5, 1.0, 1.5, 2.0, 3.0, 4.0], [0.5, 2.0, 3.0, 4.0])
+DEFAULT_TOYS = "eight_gaussians,two_points"
+BASIN_TIMES = (2.0, 12.0)  # OU termination times of the basin map (the backward grid's second and last)
+BASIN_GRID = {1: (400, 200), 2: (121, 61)}  # grid points per axis: full, quick
 
 
 def register(sub) -> None:
     p = sub.add_parser("verify", help="theorem-verification report (the main job)", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     C.add_dataset_args(p)
-    p.add_argument("--study", choices=("main", "floor"), default="main",
-                   help="'main': the verification report; 'floor': how the flow's floor scales (random clouds)")
-    p.add_argument("--toy", default="eight_gaussians,two_points",
-                   help="comma-separated 2-D point sets to run beside the dataset ('' for none)")
+    p.add_argument("--study", choices=("main", "floor", "thm311"), default="main",
+                   help="'main': the verification report; 'floor': how the flow's floor scales (random clouds); "
+                        "'thm311': decide Thm 3.11 (forward) from the floor against the Brenier estimate's resolution")
+    p.add_argument("--toy", default=None,
+                   help="comma-separated 2-D point sets to run beside the dataset ('' for none; default "
+                        f"{DEFAULT_TOYS} with a built-in --dataset or --with-defaults, none with a file --dataset)")
+    p.add_argument("--with-defaults", action="store_true",
+                   help="with a file --dataset: also run the built-in 2-D sets and the forward (Thm 3.11) and prior-"
+                        "error sections (by default a file --dataset runs only itself and the cheap 1-D control)")
     p.add_argument("--toy-points", type=int, default=32, help="points per 2-D toy set")
     p.add_argument("--schedules", default="ou,vp,subvp,cosine,ve,edm",
                    help="comma-separated subset of ou,vp,subvp,cosine,ve,edm")
@@ -61,6 +70,11 @@ def register(sub) -> None:
     p.add_argument("--floor-ns", default="2,3,5,10,30,100,300", help="--study floor: numbers of points")
     p.add_argument("--floor-ds", default="1,2,4,8,16,64", help="--study floor: dimensions")
     p.add_argument("--floor-samples", type=int, default=2048, help="--study floor: Gaussian draws per cloud")
+    p.add_argument("--thm311-ns", default="2048,8192,32768",
+                   help="--study thm311: resolutions n of the Brenier estimate (at least two, each >= 16)")
+    p.add_argument("--thm311-sets", default="eight_gaussians,moons", help="--study thm311: the 2-D point sets")
+    p.add_argument("--thm311-mc", type=int, default=64,
+                   help="--study thm311: Monte Carlo draws per Laguerre cell for the barycentres")
     p.add_argument("--quick", action="store_true", help="small sizes: about a minute on 2 cores")
     p.add_argument("--seed", type=int, default=0, help="PRNG seed")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -117,11 +131,25 @@ def _validate(args) -> SimpleNamespace:
         cfg.times[name] = times
     if cfg.quick:
         cfg.schedules = [s for s in cfg.schedules if s in ("ou", "ve")] or cfg.schedules[:1]
-    cfg.toys = _names(args.toy, "--toy", D.TOY_2D)
+    user_file = args.dataset not in ("digits", "mnist", *D.TOY_2D)
+    if args.with_defaults and not (user_file and cfg.study == "main"):
+        raise ValueError("`--with-defaults` applies to `--study main` with a file given to `--dataset` (a built-in "
+                         f"dataset always runs with the defaults); got --study {cfg.study} --dataset {args.dataset}.")
+    # a user's own file runs alone (plus the cheap 1-D control) unless --with-defaults or --toy asks for more
+    cfg.defaults = not user_file or bool(args.with_defaults)
+    toys = args.toy if args.toy is not None else (DEFAULT_TOYS if cfg.defaults else "")
+    cfg.toys = _names(toys, "--toy", D.TOY_2D)
     cfg.toy_points = C.positive_int(args.toy_points, "--toy-points", minimum=2)
     cfg.floor_ns = C.int_list(args.floor_ns, "--floor-ns", minimum=2)
     cfg.floor_ds = C.int_list(args.floor_ds, "--floor-ds", minimum=1)
     cfg.floor_samples = C.positive_int(args.floor_samples, "--floor-samples", minimum=16)
+    cfg.thm311_ns = C.int_list(args.thm311_ns, "--thm311-ns", minimum=16)
+    if len(set(cfg.thm311_ns)) < 2 or len(set(cfg.thm311_ns)) != len(cfg.thm311_ns):
+        raise ValueError(f"`--thm311-ns` must list at least two distinct resolutions, got {args.thm311_ns!r}.")
+    cfg.thm311_sets = _names(args.thm311_sets, "--thm311-sets", D.TOY_2D)
+    if not cfg.thm311_sets:
+        raise ValueError("`--thm311-sets` must name at least one 2-D set.")
+    cfg.thm311_mc = C.positive_int(args.thm311_mc, "--thm311-mc", minimum=4)
     cfg.progress = not args.no_progress
     default_points = {"digits": 150 if cfg.quick else 300, "mnist": 100 if cfg.quick else 300}.get(args.dataset)
     max_points = args.max_points if args.max_points is not None else default_points
@@ -132,7 +160,9 @@ def _validate(args) -> SimpleNamespace:
         cfg.datasets.append((name, tp, tdesc))
     if len({d[0] for d in cfg.datasets}) != len(cfg.datasets):
         raise ValueError(f"`--toy` repeats `--dataset` {args.dataset!r}.")
-    files = ["report.md", "report.json"] if cfg.study == "main" else ["floor_study.md", "floor_study.json"]
+    if cfg.study == "thm311":
+        cfg.thm311_data = [(n, C.load_dataset(n, toy_points=cfg.toy_points)[0]) for n in cfg.thm311_sets]
+    files = [f"{_STEMS[cfg.study]}.md", f"{_STEMS[cfg.study]}.json"]
     cfg.out = C.prepare_output(args.out, files, overwrite=bool(args.overwrite))
     cfg.args = {k: v for k, v in vars(args).items() if k != "func"}
     return cfg
@@ -183,10 +213,13 @@ def run(args: argparse.Namespace) -> int:
     from jaxotdm._io import locked
 
     cfg = _validate(args)
-    stem = "report" if cfg.study == "main" else "floor_study"
+    stem = _STEMS[cfg.study]
     with locked(cfg.out, stem, option="--out"), C.Interrupts("stop", "verify"):
         C.prepare_output(args.out, [f"{stem}.md", f"{stem}.json"], overwrite=bool(args.overwrite))  # under the lock
-        return _run_floor(cfg) if cfg.study == "floor" else _run_main(cfg)
+        return {"floor": _run_floor, "thm311": _run_thm311, "main": _run_main}[cfg.study](cfg)
+
+
+_STEMS = {"main": "report", "floor": "floor_study", "thm311": "thm311"}
 
 
 def _run_main(cfg) -> int:
@@ -197,7 +230,7 @@ def _run_main(cfg) -> int:
 
     t_all, load0 = time.perf_counter(), os.getloadavg()
     key = jax.random.key(cfg.seed)
-    n_tasks = len(cfg.datasets) * len(cfg.schedules) + 3 + (1 if _prior_set(cfg) else 0)
+    n_tasks = len(cfg.datasets) * len(cfg.schedules) + 1 + (1 + (1 if _prior_set(cfg) else 0)) * cfg.defaults
     bar = _Progress(cfg.progress, n_tasks)
     report = {"settings": {**cfg.args, "num_samples_used": cfg.num_samples, "quick": cfg.quick},
               "datasets": {n: d for n, _, d in cfg.datasets}, "convergence": [], "forward": []}
@@ -207,22 +240,38 @@ def _run_main(cfg) -> int:
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=1) as pool:
-        forward = pool.submit(_forward, cfg, key, bar) if (os.cpu_count() or 1) > 1 else None
+        forward = pool.submit(_forward, cfg, key, bar) if cfg.defaults and (os.cpu_count() or 1) > 1 else None
         try:
             maps = _backward(cfg, key, bar, report)
-            report["control_1d"] = _control(cfg, key, bar)
-            report["prior"] = _prior(cfg, key, bar, maps)
-            report["forward"] = forward.result() if forward is not None else _forward(cfg, key, bar)
+            report["control_1d"], control = _control(cfg, key, bar)
+            basins = _basins(cfg, key, bar, maps, control)
+            report["basins"] = [R.basin_summary(label, bm) for label, bm in basins]
+            if cfg.defaults:
+                report["prior"] = _prior(cfg, key, bar, maps)
+                study = forward.result() if forward is not None else _forward(cfg, key, bar)
+                report["thm311_study"] = study
+                report["forward"] = study["rows"] if study else []
+            else:
+                report["prior"] = {"skipped": "a file --dataset runs only itself and the 1-D control; add "
+                                              "--with-defaults for the prior-error section"}
+                report["skipped"] = ("the forward direction (Thm 3.11) and the prior-error section use the built-in "
+                                     "2-D sets: add --with-defaults to run them beside your data")
         finally:
             if forward is not None:
                 forward.cancel()
             bar.close()
+    full = cfg.out / "thm311.json"
+    if full.is_file():  # a --study thm311 run in the same folder: its decision joins the verdicts
+        import json
+
+        rec = json.loads(full.read_text())
+        report["thm311_full"] = {"file": full.name, "seed": rec["settings"].get("seed"), "studies": rec["studies"]}
     report["timings"] = {**bar.times, "total_seconds": time.perf_counter() - t_all}
     report["environment"] = R.environment(cfg.seed, load0, os.getloadavg())
     report["thm_3_11"] = R.thm311(report)
     report["verdicts"] = R.verdicts(report)
     _write(cfg.out, "report", report, lambda figures: _markdown.markdown(report, figures),
-           lambda folder: R.figures(report, folder), "report.json")
+           lambda folder: R.figures(report, folder, basins=basins), "report.json")
     return 0
 
 
@@ -280,7 +329,7 @@ def _backward(cfg, key, bar, report) -> dict:
     return maps
 
 
-def _control(cfg, key, bar) -> dict:
+def _control(cfg, key, bar):
     """The exact 1-D control (the flow's limit is the monotone rearrangement = the OT map)."""
     import jax
 
@@ -291,7 +340,31 @@ def _control(cfg, key, bar) -> dict:
     c = monotone_control(key=jax.random.fold_in(key, 3), times=CONTROL_TIMES, num_samples=2048 if cfg.quick else 4096,
                          eps=cfg.eps, progress=cb)
     bar.done(cb)
-    return control_summary(c, bar.times[cb.label])
+    return control_summary(c, bar.times[cb.label]), c
+
+
+def _basins(cfg, key, bar, maps, control) -> list:
+    """Laguerre cells vs the flow's basins (OU, at two termination times) on a grid of the prior: every 1-D or 2-D
+    dataset (with the OT map of the backward section) and the 1-D control's points."""
+    import jax
+    import numpy as np
+
+    import jaxotdm as jo
+    from jaxotdm.verify import basin_map, monotone_map_1d
+
+    sets = [(n, jo.EmpiricalMeasure(p, _weights_for(n, len(p))), maps[n]) for n, p, _ in cfg.datasets
+            if p.shape[1] <= 2]
+    sets.append((f"1-D control ({len(control.points)} points)",  # its OT map is exact (the monotone rearrangement)
+                 jo.EmpiricalMeasure(np.asarray(control.points, np.float32), np.asarray(control.weights, np.float32)),
+                 monotone_map_1d(control.points, control.weights)))
+    out = []
+    for i, (label, mu, smap) in enumerate(sets):
+        cb = bar.task(f"{label}: basin map")
+        cb(0, 1, f"flows from a {BASIN_GRID[mu.dim][cfg.quick]}-point grid at s = {BASIN_TIMES}")
+        out.append((label, basin_map(mu, jo.OU(), BASIN_TIMES, key=jax.random.fold_in(key, 900 + i), ot_map=smap,
+                                     grid_size=BASIN_GRID[mu.dim][cfg.quick], eps=cfg.eps, ot_tol=cfg.ot_tol)))
+        bar.done(cb, count=False)
+    return out
 
 
 def _prior_set(cfg):
@@ -329,32 +402,59 @@ def _prior(cfg, key, bar, maps) -> dict:
     return prior_summary(name, rows, oc, time.perf_counter() - t0)
 
 
-def _forward(cfg, key, bar) -> list:
-    """Forward direction (Thm 3.11) on the first 2-D set, OU; and a discretisation check at n / 4 points."""
+def _forward(cfg, key, bar) -> dict | None:
+    """Forward direction (Thm 3.11) on the first 2-D set, OU: the floor against the Brenier estimate at three
+    resolutions n (each a quarter of the next; :func:`jaxotdm.verify.thm311_study`, the code of ``--study
+    thm311`` at smaller n)."""
     import jax
 
     import jaxotdm as jo
-    from jaxotdm.cli._verify_report import summary
-    from jaxotdm.verify import convergence_to_brenier
+    from jaxotdm.cli._verify_report import thm311_summary
+    from jaxotdm.verify import thm311_study
 
     fwd = [(n, p) for n, p, _ in cfg.datasets if p.shape[1] == 2]
     if not fwd:
-        return []
+        return None
     name, pts = fwd[0]
-    mu = jo.EmpiricalMeasure(pts)
     times = FORWARD_TIMES[1] if cfg.quick else FORWARD_TIMES[0]
-    n_ot = 1024 if cfg.quick else 2048
-    out = []
-    for n_points, label in ((n_ot, "forward"), (n_ot // 4, "forward, n/4 check")):
-        cb = bar.task(f"{name}/ou {label}")
-        res = convergence_to_brenier(
-            mu, jo.OU(), times, key=jax.random.fold_in(key, 7), num_samples=min(cfg.num_samples, 1024),
-            direction="forward", T0=FORWARD_T0, ot_points=n_points, ot_mc_per_point=64 if cfg.quick else 256,
-            ot_tol=cfg.ot_tol, progress=cb,
-        )
-        bar.done(cb)
-        out.append(summary(name, "ou", res, bar.times[cb.label]))
-    return out
+    ns = FORWARD_NS[1] if cfg.quick else FORWARD_NS[0]
+    cb = bar.task(f"{name}/ou forward")
+    st = thm311_study(jo.EmpiricalMeasure(pts), jo.OU(), ns, times, key=jax.random.fold_in(key, 7), T0=FORWARD_T0,
+                      ot_tol=cfg.ot_tol, ot_mc_per_point=64 if cfg.quick else 256, progress=cb)
+    bar.done(cb)
+    return thm311_summary(name, st, bar.times[cb.label])
+
+
+# ------------------------------------------------------------------------------------------ Thm 3.11 study
+def _run_thm311(cfg) -> int:
+    import jax
+
+    import jaxotdm as jo
+    from jaxotdm.cli import _verify_markdown as _markdown
+    from jaxotdm.cli import _verify_report as R
+    from jaxotdm.verify import thm311_study
+
+    t_all, load0 = time.perf_counter(), os.getloadavg()
+    key = jax.random.key(cfg.seed)
+    bar = _Progress(cfg.progress, len(cfg.thm311_data))
+    studies = []
+    try:
+        for i, (name, pts) in enumerate(cfg.thm311_data):
+            cb = bar.task(f"{name}: Thm 3.11")
+            st = thm311_study(jo.EmpiricalMeasure(pts), jo.OU(), cfg.thm311_ns, FORWARD_TIMES[1],
+                              key=jax.random.fold_in(key, 7 + i), T0=FORWARD_T0, ot_tol=cfg.ot_tol,
+                              ot_mc_per_point=cfg.thm311_mc, progress=cb)
+            bar.done(cb)
+            studies.append(R.thm311_summary(name, st, bar.times[cb.label]))
+    finally:
+        bar.close()
+    record = {"studies": studies, "settings": {**cfg.args, "seed": cfg.seed},
+              "timings": {**bar.times, "total_seconds": time.perf_counter() - t_all},
+              "environment": R.environment(cfg.seed, load0, os.getloadavg())}
+    record["verdicts"] = [R.thm311_verdict_row(st, "this study") for st in studies]
+    _write(cfg.out, "thm311", record, lambda figures: _markdown.thm311_markdown(record, figures),
+           lambda folder: R.thm311_figures(record, folder), "thm311.json")
+    return 0
 
 
 # ------------------------------------------------------------------------------------------ floor study

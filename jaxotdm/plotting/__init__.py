@@ -15,6 +15,8 @@ Inputs are plain arrays (numpy or JAX) or jaxotdm result objects:
 - a sequence of [`PriorErrorResult`][jaxotdm.verify.PriorErrorResult]:
   [`prior_error_brackets`][jaxotdm.plotting.prior_error_brackets];
 - a [`SemidiscreteMap`][jaxotdm.ot.SemidiscreteMap]: [`laguerre_cells`][jaxotdm.plotting.laguerre_cells];
+- a [`BasinMap`][jaxotdm.verify.BasinMap]: [`basin_map`][jaxotdm.plotting.basin_map] (the OT map's Laguerre
+  cells against the flow's basins, misrouted region in red);
 - samples: [`image_grid`][jaxotdm.plotting.image_grid] (images),
   [`samples_2d`][jaxotdm.plotting.samples_2d] (points in the plane);
 - sampling-table rows: [`quality_vs_nfe`][jaxotdm.plotting.quality_vs_nfe]; training losses:
@@ -35,6 +37,7 @@ Examples:
 """
 
 from jaxotdm.plotting._common import save, subplots
+from jaxotdm.plotting.basins import basin_map
 from jaxotdm.plotting.curves import (
     convergence_curve,
     convergence_panels,
@@ -53,6 +56,7 @@ __all__ = [
     "prior_error_brackets",
     "image_grid",
     "laguerre_cells",
+    "basin_map",
     "samples_2d",
     "quality_vs_nfe",
     "loss_curve",

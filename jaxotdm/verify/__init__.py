@@ -4,9 +4,13 @@
   time grows, both directions, with the transport-cost gap (:func:`transport_cost_gap`) per time.
 * :func:`floor_study`, :func:`monotone_control`, :func:`monotone_map_1d`: the floor of the flow's limit map,
   its exact one-dimensional control, and how it scales.
+* :func:`thm311_study`, :func:`extrapolate_floor`, :func:`thm311_verdict`: Thm 3.11 (forward) decided by the
+  floor's dependence on the Brenier estimate's resolution n.
+* :func:`basin_map`: the OT map's Laguerre cells against the flow's basins on a grid of the prior (d = 1, 2).
 * :func:`prior_error`, :func:`prior_error_curve`, :func:`ot_correction`: the prior error, Thm 3.2 and the OT-corrected prior.
 """
 
+from jaxotdm.verify.basins import BasinMap, basin_map
 from jaxotdm.verify.convergence import (
     ConvergenceResult,
     ExponentialFit,
@@ -33,20 +37,34 @@ from jaxotdm.verify.prior import (
     prior_error,
     prior_error_curve,
 )
+from jaxotdm.verify.thm311 import (
+    FloorExtrapolation,
+    Thm311Study,
+    Thm311Verdict,
+    extrapolate_floor,
+    thm311_study,
+    thm311_verdict,
+)
 
 __all__ = [
+    "BasinMap",
     "Cloud",
     "ConvergenceResult",
     "CorrectedPrior",
     "EndOfSampling",
     "ExponentialFit",
+    "FloorExtrapolation",
     "FloorRow",
     "MonotoneControl",
     "OTCorrectionResult",
     "PriorBracket",
     "PriorErrorResult",
+    "Thm311Study",
+    "Thm311Verdict",
     "TransportCost",
+    "basin_map",
     "convergence_to_brenier",
+    "extrapolate_floor",
     "fit_exponential",
     "floor_study",
     "monotone_control",
@@ -55,5 +73,7 @@ __all__ = [
     "prior_error",
     "prior_error_curve",
     "random_clouds",
+    "thm311_study",
+    "thm311_verdict",
     "transport_cost_gap",
 ]
