@@ -144,7 +144,8 @@ def test_prior_error_brackets_arrays_and_results(tmp_path):
     np.testing.assert_allclose(ax.lines[1].get_ydata(), 0.9 * alpha)  # the reference passes through lower[0]
     _png(P.save(ax.figure, tmp_path / "prior.png"))
 
-    results = [SimpleNamespace(T=t, alpha=a, lower=0.9 * a, upper=1.2 * a, w2=a) for t, a in zip(T, alpha, strict=True)]
+    results = [SimpleNamespace(T=t, alpha=a, bracket=SimpleNamespace(lower=0.9 * a, upper=1.2 * a, w2=a))
+               for t, a in zip(T, alpha, strict=True)]
     ax = P.prior_error_brackets(results, against="alpha", reference="alpha", logx=True)
     np.testing.assert_allclose(ax.lines[0].get_xdata(), alpha)
     np.testing.assert_allclose(ax.lines[0].get_ydata(), alpha)

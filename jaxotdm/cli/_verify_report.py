@@ -140,8 +140,8 @@ def prior_summary(name, rows, oc, seconds) -> dict:
             "solver_w2": np.asarray(oc.solver_w2).tolist(), "certificates": np.asarray(oc.certificates).tolist(),
             "solver_w2_floor_upper": float(oc.solver_w2_floor_upper), "taus": np.asarray(oc.taus).tolist(),
             "effective_taus": np.asarray(oc.effective_taus).tolist(), "tau_w2": np.asarray(oc.tau_w2).tolist(),
-            "tau_w2_floor_upper": float(oc.tau_w2_floor_upper), "uncorrected_w2": float(oc.uncorrected_w2),
-            "uncorrected_bracket": [float(oc.uncorrected_lower), float(oc.uncorrected_upper)],
+            "tau_w2_floor_upper": float(oc.tau_w2_floor_upper), "uncorrected_w2": float(oc.uncorrected.bracket.w2),
+            "uncorrected_bracket": [float(oc.uncorrected.bracket.lower), float(oc.uncorrected.bracket.upper)],
         },
         "seconds": seconds,
     }

@@ -200,14 +200,14 @@ def prior_error_brackets(
     if against not in ("T", "alpha"):
         raise ValueError(f"`against` must be 'T' or 'alpha', got {against!r}.")
     results = None
-    if isinstance(x, Sequence) and len(x) > 0 and all(hasattr(r, "lower") and hasattr(r, "upper") for r in x):
+    if isinstance(x, Sequence) and len(x) > 0 and all(hasattr(r, "bracket") for r in x):
         if lower is not None or upper is not None or estimate is not None:
             raise ValueError("`lower`, `upper` and `estimate` are read from the results; do not pass them too.")
         results = x
         x = [float(getattr(r, against)) for r in results]
-        lower = [float(r.lower) for r in results]
-        upper = [float(r.upper) for r in results]
-        estimate = [float(r.w2) for r in results] if all(hasattr(r, "w2") for r in results) else None
+        lower = [float(r.bracket.lower) for r in results]
+        upper = [float(r.bracket.upper) for r in results]
+        estimate = [float(r.bracket.w2) for r in results]
         if isinstance(reference, str):
             if reference != "alpha":
                 raise ValueError(f"`reference` must be an array, None or 'alpha', got {reference!r}.")

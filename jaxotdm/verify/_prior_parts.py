@@ -48,7 +48,7 @@ def moments(measure):
     """``(mean, covariance)`` of a dataset (the measure exposes them as attributes or, in older releases,
     as methods)."""
     mean = measure.mean() if callable(measure.mean) else measure.mean
-    cov = measure.cov if hasattr(measure, "cov") else measure.covariance()
+    cov = measure.cov
     return mean, cov
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import jax.numpy as jnp
-
 from jaxotdm._pytree import pytree_dataclass
 from jaxotdm._types import Array, Float
 
@@ -85,19 +83,6 @@ class CorrectedPrior:
     ot_certificate: Float[Array, ""]
 
 
-# flat names of earlier releases -> (sub-result, field, value when the sub-result was not computed)
-_ALIASES = {
-    **{f: ("bracket", f, None) for f in PriorBracket.__dataclass_fields__},
-    **{f"end_{f}": ("end", f, None) for f in ("w2", "null_mean", "null_upper", "positive", "weights")},
-    **{f: ("end", f, None) for f in ("ratio_lower", "ratio_upper", "bracket_lower", "bracket_upper", "data_weights",
-                                    "nfe", "flow_success")},
-    **{f"corrected_{f}": ("corrected", f, None) for f in ("w2", "set_w2", "null_mean", "null_upper", "within_null",
-                                                           "weights", "ot_certificate")},
-}
-_MISSING = {"positive": False, "within_null": False, "weights": (0,), "data_weights": (0,), "nfe": 0,
-            "flow_success": True}
-
-
 @pytree_dataclass
 class PriorErrorResult:
     """Result of :func:`prior_error` (a PyTree of 0-d arrays and sub-results).
@@ -110,9 +95,6 @@ class PriorErrorResult:
         ot_certificate, ot_noise_floor: max relative cell-mass error of the map ``N(0,I) -> mu`` on a fresh
             sample, and the Monte Carlo floor below which it cannot resolve errors (NaN for Gaussian data).
         settings: the settings used (dict).
-
-    The flat names of earlier releases stay readable: ``r.w2`` is ``r.bracket.w2``, ``r.end_w2`` is
-    ``r.end.w2``, ``r.corrected_w2`` is ``r.corrected.w2`` (NaN, ``False`` or empty when not computed).
     """
 
     T: Float[Array, ""]
@@ -125,19 +107,6 @@ class PriorErrorResult:
     ot_certificate: Float[Array, ""]
     ot_noise_floor: Float[Array, ""]
     settings: dict
-
-    def __getattr__(self, name):
-        if name not in _ALIASES:
-            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-        part, field, _ = _ALIASES[name]
-        sub = object.__getattribute__(self, part)
-        if sub is not None:
-            return getattr(sub, field)
-        dtype = jnp.asarray(object.__getattribute__(self, "T")).dtype
-        miss = _MISSING.get(field)
-        if miss is None:
-            return jnp.asarray(jnp.nan, dtype)
-        return jnp.zeros(miss, dtype) if isinstance(miss, tuple) else jnp.asarray(miss)
 
 
 @pytree_dataclass
@@ -179,15 +148,3 @@ class OTCorrectionResult:
     tau_potential_bound: Array
     uncorrected: PriorErrorResult
     settings: dict
-
-    @property
-    def uncorrected_w2(self):
-        return self.uncorrected.bracket.w2
-
-    @property
-    def uncorrected_lower(self):
-        return self.uncorrected.bracket.lower
-
-    @property
-    def uncorrected_upper(self):
-        return self.uncorrected.bracket.upper

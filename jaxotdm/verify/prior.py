@@ -80,7 +80,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxotdm import _validation as V
-from jaxotdm._deprecation import renamed
 from jaxotdm.measures import EmpiricalMeasure, GaussianMeasure
 from jaxotdm.ot import SemidiscreteMap, cell_masses, semidiscrete_ot
 from jaxotdm.ot.w2 import w2_exact
@@ -182,7 +181,6 @@ def prior_error(
     corrected: bool = True,
     ot_tol: float = 0.1,
     ot_solver=None,
-    ot_method=None,
     ot_map: SemidiscreteMap | None = None,
     rtol: float = 1e-6,
     atol: float = 1e-6,
@@ -215,7 +213,6 @@ def prior_error(
         end_of_sampling: also flow ``q_T`` to ``eps`` (Thm 3.2); corrected: also the OT-corrected prior.
         ot_tol: semi-discrete solver tolerance (max relative cell-mass error).
         ot_solver: semi-discrete solver object (``None``: the default of :func:`~jaxotdm.ot.semidiscrete_ot`).
-        ot_method: deprecated name of ``ot_solver``.
         ot_map: the semi-discrete map ``N(0, I) -> measure`` if already solved (it does not depend on ``T``;
             :func:`prior_error_curve` solves it once for all times).
         rtol: probability-flow ODE tolerances.
@@ -232,7 +229,6 @@ def prior_error(
         >>> bool(r.bracket.lower == r.bracket.upper)
         True
     """
-    ot_solver = renamed(ot_solver, ot_method, new="ot_solver", old="ot_method", where="prior_error")
     _check_common(measure, schedule, T, key, eps if end_of_sampling else None)
     V.check_time(eps, "eps", t_max=schedule.t_max)  # checked even where it is not used
     V.positive_scalar(rtol, "rtol")
