@@ -35,12 +35,10 @@ _MODULES = (
 def ott() -> types.ModuleType:
     """Imports (once) and returns the ``ott`` package with the submodules jaxotdm uses loaded.
 
-    Use as ``ott().geometry.pointcloud.PointCloud``; the jaxopt deprecation warning raised by ott's
-    import is silenced here only.
+    Use as ``ott().geometry.pointcloud.PointCloud``; the warnings of ott's own import (jaxopt's notice that it
+    is no longer maintained) are silenced here only.
     """
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="JAXopt is no longer maintained", category=DeprecationWarning)
-        warnings.simplefilter("ignore", DeprecationWarning)
+    with warnings.catch_warnings(action="ignore"):
         for name in _MODULES:
             importlib.import_module(name)
         return importlib.import_module("ott")

@@ -282,21 +282,11 @@ def test_private_helpers_over_8_parameters_only_shrink():
     assert sorted(PRIVATE_OVER_8 - set(over)) == [], "fixed: remove them from PRIVATE_OVER_8 (the ratchet moves down)"
 
 
-@pytest.mark.xfail(reason="ot.semidiscrete still has two NewtonSchedule/NewtonState classes (issue 21 item 5)",
-                   strict=False)
 def test_two_classes_never_share_a_name():
     dup = {k: v for k, v in class_names().items() if len(v) > 1}
     assert dup == {}
 
 
-def test_two_classes_never_share_a_name_outside_semidiscrete():
-    dup = {k: [m for m in v] for k, v in class_names().items() if len(v) > 1}
-    dup = {k: v for k, v in dup.items() if not all(m.startswith("jaxotdm.ot.semidiscrete") for m in v)}
-    assert dup == {}
-
-
-@pytest.mark.xfail((PKG / "_deprecation.py").exists(), strict=True,
-                   reason="ot.semidiscrete.solve still imports jaxotdm._deprecation for `method=` (issue 21 item 5)")
 def test_nothing_deprecated_is_left():
     assert not (PKG / "_deprecation.py").exists()
     assert deprecated_entries() == []
