@@ -236,7 +236,6 @@ PRIVATE_OVER_8 = {
     "jaxotdm.flow._solve",
     "jaxotdm.metrics.classifier._train",
     "jaxotdm.ot.semidiscrete._newton_common.accepts",
-    "jaxotdm.ot.semidiscrete._passes._edge_hessian",
     "jaxotdm.ot.semidiscrete.newton_candidates._rescore",
     "jaxotdm.studies.table3._draw_rows",
     "jaxotdm.training.state._train_steps",

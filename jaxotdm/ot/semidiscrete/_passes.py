@@ -90,8 +90,8 @@ def _pass(prob: SemidiscreteProblem, h, key, nb, hessian, n_hess_batches, bandwi
     out = None
     start = jnp.asarray(1)
     if hessian is not None:
-        counts, esum, out, start = hessian(prob, h, sample, weights, (v1, i1, v2, i2), nb, nh, int(n_hess_batches),
-                                           counts, esum)
+        counts, esum, out, start = hessian(prob, h, sample, weights, (v1, i1, v2, i2), (nb, nh, int(n_hess_batches)),
+                                           (counts, esum))
 
     def body(b, carry):
         counts, esum = carry
@@ -105,9 +105,12 @@ def _pass(prob: SemidiscreteProblem, h, key, nb, hessian, n_hess_batches, bandwi
     return Pass(masses, energy, out, med)
 
 
-def _dense_hessian(prob, h, sample, weights, first, nb, nh, n_edge_batches, counts, esum):
+def _dense_hessian(prob, h, sample, weights, first, batches, totals):
     """:func:`dense_hessian_pass`'s dense kernel Laplacian: batches ``[1, nh)`` add their top-2 edges (and counts) to
-    those of batch 0 (``first``); returns ``(counts, esum, L, next batch)``."""
+    those of batch 0 (``first``); ``batches = (nb, nh, n_edge_batches)``, ``totals = (counts, esum)`` so far;
+    returns ``(counts, esum, L, next batch)``."""
+    nb, nh, _ = batches
+    counts, esum = totals
     n, B, dtype, st = prob.num_targets, prob.batch_size, prob.points.dtype, prob.streaming
     ones = jnp.ones((B,), dtype)
     v1, i1, v2, i2 = first
@@ -125,9 +128,12 @@ def _dense_hessian(prob, h, sample, weights, first, nb, nh, n_edge_batches, coun
     return counts, esum, L / (jnp.maximum(nh, 1) * B).astype(dtype), jnp.maximum(nh, 1)
 
 
-def _edge_hessian(prob, h, sample, weights, first, nb, nh, n_edge_batches: int, counts, esum):
+def _edge_hessian(prob, h, sample, weights, first, batches, totals):
     """:func:`edge_hessian_pass`'s weighted edge list: the top-2 edges of batch 0 (``first``) and of batches
-    ``[1, n_edge_batches)`` (zero weight past ``nb``); returns ``(counts, esum, (i, j, w), next batch)``."""
+    ``[1, n_edge_batches)`` (zero weight past ``nb``); ``batches = (nb, nh, n_edge_batches)`` (the last a Python
+    int), ``totals = (counts, esum)`` so far; returns ``(counts, esum, (i, j, w), next batch)``."""
+    nb, nh, n_edge_batches = batches
+    counts, esum = totals
     n, B, dtype, st = prob.num_targets, prob.batch_size, prob.points.dtype, prob.streaming
     ones = jnp.ones((B,), dtype)
     v1, i1, v2, i2 = first
