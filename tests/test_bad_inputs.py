@@ -227,8 +227,8 @@ case("jaxotdm.ot.cell_masses", "heights nan",
      lambda: jo.ot.cell_masses(Y, np.array([np.nan, 0.0, 0.0]), key=KEY, num_samples=64), "`heights`")
 case("jaxotdm.ot.SemidiscreteProblem", "weights sum",
      lambda: jo.ot.SemidiscreteProblem(jnp.asarray(Y), jnp.ones(3)), "`weights`")
-case("jaxotdm.ot.CandidateNewtonSolver", "growth=0", lambda: jo.ot.CandidateNewtonSolver(growth=0),
-     "`growth`")
+case("jaxotdm.HybridNewtonSolver", "fallback of the wrong kind",
+     lambda: jo.HybridNewtonSolver(fallback=jo.AdamSolver()), "`fallback`")
 case("jaxotdm.NewtonSolver", "growth=0", lambda: jo.semidiscrete_ot(Y, key=KEY, tol=0.3, solver=jo.NewtonSolver(growth=0)),
      "`growth`")
 case("jaxotdm.AdamSolver", "learning_rate=inf",

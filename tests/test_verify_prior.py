@@ -70,7 +70,7 @@ def test_gaussian_prior_error_rate_is_alpha_or_alpha_squared(schedule):
     Ts = np.array([4.0, 6.0, 8.0, 10.0]) if isinstance(schedule, jo.OU) else np.array([0.7, 0.9, 1.1, 1.3])
     for mean, slope in ((jnp.array([1.0, -0.5]), 1.0), (jnp.zeros(2), 2.0)):
         g = jo.GaussianMeasure(mean, S)
-        w2 = np.array([float(prior_error(g, schedule, T, key=KEY).w2) for T in Ts])
+        w2 = np.array([float(prior_error(g, schedule, T, key=KEY).bracket.w2) for T in Ts])
         la = np.log([float(schedule.alpha(T)) for T in Ts])
         fit = np.polyfit(la, np.log(w2), 1)[0]
         assert fit == pytest.approx(slope, abs=0.03)
@@ -93,7 +93,7 @@ def test_empirical_bracket_contains_truth_and_scales_like_alpha():
         ratio = vals / alpha
         assert ratio.max() / ratio.min() < 1.25
     # Talagrand's bound is tight at small T here, and every upper bound dominates the lower bound
-    assert float(res[0].upper_kl) >= float(res[0].lower) - 3 * float(res[0].upper_kl_se)
+    assert float(res[0].bracket.upper_kl) >= float(res[0].bracket.lower) - 3 * float(res[0].bracket.upper_kl_se)
     assert all(float(r.bracket.upper) >= float(r.bracket.lower) - 3 * float(r.bracket.upper_se) for r in res)
 
 
