@@ -353,8 +353,17 @@ def toy():
     return jo.EmpiricalMeasure(y), float(np.linalg.norm(y, axis=1).max())
 
 
-@pytest.mark.parametrize("nfe", [10, pytest.param(100, marks=pytest.mark.slow)])
-@pytest.mark.parametrize("name", FIXED)
+# by default one method per family at 10 NFE (first order, second order, third order, multistep, stochastic,
+# predictor-corrector: ~10 s of compilation each); the others and 100 NFE with -m slow
+_GRID_DEFAULT = ("euler", "heun", "dpm_solver_3", "dpm_solver_pp_2m", "ddpm", "predictor_corrector")
+
+
+_GRID_CASES = [pytest.param(name, nfe, id=f"{name}-{nfe}",
+                             marks=() if nfe == 10 and name in _GRID_DEFAULT else pytest.mark.slow)
+               for nfe in (10, 100) for name in FIXED]
+
+
+@pytest.mark.parametrize("name,nfe", _GRID_CASES)
 def test_default_grid_does_not_diverge(toy, name, nfe):
     """Every sampler with its default grid, on the exact score of a small dataset, from each schedule's
     usual start time, ends within a small multiple of the data scale. (Before: equal steps in t; e.g.

@@ -18,8 +18,7 @@ import pytest
 import jaxotdm as jo
 from jaxotdm.ot import _kernels as K
 
-SCRIPT = textwrap.dedent(
-    r"""
+PRELUDE = r"""
     import json, sys, time
     t_start = time.perf_counter()
     import numpy as np, jax, jax.numpy as jnp
@@ -39,7 +38,12 @@ SCRIPT = textwrap.dedent(
         if a.shape != b.shape or a.dtype != b.dtype or not np.allclose(a, b, rtol=tol, atol=tol):
             failures.append(f"{name}: shapes {a.shape}/{b.shape} dtypes {a.dtype}/{b.dtype} max err {err:.3g}")
 
-    # exact score: n = 203 points (not a multiple of 8), d = 5, several t, query blocks of 16
+"""
+EPILOGUE = r"""    print(json.dumps({"failures": failures, "worst": worst, "seconds": time.perf_counter() - t_start}))
+    sys.exit(1 if failures else 0)
+    """
+PARTS = {  # each part runs in its own 8-device subprocess
+    "scores_and_kernels": r"""    # exact score: n = 203 points (not a multiple of 8), d = 5, several t, query blocks of 16
     n, d = 203, 5
     w = rng.uniform(0.5, 1.5, n)
     mu = jo.EmpiricalMeasure(rng.normal(size=(n, d)), w / w.sum())
@@ -84,7 +88,8 @@ SCRIPT = textwrap.dedent(
     soft_pot = lambda s: jax.jit(lambda z, tau: K.map_queries(lambda q: K.soft(q, y, h, tau, 16, sharding=s)[0], z, 64))
     close("soft jit map_queries", soft_pot(sh)(z, 0.2), soft_pot(None)(z, 0.2))
 
-    # the semi-discrete solve (Newton and Algorithm 1), its certificate and the returned map (what the
+""",
+    "semidiscrete_solves": r"""    # the semi-discrete solve (Newton and Algorithm 1), its certificate and the returned map (what the
     # OT-accelerated sampler applies to prior samples): same keys -> same samples -> same heights
     yt = jnp.asarray(rng.normal(size=(61, 3)))
     for method in (jo.NewtonSolver(), jo.AdamSolver(max_iterations=60)):
@@ -98,18 +103,20 @@ SCRIPT = textwrap.dedent(
         close(f"{method.name} transport tau=0.1", m8.transport(zq, 0.1), m1.transport(zq, 0.1))
         close(f"{method.name} potential", m8.potential(zq), m1.potential(zq))
 
-    print(json.dumps({"failures": failures, "worst": worst, "seconds": time.perf_counter() - t_start}))
-    sys.exit(1 if failures else 0)
-    """
+""",
+}
+
+
+@pytest.mark.parametrize(
+    "part", ["scores_and_kernels", pytest.param("semidiscrete_solves", marks=pytest.mark.slow)]  # solves: 30-40 s
 )
-
-
-def test_sharded_equals_single_device_on_8_host_devices():
+def test_sharded_equals_single_device_on_8_host_devices(part):
     env = dict(os.environ)
     env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8").strip()
     env["JAX_ENABLE_X64"] = "1"
     env["JAX_PLATFORMS"] = "cpu"
-    proc = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=600)
+    script = textwrap.dedent(PRELUDE + PARTS[part] + EPILOGUE)
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, f"sharded checks failed (rc {proc.returncode}):\n{proc.stdout}\n{proc.stderr[-4000:]}"
 
 

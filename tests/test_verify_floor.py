@@ -38,6 +38,7 @@ def test_one_dimensional_floor_is_zero_within_resolution():
     assert abs(g[-1]) <= 3 * se[-1] + 1e-4
 
 
+@pytest.mark.slow  # 30-50 s; floor_study's doctest and the 1-D floor test run by default
 def test_floor_study_rows():
     clouds = random_clouds((3, 12), (1, 2), ("equal", "dirichlet"), key=jax.random.key(1))
     assert len(clouds) == 8 and all(isinstance(c, Cloud) for c in clouds)

@@ -122,6 +122,7 @@ def test_end_of_sampling_error_is_removed_by_ot_corrected_prior():
     assert abs(float(r.corrected.w2) - float(r.corrected.set_w2)) < float(r.corrected.null_upper)
 
 
+@pytest.mark.slow  # 35-60 s; the ot_correction doctest and the verify report run the same path by default
 def test_ot_correction_table2_analogue():
     pts = jax.random.normal(jax.random.key(3), (48, 2), jnp.float64) * jnp.array([1.0, 0.5]) + jnp.array([1.0, 0.0])
     mu = jo.EmpiricalMeasure(pts)
