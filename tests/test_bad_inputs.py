@@ -144,12 +144,12 @@ case("jaxotdm.ExactScore", "t shape", lambda: jo.exact_score(jo.GaussianMeasure(
      "`t`")
 
 # --- flow
-case("jaxotdm.flow_map", "rtol=inf", lambda: jo.flow_map(_score(), jo.OU(), X, 2.0, 0.1, rtol=float("inf")), "`rtol`")
-case("jaxotdm.flow_map", "atol=0", lambda: jo.flow_map(_score(), jo.OU(), X, 2.0, 0.1, atol=0.0), "`atol`")
+case("jaxotdm.flow_map", "rtol=inf", lambda: jo.flow_map(_score(), jo.OU(), X, 2.0, 0.1, ode=jo.ODESettings(rtol=float("inf"))), "`rtol`")
+case("jaxotdm.flow_map", "atol=0", lambda: jo.flow_map(_score(), jo.OU(), X, 2.0, 0.1, ode=jo.ODESettings(atol=0.0)), "`atol`")
 case("jaxotdm.flow_map", "t1 subnormal f32",
      lambda: jo.flow_map(_score(), jo.OU(), X.astype(np.float32), 2.0, 1e-40), "`t1`")
 case("jaxotdm.flow_map", "controller type", lambda: jo.flow_map(_score(), jo.OU(), X, 2.0, 0.1,
-                                                                 stepsize_controller="pid"), "`stepsize_controller`")
+                                                                 ode=jo.ODESettings(stepsize_controller="pid")), "`stepsize_controller`")
 case("jaxotdm.probability_flow_velocity", "t<=0",
      lambda: jo.probability_flow_velocity(_score(), jo.OU(), X, -1.0), "`t`")
 
@@ -211,7 +211,8 @@ case("jaxotdm.PointSharding", "axis", lambda: jo.PointSharding(jax.make_mesh((1,
 # --- OT (owner "ot")
 case("jaxotdm.semidiscrete_ot", "weights sum", lambda: jo.semidiscrete_ot(Y, np.ones(3), key=KEY), "`weights`")
 case("jaxotdm.semidiscrete_ot", "certificate_samples<0",
-     lambda: jo.semidiscrete_ot(Y, key=KEY, tol=0.3, certificate_samples=-5), "`certificate_samples`")
+     lambda: jo.semidiscrete_ot(Y, key=KEY, tol=0.3, sampling=jo.SemidiscreteSampling(certificate_samples=-5)),
+     "`certificate_samples`")
 case("jaxotdm.SemidiscreteMap", "transport wrong dimension",
      lambda: jo.semidiscrete_ot(Y, key=KEY, tol=0.3).transport(np.zeros((2, 3))), "`z`")
 case("jaxotdm.semidiscrete_ot", "weights='uniform'", lambda: jo.semidiscrete_ot(Y, "uniform", key=KEY), "`weights`")

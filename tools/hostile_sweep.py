@@ -345,18 +345,16 @@ def build_cases(mode: str) -> list[Case]:  # noqa: C901 - one long table of case
     sweep("flow.flow_map", jo.flow_map, fkw, "t0", bad_time())
     sweep("flow.flow_map", jo.flow_map, fkw, "t1", bad_time())
     not_none = [(lbl, v) for lbl, v in bad_pos() if v is not None]  # None = the default tolerance
-    sweep("flow.flow_map", jo.flow_map, fkw, "rtol", not_none)
-    sweep("flow.flow_map", jo.flow_map, fkw, "atol", not_none)
-    sweep("flow.flow_map", jo.flow_map, fkw, "max_steps", bad_int())
-    sweep("flow.flow_map", jo.flow_map, {**fkw, "solver": "heun"}, "num_steps",
+    sweep("flow.ODESettings", jo.ODESettings, {}, "rtol", not_none)
+    sweep("flow.ODESettings", jo.ODESettings, {}, "atol", not_none)
+    sweep("flow.ODESettings", jo.ODESettings, {}, "max_steps", bad_int())
+    sweep("flow.ODESettings", jo.ODESettings, {"solver": "heun"}, "num_steps",
           [(lbl, v) for lbl, v in bad_int() if v is not None])
-    sweep("flow.flow_map", jo.flow_map, fkw, "solver", [("bogus", "rk45"), ("number", 3), ("none_class", jo.OU())])
-    sweep("flow.flow_map", jo.flow_map, fkw, "first_step_fraction", [("zero", 0.0), ("above", 2.0), ("nan", float("nan"))])
-    sweep("flow.flow_map", jo.flow_map, fkw, "pcoeff", [("neg", -1.0), ("nan", float("nan")), ("inf", float("inf"))])
-    sweep("flow.flow_map", jo.flow_map, fkw, "icoeff", [("zero", 0.0), ("neg", -1.0), ("inf", float("inf"))])
+    sweep("flow.ODESettings", jo.ODESettings, {}, "solver", [("bogus", "rk45"), ("number", 3), ("none_class", jo.OU())])
+    sweep("flow.flow_map", jo.flow_map, fkw, "ode", [("dict", {"rtol": 1e-6}), ("number", 1e-6)])
     add("flow.flow_map", "t0==t1", lambda: jo.flow_map(**{**fkw, "t1": 2.0}), "error", ("t0", "t1"))
     add("flow.flow_map", "t_vector", lambda: jo.flow_map(**{**fkw, "t0": np.array([1.0, 2.0])}), "error", ("t0",))
-    add("flow.flow_map", "max_steps_exhausted", lambda: jo.flow_map(**{**fkw, "max_steps": 2}), "error",
+    add("flow.flow_map", "max_steps_exhausted", lambda: jo.flow_map(**{**fkw, "ode": jo.ODESettings(max_steps=2)}), "error",
         ("max_steps", "flow_map"))
     add("flow.flow_map", "forward_ok", lambda: jo.flow_map(**{**fkw, "t0": 0.1, "t1": 2.0}), "ok", check=finite)
     add("flow.flow_map", "cosine_above_tmax", lambda: jo.flow_map(score(jo.Cosine()), jo.Cosine(), X, 1.5, 0.1),
