@@ -2,8 +2,8 @@
 
 The probability-flow ODE ``dx/dt = f(t) x - g(t)^2 score(x, t) / 2`` transports ``p_{t0}`` to
 ``p_{t1}`` exactly, in either direction of time. :func:`flow_map` integrates it for a batch of points
-with an adaptive (default) or fixed-step diffrax solver and reports the exact number of score
-evaluations.
+with an adaptive (default) or fixed-step diffrax solver, set by one :class:`ODESettings` (solver, tolerances or
+step-size controller, fixed steps, step budget), and reports the exact number of score evaluations.
 
 The batch is integrated as one ODE state, so all points share the step sizes chosen from the RMS
 error over the batch; ``vmap`` over ``x`` for per-point adaptivity.

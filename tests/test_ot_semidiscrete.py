@@ -650,3 +650,25 @@ def test_solver_is_the_one_name_of_the_ot_solver():
     with pytest.raises(TypeError, match="ot_method"):  # gone: prepare_ot_prior takes `ot_solver` only
         jo.samplers.prepare_ot_prior(jo.VPLinear(), x, key=jax.random.key(1), t_prime=0.3, ot_tol=0.3,
                                      ot_method=NewtonSolver())
+
+
+def test_sampling_and_streaming_are_objects_and_the_old_keywords_are_gone():
+    """Issue 21: Monte Carlo sizes travel as one SemidiscreteSampling, chunking and sharding as one Streaming; the
+    old keywords are Python's own TypeError and a bad field a ValueError naming it, before any solve."""
+    x = np.eye(3)
+    for old in ({"chunk_size": 16}, {"sharding": None}, {"batch_size": 4096}, {"certificate_samples": 0}):
+        with pytest.raises(TypeError, match=next(iter(old))):
+            semidiscrete_ot(x, key=jax.random.key(0), **old)
+    with pytest.raises(ValueError, match="`chunk_size` must be an integer >= 1, got 0"):
+        jo.Streaming(chunk_size=0)
+    with pytest.raises(ValueError, match="`query_block`"):
+        jo.Streaming(query_block=-1)
+    with pytest.raises(ValueError, match="`sharding`"):
+        jo.Streaming(sharding="points")
+    with pytest.raises(ValueError, match="`batch_size`"):
+        jo.SemidiscreteSampling(batch_size=0)
+    with pytest.raises(ValueError, match="`sampling`"):
+        semidiscrete_ot(x, key=jax.random.key(0), sampling={"batch_size": 8})
+    with pytest.raises(ValueError, match="`streaming`"):
+        semidiscrete_ot(x, key=jax.random.key(0), streaming=16)
+    assert jax.tree_util.tree_leaves((jo.Streaming(chunk_size=4), jo.SemidiscreteSampling())) == []

@@ -103,3 +103,18 @@ def test_bad_input():
         convergence_to_brenier(mu, jo.OU(), [1.0, 2.0], key=None)
     with pytest.raises(ValueError, match="termination_times"):
         convergence_to_brenier(mu, jo.Cosine(), [0.5, 1.2], key=k)
+
+
+def test_ot_resolution_is_one_object_and_the_old_keywords_are_gone():
+    """Issue 21: the OT-side knobs are one OTResolution, checked when made; the old keywords are a TypeError."""
+    mu = jo.EmpiricalMeasure(np.array([[-1.0, 0.0], [1.0, 0.0]]))
+    with pytest.raises(TypeError, match="ot_tol"):
+        convergence_to_brenier(mu, jo.OU(), [1.0, 2.0], key=jax.random.key(0), ot_tol=0.1)
+    with pytest.raises(ValueError, match="`tol` must be in"):
+        OTResolution(tol=0.0)
+    with pytest.raises(ValueError, match="`points`"):
+        OTResolution(points=1)
+    with pytest.raises(ValueError, match="`mc_per_point`"):
+        OTResolution(mc_per_point=0)
+    with pytest.raises(ValueError, match="`ot`"):
+        convergence_to_brenier(mu, jo.OU(), [1.0, 2.0], key=jax.random.key(0), ot=0.1)

@@ -168,3 +168,22 @@ def test_bad_inputs():
         ot_correction(jo.GaussianMeasure(jnp.zeros(2), jnp.eye(2)), jo.OU(), 1.0, key=KEY)
     with pytest.raises(ValueError, match="`tolerances`"):
         ot_correction(mu, jo.OU(), 1.0, key=KEY, tolerances=(1.5,))
+
+
+def test_prior_estimators_are_one_object_and_the_old_keywords_are_gone():
+    """Issue 21: the estimators' knobs are one PriorEstimators and the flow's tolerances one ODESettings, both
+    checked when made; the old keywords are Python's own TypeError."""
+    mu = jo.EmpiricalMeasure(POINTS)
+    for old in ({"num_kl_samples": 16}, {"sample_points": 0}, {"rtol": 1e-6}, {"corrected": False}):
+        with pytest.raises(TypeError, match=next(iter(old))):
+            prior_error(mu, jo.OU(), 1.0, key=KEY, **old)
+    for bad, name in (({"num_kl_samples": 0}, "num_kl_samples"), ({"sample_points": -1}, "sample_points"),
+                      ({"null_replicates": 1}, "null_replicates"), ({"null_quantile": 1.0}, "null_quantile"),
+                      ({"noise_draws": 0}, "noise_draws"), ({"corrected": "yes"}, "corrected"),
+                      ({"skip_uninformative": 1}, "skip_uninformative")):
+        with pytest.raises(ValueError, match=f"`{name}`"):
+            PriorEstimators(**bad)
+    with pytest.raises(ValueError, match="`estimators`"):
+        prior_error(mu, jo.OU(), 1.0, key=KEY, estimators={"sample_points": 0})
+    with pytest.raises(ValueError, match="`ode`"):
+        prior_error(mu, jo.OU(), 1.0, key=KEY, ode=1e-6)

@@ -480,9 +480,13 @@ def build_cases(mode: str) -> list[Case]:  # noqa: C901 - one long table of case
         sweep("ot.semidiscrete_ot", jo.semidiscrete_ot, sdk, "weights", bad_weights())
         sweep("ot.semidiscrete_ot", jo.semidiscrete_ot, sdk, "key", bad_key())
         sweep("ot.semidiscrete_ot", jo.semidiscrete_ot, sdk, "tol", bad_pos())
-        sweep("ot.semidiscrete_ot", jo.semidiscrete_ot, sdk, "certificate_samples",
+        sweep("ot.SemidiscreteSampling", jo.SemidiscreteSampling, {}, "certificate_samples",
               [("neg", -5), ("float", 2.5), ("string", "8")])
-        sweep("ot.semidiscrete_ot", jo.semidiscrete_ot, sdk, "batch_size", bad_int())
+        sweep("ot.SemidiscreteSampling", jo.SemidiscreteSampling, {}, "batch_size", bad_int())
+        sweep("ot.Streaming", jo.Streaming, {}, "chunk_size", [(lbl, v) for lbl, v in bad_int() if v is not None])
+        sweep("ot.Streaming", jo.Streaming, {}, "sharding", [("string", "points"), ("number", 8)])
+        sweep("ot.semidiscrete_ot", jo.semidiscrete_ot, sdk, "sampling", [("dict", {"batch_size": 8}), ("number", 8)])
+        sweep("ot.semidiscrete_ot", jo.semidiscrete_ot, sdk, "streaming", [("dict", {"chunk_size": 8}), ("number", 8)])
         sweep("ot.semidiscrete_ot", jo.semidiscrete_ot, sdk, "init_heights",
               [("nan", np.array([np.nan, 0, 0], DT)), ("shape", np.zeros(4, DT))])
         for meth in ("transport", "assign", "potential"):
@@ -665,7 +669,8 @@ def build_cases(mode: str) -> list[Case]:  # noqa: C901 - one long table of case
         sweep("verify.convergence_to_brenier", VF.convergence_to_brenier, vk, "eps", bad_time())
         sweep("verify.convergence_to_brenier", VF.convergence_to_brenier, vk, "num_samples", bad_int())
         sweep("verify.convergence_to_brenier", VF.convergence_to_brenier, vk, "direction", [("bogus", "sideways")])
-        sweep("verify.convergence_to_brenier", VF.convergence_to_brenier, vk, "ot_tol", bad_pos())
+        sweep("verify.OTResolution", VF.OTResolution, {}, "tol", bad_fraction())
+        sweep("verify.convergence_to_brenier", VF.convergence_to_brenier, vk, "ot", [("dict", {"tol": 0.1}), ("number", 0.1)])
         sweep("verify.convergence_to_brenier", VF.convergence_to_brenier, vk, "rtol", bad_pos())
         add("verify.convergence_to_brenier", "eps_above_T", lambda: VF.convergence_to_brenier(**{**vk, "eps": 5.0}),
             "error", ("eps",))
@@ -673,8 +678,9 @@ def build_cases(mode: str) -> list[Case]:  # noqa: C901 - one long table of case
         sweep("verify.prior_error", VF.prior_error, pek, "T", bad_time())
         sweep("verify.prior_error", VF.prior_error, pek, "eps", bad_time())
         sweep("verify.prior_error", VF.prior_error, pek, "num_samples", bad_int())
-        sweep("verify.prior_error", VF.prior_error, pek, "null_quantile", bad_fraction())
-        sweep("verify.prior_error", VF.prior_error, pek, "rtol", bad_pos())
+        sweep("verify.PriorEstimators", VF.PriorEstimators, {}, "null_quantile", bad_fraction())
+        sweep("verify.prior_error", VF.prior_error, pek, "estimators", [("dict", {"sample_points": 0}), ("number", 8)])
+        sweep("verify.prior_error", VF.prior_error, pek, "ode", [("dict", {"rtol": 1e-6}), ("number", 1e-6)])
         ock = {"measure": mu(), "schedule": jo.OU(), "T": 2.0, "key": KEY, "num_samples": 64}
         sweep("verify.ot_correction", VF.ot_correction, ock, "T", bad_time())
         sweep("verify.ot_correction", VF.ot_correction, ock, "taus", [("neg", (-0.1,)), ("empty", ()), ("nan", (float("nan"),))])
