@@ -8,7 +8,7 @@ RMS error norm.
 
 Candidates, each swept over ``rtol = atol = tol``:
 
-- ours: ``flow_map(..., solver="tsit5" | "dopri5")`` with its default PI step-size controller (diffrax
+- ours: ``flow_map(..., ode=ODESettings(solver="tsit5" | "dopri5"))`` with its default PI step-size controller (diffrax
   ``PIDController(pcoeff=0.3, icoeff=0.4)``), compiled (compile time reported separately);
 - scipy ``RK45`` / ``DOP853`` with the right-hand side ``jaxotdm.probability_flow_velocity`` of the same exact
   score, jitted once and called from numpy (the fairest peer: same arithmetic, scipy's stepping);
@@ -145,7 +145,8 @@ def main(argv=None):
     t0 = time.perf_counter()
     ref, ref_nfe = scipy_solve(rhs_jax, z, "DOP853", 1e-10)
     ref_s = time.perf_counter() - t0
-    check = jo.flow_map(score, sched, zj, T0, T1, solver="dopri8", rtol=1e-10, atol=1e-10, max_steps=100_000)
+    check = jo.flow_map(score, sched, zj, T0, T1,
+                        ode=jo.ODESettings(solver="dopri8", rtol=1e-10, atol=1e-10, max_steps=100_000))
     ref_err = float(np.max(np.abs(np.asarray(check.points) - ref)))
     print(f"[flow] reference: DOP853 tol 1e-10, {ref_nfe} NFE, {ref_s:.1f}s; diffrax Dopri8 differs by {ref_err:.2e}",
           flush=True)
@@ -157,7 +158,8 @@ def main(argv=None):
     sweep = []
     for solver in ("tsit5", "dopri5"):
         for tol in tols:
-            f = lambda x, solver=solver, tol=tol: jo.flow_map(score, sched, x, T0, T1, solver=solver, rtol=tol, atol=tol)
+            ode = jo.ODESettings(solver=solver, rtol=tol, atol=tol)
+            f = lambda x, ode=ode: jo.flow_map(score, sched, x, T0, T1, ode=ode)
             out = f(zj)
             tim = time_jax(lambda x, f=f: f(x).points, zj, repeats=repeats)
             sweep.append({"method": f"jaxotdm flow_map {solver}", "tol": tol, "error": err(out.points),

@@ -172,7 +172,7 @@ def adaptive_rows(dim, batch, repeats):
     err = lambda p: float(np.max(np.abs(np.asarray(p) - ref)))
     rows = []
     for tol in (1e-3, 1e-4, 1e-5, 1e-6):
-        f = lambda x, tol=tol: jo.flow_map(score, sched, x, t0, t1, rtol=tol, atol=tol)
+        f = lambda x, tol=tol: jo.flow_map(score, sched, x, t0, t1, ode=jo.ODESettings(rtol=tol, atol=tol))
         out = f(x)
         tim = time_jax(lambda x, f=f: f(x).points, x, repeats=repeats)
         target = err(out.points)

@@ -47,6 +47,7 @@ _EXPORTS = {
     "MLP": "jaxotdm.networks",
     "HybridNewtonSolver": "jaxotdm.ot",
     "NewtonSolver": "jaxotdm.ot",
+    "ODESettings": "jaxotdm.flow",
     "OTTSolver": "jaxotdm.ot",
     "OU": "jaxotdm.schedules",
     "PointSharding": "jaxotdm.sharding",
@@ -57,6 +58,8 @@ _EXPORTS = {
     "ScoreModel": "jaxotdm.networks",
     "SemidiscreteCertificate": "jaxotdm.ot",
     "SemidiscreteMap": "jaxotdm.ot",
+    "SemidiscreteSampling": "jaxotdm.ot",
+    "Streaming": "jaxotdm._streaming",
     "SubVP": "jaxotdm.schedules",
     "TrainState": "jaxotdm.training",
     "UNet": "jaxotdm.networks",
@@ -110,12 +113,15 @@ __all__ = [
     "GaussianMeasure",
     "HybridNewtonSolver",
     "NewtonSolver",
+    "ODESettings",
     "OTTSolver",
     "PointSharding",
     "SampleResult",
     "Schedule",
     "SemidiscreteCertificate",
     "SemidiscreteMap",
+    "SemidiscreteSampling",
+    "Streaming",
     "SubVP",
     "VPLinear",
     "bures_w2",
@@ -157,7 +163,8 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # for type checkers and IDEs
     from jaxotdm import data, metrics, networks, ot, samplers, training, verify
     from jaxotdm._status import ConvergenceWarning, Status
-    from jaxotdm.flow import SOLVERS, FlowResult, flow_map, probability_flow_velocity
+    from jaxotdm._streaming import Streaming
+    from jaxotdm.flow import SOLVERS, FlowResult, ODESettings, flow_map, probability_flow_velocity
     from jaxotdm.measures import EmpiricalMeasure, GaussianMeasure
     from jaxotdm.networks import MLP, LearnedScore, ScoreModel, UNet, load_score
     from jaxotdm.ot import (
@@ -167,6 +174,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs
         OTTSolver,
         SemidiscreteCertificate,
         SemidiscreteMap,
+        SemidiscreteSampling,
         bures_w2,
         gaussian_ot_map,
         pushforward_w2,

@@ -25,7 +25,7 @@ score tile that stays in the L2 cache runs the top-1 pass at 0.6-1.0 of the mach
 rate, against 0.25 for one ``(4096 x 2048)`` tile (``python -m benchmarks.bench_semidiscrete --kernel``).
 
 This module is private: the public entry points (``exact_score``, ``semidiscrete_ot``,
-``SemidiscreteMap``) validate their inputs and call it.
+``SemidiscreteMap``) validate their inputs and call it. :class:`Streaming` is public, as ``jaxotdm.Streaming``.
 """
 
 from __future__ import annotations
@@ -34,8 +34,9 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import PartitionSpec
 
+from jaxotdm import _validation as V
 from jaxotdm._pytree import pytree_dataclass, static_field
-from jaxotdm.sharding import PointSharding, merge_lse, pick_best, vary_like
+from jaxotdm.sharding import PointSharding, check_sharding, merge_lse, pick_best, vary_like
 
 __all__ = [
     "Streaming",
@@ -63,17 +64,37 @@ def _default_sizes() -> tuple[int, int]:
 
 @pytree_dataclass
 class Streaming:
-    """How a reduction over points is streamed (a PyTree with static fields only).
+    """How a reduction over many points is streamed (a PyTree with static fields only).
+
+    Memory is ``O(query_block x chunk_size)`` per device: never a ``(queries, points, dims)`` array. The sizes
+    change the speed, not the results (up to floating-point summation order).
 
     Attributes:
         chunk_size: points per chunk (``None``: 512 on CPUs, 4096 on accelerators).
         query_block: queries per block (``None``: 1024 on CPUs, 8192 on accelerators).
         sharding: ``None``, or a :class:`~jaxotdm.PointSharding` splitting the points over devices.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, jaxotdm as jo
+        >>> x = jnp.array([[-1.0, 0.0], [1.0, 0.0], [0.0, 2.0]])
+        >>> smap = jo.semidiscrete_ot(x, key=jax.random.key(0), tol=0.2, streaming=jo.Streaming(chunk_size=2))
+        >>> smap.chunk_size
+        2
+        >>> jo.Streaming(chunk_size=0)
+        Traceback (most recent call last):
+        ...
+        ValueError: `chunk_size` must be an integer >= 1, got 0.
     """
 
     chunk_size: int | None = static_field(None)
     query_block: int | None = static_field(None)
     sharding: PointSharding | None = static_field(None)
+
+    def __post_init__(self):
+        for name in ("chunk_size", "query_block"):
+            if getattr(self, name) is not None:
+                V.check_positive_int(getattr(self, name), name)
+        check_sharding(self.sharding)
 
     @property
     def chunk(self) -> int:

@@ -2,8 +2,8 @@
 
 The probability-flow ODE ``dx/dt = f(t) x - g(t)^2 score(x, t) / 2`` transports ``p_{t0}`` to
 ``p_{t1}`` exactly, in either direction of time. :func:`flow_map` integrates it for a batch of points
-with an adaptive (default) or fixed-step diffrax solver and reports the exact number of score
-evaluations.
+with an adaptive (default) or fixed-step diffrax solver, set by one :class:`ODESettings` (solver, tolerances or
+step-size controller, fixed steps, step budget), and reports the exact number of score evaluations.
 
 The batch is integrated as one ODE state, so all points share the step sizes chosen from the RMS
 error over the batch; ``vmap`` over ``x`` for per-point adaptivity.
@@ -19,12 +19,12 @@ import jax
 import jax.numpy as jnp
 
 from jaxotdm import _validation as V
-from jaxotdm._pytree import pytree_dataclass
+from jaxotdm._pytree import pytree_dataclass, static_field
 from jaxotdm._status import Status, report
 from jaxotdm._types import Array, ArrayLike, Bool, Float, Int
 from jaxotdm.schedules import Schedule
 
-__all__ = ["FlowResult", "flow_map", "probability_flow_velocity", "SOLVERS"]
+__all__ = ["FlowResult", "ODESettings", "flow_map", "probability_flow_velocity", "SOLVERS"]
 
 SOLVERS: dict[str, Callable[[], diffrax.AbstractSolver]] = {
     "euler": diffrax.Euler,
@@ -135,52 +135,121 @@ def _checked(result: FlowResult) -> FlowResult:
     return result.replace(points=eqx.branched_error_if(result.points, bad, idx, _MESSAGES))
 
 
-def _controller(stepsize_controller, num_steps, rtol, atol, solver, t0, t1):
-    """(controller, dt0, max_steps floor) from the user's controller object or the rtol/atol shortcuts."""
-    if stepsize_controller is not None:
-        if not isinstance(stepsize_controller, diffrax.AbstractStepSizeController):
-            raise V.ArgumentTypeError(
-                "`stepsize_controller` must be a diffrax step-size controller (e.g. diffrax.PIDController(rtol=..., "
-                f"atol=...)), got {type(stepsize_controller).__name__}."
-            )
-        given = [n for n, v in (("rtol", rtol), ("atol", atol)) if v is not None]
-        if given:
-            raise ValueError(
-                f"pass either `stepsize_controller` or the shortcuts {given}, not both: set them on the controller."
-            )
-        if isinstance(stepsize_controller, diffrax.ConstantStepSize):
-            if num_steps is None:
-                raise ValueError("`stepsize_controller` ConstantStepSize needs `num_steps` (the number of equal steps).")
-            num_steps = V.check_positive_int(num_steps, "num_steps")
-            return stepsize_controller, (t1 - t0) / num_steps, num_steps
-        if num_steps is not None:
-            raise ValueError("`num_steps` fixes equal steps: do not combine it with an adaptive `stepsize_controller`.")
-        if isinstance(stepsize_controller, diffrax.StepTo):
-            return stepsize_controller, None, 0
-        for name in ("rtol", "atol"):
-            v = getattr(stepsize_controller, name, None)
-            if v is not None and V.is_concrete(v):
-                V.positive_scalar(v, f"stepsize_controller.{name}")
-        if not isinstance(solver, diffrax.AbstractAdaptiveSolver):
-            raise ValueError(f"`solver` {type(solver).__name__} has no error estimate for an adaptive controller.")
-        return stepsize_controller, (t1 - t0) * FIRST_STEP_FRACTION, 0
-    if num_steps is not None:
-        num_steps = V.check_positive_int(num_steps, "num_steps")
-        return diffrax.ConstantStepSize(), (t1 - t0) / num_steps, num_steps
-    rtol = DEFAULT_RTOL if rtol is None else V.positive_scalar(rtol, "rtol")
-    atol = DEFAULT_ATOL if atol is None else V.positive_scalar(atol, "atol")
-    if not isinstance(solver, diffrax.AbstractAdaptiveSolver):
-        raise ValueError(f"`solver` {type(solver).__name__} has no error estimate: pass `num_steps`.")
-    controller = diffrax.PIDController(rtol=rtol, atol=atol, pcoeff=DEFAULT_PCOEFF, icoeff=DEFAULT_ICOEFF)
-    return controller, (t1 - t0) * FIRST_STEP_FRACTION, 0
-
-
 DEFAULT_RTOL = 1e-6
 DEFAULT_ATOL = 1e-6
 DEFAULT_PCOEFF = 0.3
 DEFAULT_ICOEFF = 0.4
 FIRST_STEP_FRACTION = 1.0 / 64
 """An adaptive solve's first step, as a fraction of ``t1 - t0`` (the controller adapts it at once)."""
+
+
+@pytree_dataclass
+class ODESettings:
+    """How :func:`flow_map` integrates the probability-flow ODE: the solver and its step-size control.
+
+    A PyTree with static fields only (it can be closed over or passed through ``jax.jit``). Every field is
+    checked when the object is made, so a bad value fails before any work.
+
+    Attributes:
+        solver: a name in :data:`SOLVERS` or a diffrax solver instance (an explicit Runge-Kutta solver or
+            Euler); default ``"tsit5"``.
+        rtol: tolerance of the default adaptive controller, ``diffrax.PIDController(rtol, atol, pcoeff=0.3,
+            icoeff=0.4)``; ``None``: ``1e-6``; finite and ``> 0``. This PI controller takes fewer steps than
+            diffrax's plain integral controller (``pcoeff=0, icoeff=1``) on probability flows, whose stiffness
+            grows sharply near ``t -> 0``: its step sizes oscillate less, so fewer steps are rejected.
+        atol: see ``rtol``.
+        stepsize_controller: any diffrax step-size controller instead of the default one (e.g.
+            ``diffrax.PIDController(rtol=1e-5, atol=1e-5, pcoeff=0.0, icoeff=1.0, dtmax=0.1)``,
+            ``diffrax.ConstantStepSize()`` with ``num_steps``, or ``diffrax.StepTo(ts)``); its knobs are set
+            on it. Do not combine it with ``rtol``/``atol``. An adaptive solve's first step is ``(t1 - t0) / 64``.
+        num_steps: if given, this many equal steps instead of adaptive stepping.
+        max_steps: step budget (at least ``num_steps``).
+
+    Example:
+        >>> import jaxotdm as jo
+        >>> jo.ODESettings(rtol=1e-8, atol=1e-8).rtol
+        1e-08
+        >>> jo.ODESettings(solver="euler", num_steps=100).num_steps
+        100
+        >>> jo.ODESettings(rtol=-1.0)
+        Traceback (most recent call last):
+        ...
+        ValueError: `rtol` must be > 0, got -1.0.
+    """
+
+    solver: str | diffrax.AbstractSolver = static_field("tsit5")
+    rtol: float | None = static_field(None)
+    atol: float | None = static_field(None)
+    stepsize_controller: diffrax.AbstractStepSizeController | None = static_field(None)
+    num_steps: int | None = static_field(None)
+    max_steps: int = static_field(16_384)
+
+    def __post_init__(self):
+        solver = self.diffrax_solver  # a known name or a solver instance
+        _evaluations(solver)  # a solver whose evaluation count is known
+        V.check_positive_int(self.max_steps, "max_steps")
+        if self.num_steps is not None:
+            V.check_positive_int(self.num_steps, "num_steps")
+        for name in ("rtol", "atol"):
+            if getattr(self, name) is not None:
+                V.positive_scalar(getattr(self, name), name)
+        controller = self.stepsize_controller
+        if controller is None:
+            if self.num_steps is None and not isinstance(solver, diffrax.AbstractAdaptiveSolver):
+                raise ValueError(f"`solver` {type(solver).__name__} has no error estimate: pass `num_steps`.")
+            return
+        if not isinstance(controller, diffrax.AbstractStepSizeController):
+            raise V.ArgumentTypeError(
+                "`stepsize_controller` must be a diffrax step-size controller (e.g. diffrax.PIDController(rtol=..., "
+                f"atol=...)), got {type(controller).__name__}."
+            )
+        given = [n for n in ("rtol", "atol") if getattr(self, n) is not None]
+        if given:
+            raise ValueError(
+                f"pass either `stepsize_controller` or the shortcuts {given}, not both: set them on the controller."
+            )
+        if isinstance(controller, diffrax.ConstantStepSize):
+            if self.num_steps is None:
+                raise ValueError("`stepsize_controller` ConstantStepSize needs `num_steps` (the number of equal steps).")
+            return
+        if self.num_steps is not None:
+            raise ValueError("`num_steps` fixes equal steps: do not combine it with an adaptive `stepsize_controller`.")
+        if isinstance(controller, diffrax.StepTo):
+            return
+        for name in ("rtol", "atol"):
+            v = getattr(controller, name, None)
+            if v is not None and V.is_concrete(v):
+                V.positive_scalar(v, f"stepsize_controller.{name}")
+        if not isinstance(solver, diffrax.AbstractAdaptiveSolver):
+            raise ValueError(f"`solver` {type(solver).__name__} has no error estimate for an adaptive controller.")
+
+    @property
+    def diffrax_solver(self) -> diffrax.AbstractSolver:
+        """The diffrax solver instance (a fresh one for a name)."""
+        solver = self.solver
+        if isinstance(solver, str):
+            if solver not in SOLVERS:
+                raise ValueError(f"`solver` must be one of {sorted(SOLVERS)} or a diffrax solver, got {solver!r}.")
+            return SOLVERS[solver]()
+        if not isinstance(solver, diffrax.AbstractSolver):
+            raise V.ArgumentTypeError(
+                f"`solver` must be a name or a diffrax.AbstractSolver, got {type(solver).__name__}."
+            )
+        return solver
+
+    def controller(self, t0, t1):
+        """``(controller, dt0, max_steps)`` for a solve from ``t0`` to ``t1`` (the fields already checked)."""
+        controller, num_steps = self.stepsize_controller, self.num_steps
+        if num_steps is not None:
+            controller = diffrax.ConstantStepSize() if controller is None else controller
+            return controller, (t1 - t0) / num_steps, max(self.max_steps, num_steps)
+        if isinstance(controller, diffrax.StepTo):
+            return controller, None, self.max_steps
+        if controller is None:
+            rtol = DEFAULT_RTOL if self.rtol is None else self.rtol
+            atol = DEFAULT_ATOL if self.atol is None else self.atol
+            controller = diffrax.PIDController(rtol=rtol, atol=atol, pcoeff=DEFAULT_PCOEFF, icoeff=DEFAULT_ICOEFF)
+        return controller, (t1 - t0) * FIRST_STEP_FRACTION, self.max_steps
 
 
 def flow_map(
@@ -190,12 +259,7 @@ def flow_map(
     t0: ArrayLike,
     t1: ArrayLike,
     *,
-    solver: str | diffrax.AbstractSolver = "tsit5",
-    rtol: float | None = None,
-    atol: float | None = None,
-    stepsize_controller: diffrax.AbstractStepSizeController | None = None,
-    num_steps: int | None = None,
-    max_steps: int = 16_384,
+    ode: ODESettings | None = None,
     adjoint: diffrax.AbstractAdjoint | None = None,
     throw: bool = True,
 ) -> FlowResult:
@@ -209,18 +273,8 @@ def flow_map(
         t0: start and end times, both ``> 0``, different; ``t1 < t0`` integrates backward
             (generation), ``t1 > t0`` forward (encoding).
         t1: see ``t0``.
-        solver: a name in :data:`SOLVERS` or a diffrax solver instance.
-        rtol: tolerances of the default adaptive controller, ``diffrax.PIDController(rtol, atol, pcoeff=0.3,
-            icoeff=0.4)``; default ``1e-6`` each; finite and ``> 0``. This PI controller takes fewer steps than
-            diffrax's plain integral controller (``pcoeff=0, icoeff=1``) on probability flows, whose stiffness
-            grows sharply near ``t -> 0``: its step sizes oscillate less, so fewer steps are rejected.
-        atol: see ``rtol``.
-        stepsize_controller: any diffrax step-size controller instead of the default one (e.g.
-            ``diffrax.PIDController(rtol=1e-5, atol=1e-5, pcoeff=0.0, icoeff=1.0, dtmax=0.1)``,
-            ``diffrax.ConstantStepSize()`` with ``num_steps``, or ``diffrax.StepTo(ts)``); its knobs are set
-            on it. Do not combine it with ``rtol``/``atol``. An adaptive solve's first step is ``(t1 - t0) / 64``.
-        num_steps: if given, use this many equal steps instead of adaptive stepping.
-        max_steps: step budget.
+        ode: an :class:`ODESettings` (solver, tolerances or step-size controller, fixed steps, step budget);
+            default ``ODESettings()``: Tsit5 with an adaptive PI controller at ``rtol = atol = 1e-6``.
         adjoint: diffrax adjoint for gradients (default: recursive checkpointing, reverse mode;
             pass ``diffrax.ForwardMode()`` for ``jax.jacfwd``/``jvp``).
         throw: as in diffrax: if the solve fails (``max_steps`` ran out, diffrax reported a failure, or
@@ -259,23 +313,18 @@ def flow_map(
         V.check_time(t, name, schedule=schedule, dtype=x.dtype)
     if V.is_concrete(t0) and V.is_concrete(t1) and float(t0) == float(t1):
         raise ValueError(f"`t0` and `t1` must differ, both are {float(t0)}.")
-    if isinstance(solver, str):
-        if solver not in SOLVERS:
-            raise ValueError(f"`solver` must be one of {sorted(SOLVERS)} or a diffrax solver, got {solver!r}.")
-        solver = SOLVERS[solver]()
-    elif not isinstance(solver, diffrax.AbstractSolver):
-        raise V.ArgumentTypeError(f"`solver` must be a name or a diffrax.AbstractSolver, got {type(solver).__name__}.")
-    max_steps = V.check_positive_int(max_steps, "max_steps")
+    if ode is None:
+        ode = ODESettings()
+    elif not isinstance(ode, ODESettings):
+        raise V.ArgumentTypeError(f"`ode` must be a jaxotdm.ODESettings, got {type(ode).__name__}.")
+    solver = ode.diffrax_solver
     throw = V.check_bool(throw, "throw")
     if adjoint is not None and not isinstance(adjoint, diffrax.AbstractAdjoint):
         raise V.ArgumentTypeError(f"`adjoint` must be a diffrax adjoint, got {type(adjoint).__name__}.")
     overhead, per_step = _evaluations(solver)
     t0 = jnp.asarray(t0, x.dtype)
     t1 = jnp.asarray(t1, x.dtype)
-    controller, dt0, min_steps = _controller(
-        stepsize_controller, num_steps, rtol, atol, solver, t0, t1
-    )
-    max_steps = max(max_steps, min_steps)
+    controller, dt0, max_steps = ode.controller(t0, t1)
     adjoint = diffrax.RecursiveCheckpointAdjoint() if adjoint is None else adjoint
     try:
         out = _solve(score, schedule, x, t0, t1, solver, controller, dt0, max_steps, adjoint, overhead, per_step)
@@ -298,7 +347,7 @@ def flow_map(
 def _failure_advice(out: FlowResult, max_steps: int) -> str:
     code = Status(int(out.status))
     if code == Status.MAX_ITERATIONS:
-        return (f"all max_steps={max_steps} steps used; raise `max_steps`, loosen `rtol`/`atol`, or pass "
+        return (f"all max_steps={max_steps} steps used; raise ODESettings `max_steps`, loosen `rtol`/`atol`, or pass "
                 "throw=False to get the unfinished result with its status")
     if code == Status.NONFINITE:
         return "the score returned NaN or inf along the way; check the score and the times"

@@ -106,7 +106,7 @@ def test_samplers_and_flow_map_match_the_exact_score(scores, references, name):
         assert int(r.nfe) == 6
         np.testing.assert_allclose(r.points, references[type(method).__name__], rtol=1e-5, atol=1e-5)
         np.testing.assert_allclose(r.points, X, rtol=0.2)  # close to the identity flow, not equal (6 steps)
-    f = jo.flow_map(s, OU, X, 2.0, 1e-2, num_steps=4, solver="euler")
+    f = jo.flow_map(s, OU, X, 2.0, 1e-2, ode=jo.ODESettings(num_steps=4, solver="euler"))
     np.testing.assert_allclose(f.points, X, rtol=1e-4, atol=1e-4)
 
 

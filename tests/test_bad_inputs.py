@@ -144,12 +144,15 @@ case("jaxotdm.ExactScore", "t shape", lambda: jo.exact_score(jo.GaussianMeasure(
      "`t`")
 
 # --- flow
-case("jaxotdm.flow_map", "rtol=inf", lambda: jo.flow_map(_score(), jo.OU(), X, 2.0, 0.1, rtol=float("inf")), "`rtol`")
-case("jaxotdm.flow_map", "atol=0", lambda: jo.flow_map(_score(), jo.OU(), X, 2.0, 0.1, atol=0.0), "`atol`")
+case("jaxotdm.flow_map", "rtol=inf", lambda: jo.flow_map(_score(), jo.OU(), X, 2.0, 0.1, ode=jo.ODESettings(rtol=float("inf"))), "`rtol`")
+case("jaxotdm.flow_map", "atol=0", lambda: jo.flow_map(_score(), jo.OU(), X, 2.0, 0.1, ode=jo.ODESettings(atol=0.0)), "`atol`")
+case("jaxotdm.ODESettings", "rtol<0", lambda: jo.ODESettings(rtol=-1.0), "`rtol` must be > 0")
+case("jaxotdm.ODESettings", "euler without num_steps", lambda: jo.ODESettings(solver="euler"), "`num_steps`")
+case("jaxotdm.flow_map", "ode dict", lambda: jo.flow_map(_score(), jo.OU(), X, 2.0, 0.1, ode={"rtol": 1e-6}), "`ode`")
 case("jaxotdm.flow_map", "t1 subnormal f32",
      lambda: jo.flow_map(_score(), jo.OU(), X.astype(np.float32), 2.0, 1e-40), "`t1`")
 case("jaxotdm.flow_map", "controller type", lambda: jo.flow_map(_score(), jo.OU(), X, 2.0, 0.1,
-                                                                 stepsize_controller="pid"), "`stepsize_controller`")
+                                                                 ode=jo.ODESettings(stepsize_controller="pid")), "`stepsize_controller`")
 case("jaxotdm.probability_flow_velocity", "t<=0",
      lambda: jo.probability_flow_velocity(_score(), jo.OU(), X, -1.0), "`t`")
 
@@ -209,9 +212,14 @@ case("jaxotdm.data.from_unit_interval", "lo nan", lambda: jo.data.from_unit_inte
 case("jaxotdm.PointSharding", "axis", lambda: jo.PointSharding(jax.make_mesh((1,), ("p",)), "rows"), "`axis`")
 
 # --- OT (owner "ot")
+case("jaxotdm.SemidiscreteSampling", "batch_size=0", lambda: jo.SemidiscreteSampling(batch_size=0), "`batch_size`")
+case("jaxotdm.Streaming", "chunk_size=0", lambda: jo.Streaming(chunk_size=0), "`chunk_size`")
+case("jaxotdm.Streaming", "sharding string", lambda: jo.Streaming(sharding="points"), "`sharding`")
+case("jaxotdm.semidiscrete_ot", "streaming int", lambda: jo.semidiscrete_ot(Y, key=KEY, streaming=16), "`streaming`")
 case("jaxotdm.semidiscrete_ot", "weights sum", lambda: jo.semidiscrete_ot(Y, np.ones(3), key=KEY), "`weights`")
 case("jaxotdm.semidiscrete_ot", "certificate_samples<0",
-     lambda: jo.semidiscrete_ot(Y, key=KEY, tol=0.3, certificate_samples=-5), "`certificate_samples`")
+     lambda: jo.semidiscrete_ot(Y, key=KEY, tol=0.3, sampling=jo.SemidiscreteSampling(certificate_samples=-5)),
+     "`certificate_samples`")
 case("jaxotdm.SemidiscreteMap", "transport wrong dimension",
      lambda: jo.semidiscrete_ot(Y, key=KEY, tol=0.3).transport(np.zeros((2, 3))), "`z`")
 case("jaxotdm.semidiscrete_ot", "weights='uniform'", lambda: jo.semidiscrete_ot(Y, "uniform", key=KEY), "`weights`")
@@ -438,6 +446,11 @@ case("jaxotdm.OU", "alpha(-1)", lambda: jo.OU().alpha(-1.0), "`t`")
 # --- verify (owner "verify")
 case("jaxotdm.verify.convergence_to_brenier", "times negative", lambda: jo.verify.convergence_to_brenier(
     _mu(), _OU, [-1.0, 2.0], key=KEY, num_samples=16), "`termination_times`")
+case("jaxotdm.verify.OTResolution", "tol=1", lambda: jo.verify.OTResolution(tol=1.0), "`tol`")
+case("jaxotdm.verify.PriorEstimators", "null_quantile=1", lambda: jo.verify.PriorEstimators(null_quantile=1.0),
+     "`null_quantile`")
+case("jaxotdm.verify.prior_error", "estimators dict", lambda: jo.verify.prior_error(
+    _mu(), _OU, 2.0, key=KEY, estimators={"sample_points": 0}), "`estimators`")
 case("jaxotdm.verify.prior_error", "eps>=T", lambda: jo.verify.prior_error(_mu(), _OU, 2.0, key=KEY, num_samples=16,
                                                                            eps=5.0), "`eps`")
 case("jaxotdm.verify.ot_correction", "taus negative", lambda: jo.verify.ot_correction(

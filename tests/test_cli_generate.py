@@ -54,8 +54,7 @@ def test_load_score_drives_every_sampler_flow_and_ot(model_dir):
         out = SM.sample(m, score, sched, t_start=1.0, t_end=1e-3, num_steps=steps, grid="log_snr",
                         key=jax.random.key(0), shape=(5, 64))
         assert out.points.shape == (5, 64) and bool(jnp.all(jnp.isfinite(out.points))), type(m).__name__
-    flow = jo.flow_map(score, sched, jax.random.normal(jax.random.key(1), (4, 64)), 1.0, 0.5, solver="heun",
-                       num_steps=4)
+    flow = jo.flow_map(score, sched, jax.random.normal(jax.random.key(1), (4, 64)), 1.0, 0.5, ode=jo.ODESettings(solver="heun", num_steps=4))
     assert flow.points.shape == (4, 64) and bool(jnp.all(jnp.isfinite(flow.points)))
     split = load_split(model_dir)
     prior = SM.prepare_ot_prior(sched, split.train[:40], key=jax.random.key(2), t_prime=0.05, ot_tol=0.3)

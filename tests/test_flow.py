@@ -40,7 +40,7 @@ def gaussian_pf_map(schedule, x, t0, t1):
 def test_gaussian_flow_is_the_affine_closed_form(schedule, t0, t1):
     g = jo.GaussianMeasure(MEAN, COV)
     x = g.sample_marginal(jax.random.key(0), t0, schedule, 64)
-    out = jo.flow_map(jo.exact_score(g, schedule), schedule, x, t0, t1, rtol=1e-10, atol=1e-10, solver="dopri8")
+    out = jo.flow_map(jo.exact_score(g, schedule), schedule, x, t0, t1, ode=jo.ODESettings(rtol=1e-10, atol=1e-10, solver="dopri8"))
     ref, _ = gaussian_pf_map(schedule, x, t0, t1)
     assert bool(out.success)
     np.testing.assert_allclose(out.points, ref, atol=1e-6 * max(1.0, np.abs(ref).max()))
@@ -51,14 +51,14 @@ def test_flow_is_differentiable_jacobian_matches_closed_form():
     g = jo.GaussianMeasure(MEAN, COV)
     score = jo.exact_score(g, s)
     x0 = jnp.asarray(np.array([0.1, 0.2, -0.3]))
-    jac = jax.jacrev(lambda x: jo.flow_map(score, s, x, 2.0, 0.1, rtol=1e-10, atol=1e-10).points)(x0)
+    jac = jax.jacrev(lambda x: jo.flow_map(score, s, x, 2.0, 0.1, ode=jo.ODESettings(rtol=1e-10, atol=1e-10)).points)(x0)
     _, a = gaussian_pf_map(s, x0, 2.0, 0.1)
     np.testing.assert_allclose(jac, a, atol=1e-6)
     fwd = jax.jacfwd(
-        lambda x: jo.flow_map(score, s, x, 2.0, 0.1, rtol=1e-10, atol=1e-10, adjoint=diffrax.ForwardMode()).points
+        lambda x: jo.flow_map(score, s, x, 2.0, 0.1, ode=jo.ODESettings(rtol=1e-10, atol=1e-10), adjoint=diffrax.ForwardMode()).points
     )(x0)
     np.testing.assert_allclose(fwd, a, atol=1e-6)
-    grad = jax.grad(lambda x: jnp.sum(jo.flow_map(score, s, x, 2.0, 0.1, rtol=1e-10, atol=1e-10).points))(x0)
+    grad = jax.grad(lambda x: jnp.sum(jo.flow_map(score, s, x, 2.0, 0.1, ode=jo.ODESettings(rtol=1e-10, atol=1e-10)).points))(x0)
     np.testing.assert_allclose(grad, a.sum(0), atol=1e-6)
 
 
@@ -69,7 +69,7 @@ def test_discrete_data_flow_lands_on_points_with_right_masses():
     s = jo.OU()
     T, eps, n = 8.0, 1e-4, 4000
     x_T = mu.sample_marginal(jax.random.key(3), T, s, n)
-    out = jo.flow_map(jo.exact_score(mu, s), s, x_T, T, eps, rtol=1e-7, atol=1e-7)
+    out = jo.flow_map(jo.exact_score(mu, s), s, x_T, T, eps, ode=jo.ODESettings(rtol=1e-7, atol=1e-7))
     assert bool(out.success)
     y = np.asarray(out.points)
     target = float(s.alpha(eps)) * pts
@@ -103,7 +103,7 @@ def test_nfe_is_exact(solver, num_steps):
     s = jo.OU()
     counter = _CountingScore(jo.exact_score(mu, s))
     x = jnp.linspace(-2, 2, 5)[:, None]
-    out = jo.flow_map(counter, s, x, 4.0, 0.05, solver=solver, num_steps=num_steps, rtol=1e-4, atol=1e-4)
+    out = jo.flow_map(counter, s, x, 4.0, 0.05, ode=jo.ODESettings(solver=solver, num_steps=num_steps, rtol=1e-4, atol=1e-4))
     jax.block_until_ready(out.points)
     jax.effects_barrier()
     assert int(out.nfe) == counter.count
@@ -117,13 +117,13 @@ def test_pi_controller_default_and_integral_controller_option():
     mu = jo.EmpiricalMeasure(np.array([[-2.0, 0.0], [1.5, 1.0], [0.5, -2.5]]))
     s = jo.OU()
     x = mu.sample_marginal(jax.random.key(5), 8.0, s, 64)
-    ref = jo.flow_map(jo.exact_score(mu, s), s, x, 8.0, 1e-3, solver="dopri8", rtol=1e-11, atol=1e-11).points
+    ref = jo.flow_map(jo.exact_score(mu, s), s, x, 8.0, 1e-3, ode=jo.ODESettings(solver="dopri8", rtol=1e-11, atol=1e-11)).points
     outs = {}
     for pc, ic in ((0.3, 0.4), (0.0, 1.0)):
         counter = _CountingScore(jo.exact_score(mu, s))
         kw = (dict(rtol=1e-5, atol=1e-5) if (pc, ic) == (0.3, 0.4) else
               {"stepsize_controller": diffrax.PIDController(rtol=1e-5, atol=1e-5, pcoeff=pc, icoeff=ic)})
-        out = jo.flow_map(counter, s, x, 8.0, 1e-3, **kw)
+        out = jo.flow_map(counter, s, x, 8.0, 1e-3, ode=jo.ODESettings(**kw))
         jax.block_until_ready(out.points)
         jax.effects_barrier()
         assert bool(out.success) and int(out.nfe) == counter.count
@@ -141,8 +141,8 @@ def test_jit_vmap_and_retrace_guard():
     eager = jo.flow_map(score, s, x, 1.0, 1e-2).points
     jitted = jax.jit(lambda sc, x, t0: jo.flow_map(sc, s, x, t0, 1e-2).points)(score, x, 1.0)
     np.testing.assert_allclose(jitted, eager, rtol=1e-10, atol=1e-12)
-    per_point = jax.vmap(lambda xi: jo.flow_map(score, s, xi, 1.0, 1e-2, rtol=1e-9, atol=1e-9).points)(x)
-    batch = jo.flow_map(score, s, x, 1.0, 1e-2, rtol=1e-9, atol=1e-9).points
+    per_point = jax.vmap(lambda xi: jo.flow_map(score, s, xi, 1.0, 1e-2, ode=jo.ODESettings(rtol=1e-9, atol=1e-9)).points)(x)
+    batch = jo.flow_map(score, s, x, 1.0, 1e-2, ode=jo.ODESettings(rtol=1e-9, atol=1e-9)).points
     np.testing.assert_allclose(per_point, batch, atol=1e-6)
 
     calls = []
@@ -161,14 +161,14 @@ def test_jit_vmap_and_retrace_guard():
 def test_accepts_diffrax_solver_instances():
     mu = jo.EmpiricalMeasure(np.array([[-1.0], [1.0]]))
     s = jo.OU()
-    out = jo.flow_map(jo.exact_score(mu, s), s, jnp.ones((2, 1)), 3.0, 0.1, solver=diffrax.Dopri5())
+    out = jo.flow_map(jo.exact_score(mu, s), s, jnp.ones((2, 1)), 3.0, 0.1, ode=jo.ODESettings(solver=diffrax.Dopri5()))
     assert bool(out.success) and int(out.nfe) > 0
 
 
 def test_max_steps_exhaustion_is_reported_not_raised():
     mu = jo.EmpiricalMeasure(np.array([[-1.0], [1.0]]))
     s = jo.OU()
-    out = jo.flow_map(jo.exact_score(mu, s), s, jnp.ones((2, 1)), 3.0, 1e-4, max_steps=3, throw=False)
+    out = jo.flow_map(jo.exact_score(mu, s), s, jnp.ones((2, 1)), 3.0, 1e-4, ode=jo.ODESettings(max_steps=3), throw=False)
     assert not bool(out.success)
 
 
@@ -184,21 +184,21 @@ def test_bad_input():
     with pytest.raises(ValueError, match="differ"):
         jo.flow_map(sc, s, x, 1.0, 1.0)
     with pytest.raises(ValueError, match="solver"):
-        jo.flow_map(sc, s, x, 1.0, 0.1, solver="rk99")
+        jo.flow_map(sc, s, x, 1.0, 0.1, ode=jo.ODESettings(solver="rk99"))
     with pytest.raises(ValueError, match="`x`"):
         jo.flow_map(sc, s, jnp.array([[np.nan]]), 1.0, 0.1)
     with pytest.raises(ValueError, match="num_steps"):
-        jo.flow_map(sc, s, x, 1.0, 0.1, num_steps=0)
+        jo.flow_map(sc, s, x, 1.0, 0.1, ode=jo.ODESettings(num_steps=0))
     with pytest.raises(ValueError, match="score"):
         jo.flow_map(None, s, x, 1.0, 0.1)
     with pytest.raises(ValueError, match="t1"):
         jo.flow_map(sc, jo.Cosine(), x, 0.5, 1.0)
     with pytest.raises(ValueError, match="num_steps"):
-        jo.flow_map(sc, s, x, 1.0, 0.1, solver="euler")
+        jo.flow_map(sc, s, x, 1.0, 0.1, ode=jo.ODESettings(solver="euler"))
     with pytest.raises(TypeError, match="pcoeff"):  # the controller's knobs are set on the controller object
         jo.flow_map(sc, s, x, 1.0, 0.1, pcoeff=0.3)
     with pytest.raises(ValueError, match="not both"):
-        jo.flow_map(sc, s, x, 1.0, 0.1, rtol=1e-5, stepsize_controller=diffrax.PIDController(rtol=1e-5, atol=1e-5))
+        jo.flow_map(sc, s, x, 1.0, 0.1, ode=jo.ODESettings(rtol=1e-5, stepsize_controller=diffrax.PIDController(rtol=1e-5, atol=1e-5)))
 
 
 # ------------------------------------------------------------------ status, throw, controllers
@@ -214,15 +214,15 @@ def test_tolerances_must_be_finite_and_positive(name, value):
     """Before: rtol = inf was accepted and the solve reported success on garbage."""
     sc, s = _two_points()
     with pytest.raises(ValueError, match=f"`{name}`"):
-        jo.flow_map(sc, s, jnp.zeros((2, 1)), 3.0, 0.1, **{name: value})
+        jo.flow_map(sc, s, jnp.zeros((2, 1)), 3.0, 0.1, ode=jo.ODESettings(**{name: value}))
 
 
 def test_failure_raises_by_default_and_is_reported_with_throw_false():
     sc, s = _two_points()
     x = jnp.ones((2, 1))
     with pytest.raises(RuntimeError, match="flow_map: the iteration budget ran out.*max_steps=3"):
-        jo.flow_map(sc, s, x, 3.0, 1e-4, max_steps=3)
-    out = jo.flow_map(sc, s, x, 3.0, 1e-4, max_steps=3, throw=False)
+        jo.flow_map(sc, s, x, 3.0, 1e-4, ode=jo.ODESettings(max_steps=3))
+    out = jo.flow_map(sc, s, x, 3.0, 1e-4, ode=jo.ODESettings(max_steps=3), throw=False)
     assert Status(int(out.status)) == Status.MAX_ITERATIONS and not bool(out.success)
     ok = jo.flow_map(sc, s, x, 3.0, 1e-4)
     assert Status(int(ok.status)) == Status.SUCCESS and bool(ok.success)
@@ -230,10 +230,10 @@ def test_failure_raises_by_default_and_is_reported_with_throw_false():
 
 def test_failure_raises_inside_jit_through_the_points():
     sc, s = _two_points()
-    f = jax.jit(lambda x: jo.flow_map(sc, s, x, 3.0, 1e-4, max_steps=3).points)
+    f = jax.jit(lambda x: jo.flow_map(sc, s, x, 3.0, 1e-4, ode=jo.ODESettings(max_steps=3)).points)
     with pytest.raises(Exception, match="flow_map: the iteration budget ran out"):
         jax.block_until_ready(f(jnp.ones((2, 1))))
-    g = jax.jit(lambda x: jo.flow_map(sc, s, x, 3.0, 1e-4, max_steps=3, throw=False))
+    g = jax.jit(lambda x: jo.flow_map(sc, s, x, 3.0, 1e-4, ode=jo.ODESettings(max_steps=3), throw=False))
     assert Status(int(g(jnp.ones((2, 1))).status)) == Status.MAX_ITERATIONS
     ok = jax.jit(lambda x: jo.flow_map(sc, s, x, 3.0, 1e-4).points)(jnp.ones((2, 1)))
     assert bool(jnp.all(jnp.isfinite(ok)))
@@ -242,33 +242,32 @@ def test_failure_raises_inside_jit_through_the_points():
 def test_nonfinite_score_is_a_failure():
     sc, s = _two_points()
     bad = lambda x, t: jnp.where(t < 1.0, jnp.inf, 1.0) * sc(x, t)
-    out = jo.flow_map(bad, s, jnp.ones((2, 1)), 3.0, 0.1, solver="heun", num_steps=4, throw=False)
+    out = jo.flow_map(bad, s, jnp.ones((2, 1)), 3.0, 0.1, ode=jo.ODESettings(solver="heun", num_steps=4), throw=False)
     assert Status(int(out.status)) == Status.NONFINITE
     with pytest.raises(RuntimeError, match="non-finite"):
-        jo.flow_map(bad, s, jnp.ones((2, 1)), 3.0, 0.1, solver="heun", num_steps=4)
+        jo.flow_map(bad, s, jnp.ones((2, 1)), 3.0, 0.1, ode=jo.ODESettings(solver="heun", num_steps=4))
 
 
 def test_stepsize_controller_object():
     sc, s = _two_points()
     x = jnp.linspace(-2, 2, 5)[:, None]
-    short = jo.flow_map(sc, s, x, 4.0, 0.05, rtol=1e-7, atol=1e-7)
+    short = jo.flow_map(sc, s, x, 4.0, 0.05, ode=jo.ODESettings(rtol=1e-7, atol=1e-7))
     pid = diffrax.PIDController(rtol=1e-7, atol=1e-7, pcoeff=0.3, icoeff=0.4)
-    full = jo.flow_map(sc, s, x, 4.0, 0.05, stepsize_controller=pid)
+    full = jo.flow_map(sc, s, x, 4.0, 0.05, ode=jo.ODESettings(stepsize_controller=pid))
     np.testing.assert_array_equal(full.points, short.points)
     assert int(full.nfe) == int(short.nfe)
     counter = _CountingScore(sc)
     clipped = jo.flow_map(counter, s, x, 4.0, 0.05,
-                          stepsize_controller=diffrax.PIDController(rtol=1e-7, atol=1e-7, dtmax=0.05))
+                          ode=jo.ODESettings(stepsize_controller=diffrax.PIDController(rtol=1e-7, atol=1e-7, dtmax=0.05)))
     jax.block_until_ready(clipped.points)
     jax.effects_barrier()
     assert int(clipped.nfe) == counter.count and int(clipped.num_steps) >= 79  # |t1 - t0| / dtmax
     np.testing.assert_allclose(clipped.points, short.points, atol=1e-5)
-    fixed = jo.flow_map(sc, s, x, 4.0, 0.05, solver="heun", stepsize_controller=diffrax.ConstantStepSize(),
-                        num_steps=16)
-    ref = jo.flow_map(sc, s, x, 4.0, 0.05, solver="heun", num_steps=16)
+    fixed = jo.flow_map(sc, s, x, 4.0, 0.05, ode=jo.ODESettings(solver="heun", stepsize_controller=diffrax.ConstantStepSize(), num_steps=16))
+    ref = jo.flow_map(sc, s, x, 4.0, 0.05, ode=jo.ODESettings(solver="heun", num_steps=16))
     np.testing.assert_array_equal(fixed.points, ref.points)
     ts = jnp.linspace(4.0, 0.05, 17)
-    step_to = jo.flow_map(sc, s, x, 4.0, 0.05, solver="heun", stepsize_controller=diffrax.StepTo(ts))
+    step_to = jo.flow_map(sc, s, x, 4.0, 0.05, ode=jo.ODESettings(solver="heun", stepsize_controller=diffrax.StepTo(ts)))
     np.testing.assert_allclose(step_to.points, ref.points, rtol=1e-12)
     assert int(step_to.num_steps) == 16
 
@@ -278,15 +277,15 @@ def test_stepsize_controller_conflicts_are_rejected():
     x = jnp.zeros((2, 1))
     pid = diffrax.PIDController(rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="either `stepsize_controller` or"):
-        jo.flow_map(sc, s, x, 3.0, 0.1, stepsize_controller=pid, rtol=1e-6)
+        jo.flow_map(sc, s, x, 3.0, 0.1, ode=jo.ODESettings(stepsize_controller=pid, rtol=1e-6))
     with pytest.raises(ValueError, match="`stepsize_controller`"):
-        jo.flow_map(sc, s, x, 3.0, 0.1, stepsize_controller="pid")
+        jo.flow_map(sc, s, x, 3.0, 0.1, ode=jo.ODESettings(stepsize_controller="pid"))
     with pytest.raises(ValueError, match="`num_steps`"):
-        jo.flow_map(sc, s, x, 3.0, 0.1, stepsize_controller=pid, num_steps=4)
+        jo.flow_map(sc, s, x, 3.0, 0.1, ode=jo.ODESettings(stepsize_controller=pid, num_steps=4))
     with pytest.raises(ValueError, match="`num_steps`"):
-        jo.flow_map(sc, s, x, 3.0, 0.1, solver="heun", stepsize_controller=diffrax.ConstantStepSize())
+        jo.flow_map(sc, s, x, 3.0, 0.1, ode=jo.ODESettings(solver="heun", stepsize_controller=diffrax.ConstantStepSize()))
     with pytest.raises(ValueError, match="stepsize_controller.rtol"):
-        jo.flow_map(sc, s, x, 3.0, 0.1, stepsize_controller=diffrax.PIDController(rtol=float("inf"), atol=1e-5))
+        jo.flow_map(sc, s, x, 3.0, 0.1, ode=jo.ODESettings(stepsize_controller=diffrax.PIDController(rtol=float("inf"), atol=1e-5)))
 
 
 def test_times_are_checked_against_the_dtype_and_the_schedule():
@@ -309,3 +308,23 @@ def test_jacfwd_through_flow_map_names_the_forward_mode_adjoint():
         jax.jacfwd(lambda z: jo.flow_map(score, jo.OU(), z, 2.0, 0.1).points)(x)
     jac = jax.jacfwd(lambda z: jo.flow_map(score, jo.OU(), z, 2.0, 0.1, adjoint=diffrax.ForwardMode()).points)(x)
     assert jac.shape == (1, 2, 1, 2) and bool(jnp.all(jnp.isfinite(jac)))
+
+
+def test_ode_settings_are_one_object_and_the_old_keywords_are_gone():
+    """Issue 21: the integration knobs are one ODESettings; the old keywords are Python's own TypeError, a bad field
+    a ValueError naming it when the settings are made, and the settings pass through jax.jit (static fields)."""
+    sc, s = _two_points()
+    x = jnp.ones((2, 1))
+    with pytest.raises(TypeError, match="rtol"):
+        jo.flow_map(sc, s, x, 3.0, 0.1, rtol=1e-6)
+    with pytest.raises(ValueError, match="`rtol` must be > 0, got -1"):
+        jo.ODESettings(rtol=-1.0)
+    with pytest.raises(ValueError, match="`max_steps`"):
+        jo.ODESettings(max_steps=0)
+    with pytest.raises(ValueError, match="`ode`"):
+        jo.flow_map(sc, s, x, 3.0, 0.1, ode={"rtol": 1e-6})
+    ode = jo.ODESettings(solver="heun", num_steps=4)
+    assert jax.tree_util.tree_leaves(ode) == []
+    eager = jo.flow_map(sc, s, x, 3.0, 0.1, ode=ode).points
+    jitted = jax.jit(lambda x, ode: jo.flow_map(sc, s, x, 3.0, 0.1, ode=ode).points)(x, ode)
+    np.testing.assert_allclose(np.asarray(jitted), np.asarray(eager), rtol=1e-6)

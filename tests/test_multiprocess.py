@@ -52,8 +52,8 @@ SCRIPT = textwrap.dedent(
 
     # semi-discrete OT: the solve, its certificate and the map, sharded over both processes
     y = rng.normal(size=(61, 3))
-    m1 = jo.semidiscrete_ot(y, key=jax.random.key(5), tol=0.2, chunk_size=16)
-    m4 = jo.semidiscrete_ot(y, key=jax.random.key(5), tol=0.2, chunk_size=16, sharding=sh)
+    m1 = jo.semidiscrete_ot(y, key=jax.random.key(5), tol=0.2, streaming=jo.Streaming(chunk_size=16))
+    m4 = jo.semidiscrete_ot(y, key=jax.random.key(5), tol=0.2, streaming=jo.Streaming(chunk_size=16, sharding=sh))
     close("heights", m4.heights, m1.heights)
     close("iterations", m4.diagnostics.iterations, m1.diagnostics.iterations, tol=0)
     close("certificate masses", m4.certificate.masses, m1.certificate.masses)

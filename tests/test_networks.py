@@ -223,7 +223,7 @@ def test_learned_score_plugs_into_flow_map():
     score = model.bind(model.init(jax.random.key(0), jnp.zeros((1, 2))))
     z = jax.random.normal(jax.random.key(1), (6, 2))
     # x0_hat = 0 => the PF ODE contracts every point towards 0 along rays: x(t1) is a positive multiple of z.
-    out = jo.flow_map(score, sched, z, 2.0, 0.5, solver="heun", num_steps=8)
+    out = jo.flow_map(score, sched, z, 2.0, 0.5, ode=jo.ODESettings(solver="heun", num_steps=8))
     assert bool(out.success)
     ratio = out.points / z
     np.testing.assert_allclose(ratio[:, 0], ratio[:, 1], rtol=1e-6)

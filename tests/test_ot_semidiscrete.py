@@ -227,7 +227,7 @@ def test_float32_path_matches_float64(smap_3d):
 
 def test_certificate_is_fresh_and_honest():
     x = np.random.default_rng(9).standard_normal((10, 3))
-    smap = semidiscrete_ot(x, key=jax.random.key(5), tol=0.05, certificate_samples=2**19)
+    smap = semidiscrete_ot(x, key=jax.random.key(5), tol=0.05, sampling=jo.SemidiscreteSampling(certificate_samples=2**19))
     c = smap.certificate
     assert int(c.num_samples) == 2**19
     # measured on an independent sample: differs from the solver's in-sample error
@@ -388,8 +388,9 @@ def test_60k_targets_784_dims_bounded_memory():
     x = jax.random.uniform(jax.random.key(0), (n, d), jnp.float32)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     solver = NewtonSolver(max_iterations=2, final_samples=4 * 4096, min_samples_per_cell=1, hessian_samples=8192)
-    smap = semidiscrete_ot(x, key=jax.random.key(1), solver=solver, batch_size=4096, chunk_size=4096,
-                           certificate_samples=8192, warn=False)
+    smap = semidiscrete_ot(x, key=jax.random.key(1), solver=solver,
+                           sampling=jo.SemidiscreteSampling(batch_size=4096, certificate_samples=8192),
+                           streaming=jo.Streaming(chunk_size=4096), warn=False)
     jax.block_until_ready(smap.heights)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     assert smap.heights.shape == (n,) and np.all(np.isfinite(np.asarray(smap.heights)))
@@ -441,10 +442,12 @@ def test_progress_callback_does_not_recompile(small_problem):
     from tests.test_retrace import compile_events
 
     x, nu, _ = small_problem
-    semidiscrete_ot(x, nu, key=jax.random.key(0), tol=0.2, progress=lambda p: None, certificate_samples=0)
+    semidiscrete_ot(x, nu, key=jax.random.key(0), tol=0.2, progress=lambda p: None,
+                        sampling=jo.SemidiscreteSampling(certificate_samples=0))
     calls = []
     with compile_events() as seen:
-        semidiscrete_ot(x, nu, key=jax.random.key(0), tol=0.2, progress=calls.append, certificate_samples=0)
+        semidiscrete_ot(x, nu, key=jax.random.key(0), tol=0.2, progress=calls.append,
+                        sampling=jo.SemidiscreteSampling(certificate_samples=0))
     assert calls and not [s for s in seen if s[0] == "backend_compile_duration" and s[1] == "_run"], seen
 
 
@@ -505,7 +508,7 @@ def test_certificate_above_tolerance_is_flagged():
 @pytest.mark.parametrize("bad", [-5, -1, 2.5, "many"])
 def test_certificate_samples_must_be_a_count(bad):
     with pytest.raises(ValueError, match="certificate_samples"):
-        semidiscrete_ot(np.eye(3), key=jax.random.key(0), certificate_samples=bad)
+        semidiscrete_ot(np.eye(3), key=jax.random.key(0), sampling=jo.SemidiscreteSampling(certificate_samples=bad))
 
 
 def test_bad_progress_and_solver_types():
@@ -647,3 +650,25 @@ def test_solver_is_the_one_name_of_the_ot_solver():
     with pytest.raises(TypeError, match="ot_method"):  # gone: prepare_ot_prior takes `ot_solver` only
         jo.samplers.prepare_ot_prior(jo.VPLinear(), x, key=jax.random.key(1), t_prime=0.3, ot_tol=0.3,
                                      ot_method=NewtonSolver())
+
+
+def test_sampling_and_streaming_are_objects_and_the_old_keywords_are_gone():
+    """Issue 21: Monte Carlo sizes travel as one SemidiscreteSampling, chunking and sharding as one Streaming; the
+    old keywords are Python's own TypeError and a bad field a ValueError naming it, before any solve."""
+    x = np.eye(3)
+    for old in ({"chunk_size": 16}, {"sharding": None}, {"batch_size": 4096}, {"certificate_samples": 0}):
+        with pytest.raises(TypeError, match=next(iter(old))):
+            semidiscrete_ot(x, key=jax.random.key(0), **old)
+    with pytest.raises(ValueError, match="`chunk_size` must be an integer >= 1, got 0"):
+        jo.Streaming(chunk_size=0)
+    with pytest.raises(ValueError, match="`query_block`"):
+        jo.Streaming(query_block=-1)
+    with pytest.raises(ValueError, match="`sharding`"):
+        jo.Streaming(sharding="points")
+    with pytest.raises(ValueError, match="`batch_size`"):
+        jo.SemidiscreteSampling(batch_size=0)
+    with pytest.raises(ValueError, match="`sampling`"):
+        semidiscrete_ot(x, key=jax.random.key(0), sampling={"batch_size": 8})
+    with pytest.raises(ValueError, match="`streaming`"):
+        semidiscrete_ot(x, key=jax.random.key(0), streaming=16)
+    assert jax.tree_util.tree_leaves((jo.Streaming(chunk_size=4), jo.SemidiscreteSampling())) == []

@@ -92,6 +92,7 @@ def test_convergence_curve_band_and_fit(tmp_path):
         (dict(x=[1.0, 2.0], y=[1.0, 2.0], fit="exp"), "`fit`"),
         (dict(x=[1.0, 2.0], y=[1.0, 2.0], ax="axes"), "`ax`"),
         (dict(x=[1.0, 2.0], y=[1.0, 2.0], logy="yes"), "`logy`"),
+        (dict(x=[1.0, 2.0], y=[1.0, 2.0], colour="red"), "`colour`"),  # a style keyword matplotlib does not know
     ],
 )
 def test_convergence_curve_rejects(kwargs, name):

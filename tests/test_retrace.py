@@ -95,7 +95,7 @@ def test_flow_map(setup):
     sched = jo.OU()
     assert_no_recompile(lambda i: jo.flow_map(score, sched, _points(i), 2.0 + i, 0.1).points)
     assert_no_recompile(
-        lambda i: jo.flow_map(score, sched, _points(i), 2.0, 0.1 + 0.01 * i, solver="heun", num_steps=8).points
+        lambda i: jo.flow_map(score, sched, _points(i), 2.0, 0.1 + 0.01 * i, ode=jo.ODESettings(solver="heun", num_steps=8)).points
     )
 
 

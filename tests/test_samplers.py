@@ -86,7 +86,7 @@ def test_adaptive_flow_matches_exact_map_and_flow_map(gauss):
     x = np.asarray(jax.random.normal(jax.random.key(2), (8, 2)))
     out = S.adaptive_flow(score, sched, x, t_start=T0, t_end=T1, tol=1e-10)
     np.testing.assert_allclose(out.points, exact_pf_map(x, sched, T0, T1), atol=1e-8)
-    ref = jo.flow_map(score, sched, x, T0, T1, rtol=1e-10, atol=1e-10)
+    ref = jo.flow_map(score, sched, x, T0, T1, ode=jo.ODESettings(rtol=1e-10, atol=1e-10))
     assert int(out.nfe) == int(ref.nfe) > 0
     np.testing.assert_array_equal(out.times, [T0, T1])
 

@@ -93,8 +93,9 @@ PARTS = {  # each part runs in its own 8-device subprocess
     # OT-accelerated sampler applies to prior samples): same keys -> same samples -> same heights
     yt = jnp.asarray(rng.normal(size=(61, 3)))
     for method in (jo.NewtonSolver(), jo.AdamSolver(max_iterations=60)):
-        m1 = jo.semidiscrete_ot(yt, key=jax.random.key(5), tol=0.2, solver=method, chunk_size=16)
-        m8 = jo.semidiscrete_ot(yt, key=jax.random.key(5), tol=0.2, solver=method, chunk_size=16, sharding=sh)
+        m1 = jo.semidiscrete_ot(yt, key=jax.random.key(5), tol=0.2, solver=method, streaming=jo.Streaming(chunk_size=16))
+        m8 = jo.semidiscrete_ot(yt, key=jax.random.key(5), tol=0.2, solver=method,
+                                streaming=jo.Streaming(chunk_size=16, sharding=sh))
         close(f"{method.name} heights", m8.heights, m1.heights)
         close(f"{method.name} iterations", m8.diagnostics.iterations, m1.diagnostics.iterations, tol=0)
         close(f"{method.name} certificate masses", m8.certificate.masses, m1.certificate.masses)

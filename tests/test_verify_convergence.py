@@ -7,7 +7,7 @@ from scipy.stats import norm
 
 import jaxotdm as jo
 from jaxotdm.ot import SemidiscreteMap
-from jaxotdm.verify import convergence_to_brenier, fit_exponential
+from jaxotdm.verify import OTResolution, convergence_to_brenier, fit_exponential
 
 MEAN = np.array([0.5, -0.3])
 COV = np.array([[1.2, 0.3], [0.3, 0.4]])
@@ -53,7 +53,8 @@ def test_general_data_reports_a_measured_floor_without_forcing_it():
     rng = np.random.default_rng(0)
     pts = rng.normal(size=(12, 2)) * 1.5
     mu = jo.EmpiricalMeasure(pts)
-    res = convergence_to_brenier(mu, jo.OU(), [1.0, 3.0, 6.0, 9.0], key=jax.random.key(2), num_samples=2000, ot_tol=0.05)
+    res = convergence_to_brenier(mu, jo.OU(), [1.0, 3.0, 6.0, 9.0], key=jax.random.key(2), num_samples=2000,
+                                 ot=OTResolution(tol=0.05))
     assert np.isfinite(res.floor) and res.floor >= 0 and res.floor_se > 0
     assert isinstance(res.floor_distinguishable, bool)
     assert res.ot_resolution["max_relative_mass_error"] is not None
@@ -67,7 +68,7 @@ def test_forward_direction_on_data_uses_the_semidiscrete_inverse():
     mu = jo.EmpiricalMeasure(pts)
     res = convergence_to_brenier(
         mu, jo.OU(), [1.0, 2.0, 4.0, 8.0], key=jax.random.key(3), num_samples=64, direction="forward", T0=0.5,
-        ot_points=256, ot_mc_per_point=64, ot_tol=0.1,
+        ot=OTResolution(points=256, mc_per_point=64, tol=0.1),
     )
     assert res.ot_resolution["barycentre_mc_se"] > 0
     assert res.l2_to_ot[-1] < res.l2_to_ot[0]
@@ -102,3 +103,18 @@ def test_bad_input():
         convergence_to_brenier(mu, jo.OU(), [1.0, 2.0], key=None)
     with pytest.raises(ValueError, match="termination_times"):
         convergence_to_brenier(mu, jo.Cosine(), [0.5, 1.2], key=k)
+
+
+def test_ot_resolution_is_one_object_and_the_old_keywords_are_gone():
+    """Issue 21: the OT-side knobs are one OTResolution, checked when made; the old keywords are a TypeError."""
+    mu = jo.EmpiricalMeasure(np.array([[-1.0, 0.0], [1.0, 0.0]]))
+    with pytest.raises(TypeError, match="ot_tol"):
+        convergence_to_brenier(mu, jo.OU(), [1.0, 2.0], key=jax.random.key(0), ot_tol=0.1)
+    with pytest.raises(ValueError, match="`tol` must be in"):
+        OTResolution(tol=0.0)
+    with pytest.raises(ValueError, match="`points`"):
+        OTResolution(points=1)
+    with pytest.raises(ValueError, match="`mc_per_point`"):
+        OTResolution(mc_per_point=0)
+    with pytest.raises(ValueError, match="`ot`"):
+        convergence_to_brenier(mu, jo.OU(), [1.0, 2.0], key=jax.random.key(0), ot=0.1)

@@ -10,7 +10,7 @@ import pytest
 from scipy.linalg import sqrtm
 
 import jaxotdm as jo
-from jaxotdm.verify.prior import ot_correction, prior_error
+from jaxotdm.verify.prior import PriorEstimators, ot_correction, prior_error
 
 KEY = jax.random.key(0)
 
@@ -51,7 +51,7 @@ def test_gaussian_end_of_sampling_closed_form_matches_the_flow():
     sched, T, eps = jo.OU(), 2.0, 1e-2
     g = jo.GaussianMeasure(jnp.asarray(m), jnp.asarray(S))
     z = jax.random.normal(KEY, (3, 2), jnp.float64)
-    out = jo.flow_map(jo.exact_score(g, sched), sched, z, T, eps, rtol=1e-10, atol=1e-10)
+    out = jo.flow_map(jo.exact_score(g, sched), sched, z, T, eps, ode=jo.ODESettings(rtol=1e-10, atol=1e-10))
     aT, ae = float(sched.alpha(T)), float(sched.alpha(eps))
     cT = aT**2 * S + float(sched.sigma2(T)) * np.eye(2)
     ce = ae**2 * S + float(sched.sigma2(eps)) * np.eye(2)
@@ -81,8 +81,9 @@ def test_empirical_bracket_contains_truth_and_scales_like_alpha():
     mu = jo.EmpiricalMeasure(jnp.asarray(POINTS), jnp.asarray(WEIGHTS))
     sched = jo.OU()
     Ts = [1.5, 3.0, 4.5, 6.0]
-    res = [prior_error(mu, sched, T, key=jax.random.fold_in(KEY, i), num_samples=2**15, sample_points=0,
-                       end_of_sampling=False, num_kl_samples=2**14, ot_tol=0.1) for i, T in enumerate(Ts)]
+    est = PriorEstimators(sample_points=0, num_kl_samples=2**14)
+    res = [prior_error(mu, sched, T, key=jax.random.fold_in(KEY, i), num_samples=2**15, estimators=est,
+                       end_of_sampling=False, ot_tol=0.1) for i, T in enumerate(Ts)]
     alpha = np.array([float(r.alpha) for r in res])
     lower = np.array([float(r.bracket.lower) for r in res])
     coup = np.array([float(r.bracket.upper_coupling) for r in res])
@@ -100,8 +101,8 @@ def test_empirical_bracket_contains_truth_and_scales_like_alpha():
 def test_end_of_sampling_error_is_positive():
     """Thm 3.2: the exact flow from q_T keeps an error that beats the Monte Carlo null."""
     mu = jo.EmpiricalMeasure(jnp.asarray(POINTS), jnp.asarray(WEIGHTS))
-    r = prior_error(mu, jo.OU(), 1.5, key=jax.random.key(1), num_samples=1024, sample_points=0, ot_tol=0.3,
-                    num_kl_samples=2**13, corrected=False)
+    r = prior_error(mu, jo.OU(), 1.5, key=jax.random.key(1), num_samples=1024, ot_tol=0.3,
+                    estimators=PriorEstimators(sample_points=0, num_kl_samples=2**13, corrected=False))
     assert bool(r.end.flow_success)
     assert float(r.bracket.lower) > 0.5  # W2(p_T, q_T) > 0, certainly
     assert bool(r.end.positive) and float(r.end.w2) > 2 * float(r.end.null_upper)
@@ -112,8 +113,8 @@ def test_end_of_sampling_error_is_positive():
 def test_end_of_sampling_error_is_removed_by_ot_corrected_prior():
     """Lemma 3.5: the OT-corrected prior (noised set as large as the flowed sample) is within the null."""
     mu = jo.EmpiricalMeasure(jnp.asarray(POINTS), jnp.asarray(WEIGHTS))
-    r = prior_error(mu, jo.OU(), 1.5, key=jax.random.key(1), num_samples=1024, sample_points=0, ot_tol=0.3,
-                    num_kl_samples=2**13, noise_draws=200)
+    r = prior_error(mu, jo.OU(), 1.5, key=jax.random.key(1), num_samples=1024, ot_tol=0.3,
+                    estimators=PriorEstimators(sample_points=0, num_kl_samples=2**13, noise_draws=200))
     assert bool(r.end.positive) and float(r.end.w2) > 2 * float(r.end.null_upper)
     assert int(r.settings["corrected_targets"]) == 1000
     assert bool(r.corrected.within_null)
@@ -128,7 +129,7 @@ def test_ot_correction_table2_analogue():
     mu = jo.EmpiricalMeasure(pts)
     r = ot_correction(mu, jo.OU(), 1.0, key=KEY, tolerances=(0.4, 0.1, 0.03), num_samples=2**16,
                       num_tau_samples=2048, taus=(0.0, 0.01, 0.02, 0.04, 0.08), tau_scale=10.0,
-                      prior_kwargs={"num_kl_samples": 2**12})
+                      prior_kwargs={"estimators": PriorEstimators(num_kl_samples=2**12, sample_points=0)})
     w = np.asarray(r.solver_w2)
     # W2 decreases as the solver converges, down to the Monte Carlo floor of the cell masses
     assert w[0] > 3 * w[-1] and w[1] > w[-1]
@@ -168,3 +169,22 @@ def test_bad_inputs():
         ot_correction(jo.GaussianMeasure(jnp.zeros(2), jnp.eye(2)), jo.OU(), 1.0, key=KEY)
     with pytest.raises(ValueError, match="`tolerances`"):
         ot_correction(mu, jo.OU(), 1.0, key=KEY, tolerances=(1.5,))
+
+
+def test_prior_estimators_are_one_object_and_the_old_keywords_are_gone():
+    """Issue 21: the estimators' knobs are one PriorEstimators and the flow's tolerances one ODESettings, both
+    checked when made; the old keywords are Python's own TypeError."""
+    mu = jo.EmpiricalMeasure(POINTS)
+    for old in ({"num_kl_samples": 16}, {"sample_points": 0}, {"rtol": 1e-6}, {"corrected": False}):
+        with pytest.raises(TypeError, match=next(iter(old))):
+            prior_error(mu, jo.OU(), 1.0, key=KEY, **old)
+    for bad, name in (({"num_kl_samples": 0}, "num_kl_samples"), ({"sample_points": -1}, "sample_points"),
+                      ({"null_replicates": 1}, "null_replicates"), ({"null_quantile": 1.0}, "null_quantile"),
+                      ({"noise_draws": 0}, "noise_draws"), ({"corrected": "yes"}, "corrected"),
+                      ({"skip_uninformative": 1}, "skip_uninformative")):
+        with pytest.raises(ValueError, match=f"`{name}`"):
+            PriorEstimators(**bad)
+    with pytest.raises(ValueError, match="`estimators`"):
+        prior_error(mu, jo.OU(), 1.0, key=KEY, estimators={"sample_points": 0})
+    with pytest.raises(ValueError, match="`ode`"):
+        prior_error(mu, jo.OU(), 1.0, key=KEY, ode=1e-6)

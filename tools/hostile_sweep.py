@@ -345,18 +345,16 @@ def build_cases(mode: str) -> list[Case]:  # noqa: C901 - one long table of case
     sweep("flow.flow_map", jo.flow_map, fkw, "t0", bad_time())
     sweep("flow.flow_map", jo.flow_map, fkw, "t1", bad_time())
     not_none = [(lbl, v) for lbl, v in bad_pos() if v is not None]  # None = the default tolerance
-    sweep("flow.flow_map", jo.flow_map, fkw, "rtol", not_none)
-    sweep("flow.flow_map", jo.flow_map, fkw, "atol", not_none)
-    sweep("flow.flow_map", jo.flow_map, fkw, "max_steps", bad_int())
-    sweep("flow.flow_map", jo.flow_map, {**fkw, "solver": "heun"}, "num_steps",
+    sweep("flow.ODESettings", jo.ODESettings, {}, "rtol", not_none)
+    sweep("flow.ODESettings", jo.ODESettings, {}, "atol", not_none)
+    sweep("flow.ODESettings", jo.ODESettings, {}, "max_steps", bad_int())
+    sweep("flow.ODESettings", jo.ODESettings, {"solver": "heun"}, "num_steps",
           [(lbl, v) for lbl, v in bad_int() if v is not None])
-    sweep("flow.flow_map", jo.flow_map, fkw, "solver", [("bogus", "rk45"), ("number", 3), ("none_class", jo.OU())])
-    sweep("flow.flow_map", jo.flow_map, fkw, "first_step_fraction", [("zero", 0.0), ("above", 2.0), ("nan", float("nan"))])
-    sweep("flow.flow_map", jo.flow_map, fkw, "pcoeff", [("neg", -1.0), ("nan", float("nan")), ("inf", float("inf"))])
-    sweep("flow.flow_map", jo.flow_map, fkw, "icoeff", [("zero", 0.0), ("neg", -1.0), ("inf", float("inf"))])
+    sweep("flow.ODESettings", jo.ODESettings, {}, "solver", [("bogus", "rk45"), ("number", 3), ("none_class", jo.OU())])
+    sweep("flow.flow_map", jo.flow_map, fkw, "ode", [("dict", {"rtol": 1e-6}), ("number", 1e-6)])
     add("flow.flow_map", "t0==t1", lambda: jo.flow_map(**{**fkw, "t1": 2.0}), "error", ("t0", "t1"))
     add("flow.flow_map", "t_vector", lambda: jo.flow_map(**{**fkw, "t0": np.array([1.0, 2.0])}), "error", ("t0",))
-    add("flow.flow_map", "max_steps_exhausted", lambda: jo.flow_map(**{**fkw, "max_steps": 2}), "error",
+    add("flow.flow_map", "max_steps_exhausted", lambda: jo.flow_map(**{**fkw, "ode": jo.ODESettings(max_steps=2)}), "error",
         ("max_steps", "flow_map"))
     add("flow.flow_map", "forward_ok", lambda: jo.flow_map(**{**fkw, "t0": 0.1, "t1": 2.0}), "ok", check=finite)
     add("flow.flow_map", "cosine_above_tmax", lambda: jo.flow_map(score(jo.Cosine()), jo.Cosine(), X, 1.5, 0.1),
@@ -482,9 +480,13 @@ def build_cases(mode: str) -> list[Case]:  # noqa: C901 - one long table of case
         sweep("ot.semidiscrete_ot", jo.semidiscrete_ot, sdk, "weights", bad_weights())
         sweep("ot.semidiscrete_ot", jo.semidiscrete_ot, sdk, "key", bad_key())
         sweep("ot.semidiscrete_ot", jo.semidiscrete_ot, sdk, "tol", bad_pos())
-        sweep("ot.semidiscrete_ot", jo.semidiscrete_ot, sdk, "certificate_samples",
+        sweep("ot.SemidiscreteSampling", jo.SemidiscreteSampling, {}, "certificate_samples",
               [("neg", -5), ("float", 2.5), ("string", "8")])
-        sweep("ot.semidiscrete_ot", jo.semidiscrete_ot, sdk, "batch_size", bad_int())
+        sweep("ot.SemidiscreteSampling", jo.SemidiscreteSampling, {}, "batch_size", bad_int())
+        sweep("ot.Streaming", jo.Streaming, {}, "chunk_size", [(lbl, v) for lbl, v in bad_int() if v is not None])
+        sweep("ot.Streaming", jo.Streaming, {}, "sharding", [("string", "points"), ("number", 8)])
+        sweep("ot.semidiscrete_ot", jo.semidiscrete_ot, sdk, "sampling", [("dict", {"batch_size": 8}), ("number", 8)])
+        sweep("ot.semidiscrete_ot", jo.semidiscrete_ot, sdk, "streaming", [("dict", {"chunk_size": 8}), ("number", 8)])
         sweep("ot.semidiscrete_ot", jo.semidiscrete_ot, sdk, "init_heights",
               [("nan", np.array([np.nan, 0, 0], DT)), ("shape", np.zeros(4, DT))])
         for meth in ("transport", "assign", "potential"):
@@ -667,7 +669,8 @@ def build_cases(mode: str) -> list[Case]:  # noqa: C901 - one long table of case
         sweep("verify.convergence_to_brenier", VF.convergence_to_brenier, vk, "eps", bad_time())
         sweep("verify.convergence_to_brenier", VF.convergence_to_brenier, vk, "num_samples", bad_int())
         sweep("verify.convergence_to_brenier", VF.convergence_to_brenier, vk, "direction", [("bogus", "sideways")])
-        sweep("verify.convergence_to_brenier", VF.convergence_to_brenier, vk, "ot_tol", bad_pos())
+        sweep("verify.OTResolution", VF.OTResolution, {}, "tol", bad_fraction())
+        sweep("verify.convergence_to_brenier", VF.convergence_to_brenier, vk, "ot", [("dict", {"tol": 0.1}), ("number", 0.1)])
         sweep("verify.convergence_to_brenier", VF.convergence_to_brenier, vk, "rtol", bad_pos())
         add("verify.convergence_to_brenier", "eps_above_T", lambda: VF.convergence_to_brenier(**{**vk, "eps": 5.0}),
             "error", ("eps",))
@@ -675,8 +678,9 @@ def build_cases(mode: str) -> list[Case]:  # noqa: C901 - one long table of case
         sweep("verify.prior_error", VF.prior_error, pek, "T", bad_time())
         sweep("verify.prior_error", VF.prior_error, pek, "eps", bad_time())
         sweep("verify.prior_error", VF.prior_error, pek, "num_samples", bad_int())
-        sweep("verify.prior_error", VF.prior_error, pek, "null_quantile", bad_fraction())
-        sweep("verify.prior_error", VF.prior_error, pek, "rtol", bad_pos())
+        sweep("verify.PriorEstimators", VF.PriorEstimators, {}, "null_quantile", bad_fraction())
+        sweep("verify.prior_error", VF.prior_error, pek, "estimators", [("dict", {"sample_points": 0}), ("number", 8)])
+        sweep("verify.prior_error", VF.prior_error, pek, "ode", [("dict", {"rtol": 1e-6}), ("number", 1e-6)])
         ock = {"measure": mu(), "schedule": jo.OU(), "T": 2.0, "key": KEY, "num_samples": 64}
         sweep("verify.ot_correction", VF.ot_correction, ock, "T", bad_time())
         sweep("verify.ot_correction", VF.ot_correction, ock, "taus", [("neg", (-0.1,)), ("empty", ()), ("nan", (float("nan"),))])

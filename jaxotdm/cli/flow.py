@@ -104,7 +104,8 @@ def _run(args, timer, schedule, outdir) -> int:
     key = jax.random.key(args.seed)
     z = schedule.sample_prior(key, args.T, (args.num_samples, mu.dim))
     print(f"[flow] {desc}; schedule {args.schedule}; T = {args.T} -> t_end = {args.eps}; {args.num_samples} samples")
-    out = jo.flow_map(score, schedule, z, args.T, args.eps, rtol=args.rtol, atol=args.rtol, throw=False)
+    out = jo.flow_map(score, schedule, z, args.T, args.eps, ode=jo.ODESettings(rtol=args.rtol, atol=args.rtol),
+                      throw=False)
     samples = np.asarray(jax.block_until_ready(out.points))
     from jaxotdm._status import Status
 

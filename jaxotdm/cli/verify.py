@@ -379,7 +379,7 @@ def _prior(cfg, key, bar, maps) -> dict:
 
     import jaxotdm as jo
     from jaxotdm.cli._verify_report import prior_summary
-    from jaxotdm.verify import ot_correction, prior_error_curve
+    from jaxotdm.verify import PriorEstimators, ot_correction, prior_error_curve
 
     chosen = _prior_set(cfg)
     if chosen is None:
@@ -390,14 +390,16 @@ def _prior(cfg, key, bar, maps) -> dict:
     cb = bar.task(f"{name}: prior error")
     t0 = time.perf_counter()
     rows = prior_error_curve(mu, sched, times, key=jax.random.fold_in(key, 500), end_of_sampling_at=[times[0]],
-                             corrected=False, num_samples=1024 if cfg.quick else 2048, eps=cfg.eps,
-                             num_kl_samples=2**12 if cfg.quick else 2**14, ot_tol=cfg.ot_tol, ot_map=maps[name],
-                             skip_uninformative=True, progress=cb)
+                             num_samples=1024 if cfg.quick else 2048, eps=cfg.eps, ot_tol=cfg.ot_tol, ot_map=maps[name],
+                             estimators=PriorEstimators(num_kl_samples=2**12 if cfg.quick else 2**14,
+                                                        skip_uninformative=True, corrected=False),
+                             progress=cb)
     cb(len(times) - 1, len(times), "OT correction and smoothing sweep (Table 2 analogue)")
     oc = ot_correction(mu, sched, 1.0, key=jax.random.fold_in(key, 600), tau_scale=10.0,
                        tolerances=(0.5, 0.2, 0.1) if cfg.quick else (0.5, 0.2, 0.1, 0.05),
                        num_samples=2**16 if cfg.quick else 2**18, num_tau_samples=1024 if cfg.quick else 2048,
-                       prior_kwargs={"num_kl_samples": 2**12, "ot_map": maps[name]})
+                       prior_kwargs={"estimators": PriorEstimators(num_kl_samples=2**12, sample_points=0),
+                                     "ot_map": maps[name]})
     bar.done(cb)
     return prior_summary(name, rows, oc, time.perf_counter() - t0)
 

@@ -189,7 +189,7 @@ def w2_gaussian_to_discrete(
     estimate uses a fresh sample of ``num_samples`` (rounded up to whole batches); the error of the map
     itself (its certificate) is not included in the standard error.
     """
-    from jaxotdm.ot.semidiscrete import SemidiscreteMap, semidiscrete_ot
+    from jaxotdm.ot.semidiscrete import SemidiscreteMap, SemidiscreteSampling, semidiscrete_ot
 
     V.check_key(key)
     V.check_positive_int(num_samples, "num_samples")
@@ -198,7 +198,8 @@ def w2_gaussian_to_discrete(
     if isinstance(smap_or_targets, SemidiscreteMap):
         smap = smap_or_targets
     else:
-        smap = semidiscrete_ot(smap_or_targets, weights, key=k_solve, tol=tol, certificate_samples=0)
+        smap = semidiscrete_ot(smap_or_targets, weights, key=k_solve, tol=tol,
+                               sampling=SemidiscreteSampling(certificate_samples=0))
     nb = max(1, math.ceil(num_samples / batch_size))
     s1, s2 = _w2_sd_moments(smap, k_mc, nb, batch_size)
     N = nb * batch_size

@@ -13,6 +13,17 @@ from matplotlib.axes import Axes
 from jaxotdm.plotting._common import _TINY, _axes, _check_log, _fit_parts, _vector, _z_value, subplots
 
 
+def _line_style(style: dict) -> dict:
+    """The measured curve's ``Line2D`` keywords (defaults filled in); an unknown property is a ValueError."""
+    from matplotlib import cbook
+    from matplotlib.lines import Line2D
+
+    for name in style:
+        if name in ("label", "data") or not callable(getattr(Line2D, f"set_{name}", None)):
+            raise ValueError(f"`{name}` is not a matplotlib Line2D property (a style keyword of the curve).")
+    return {"marker": "o", "linestyle": "-", "markersize": 3, **cbook.normalize_kwargs(style, Line2D)}
+
+
 def convergence_curve(
     x: Any,
     y: Any,
@@ -23,12 +34,10 @@ def convergence_curve(
     fit: Any | None = None,
     ax: Axes | None = None,
     logy: bool = True,
-    color: Any | None = None,
-    marker: str = "o",
-    linestyle: str = "-",
     xlabel: str | None = None,
     ylabel: str | None = None,
     title: str | None = None,
+    **style: Any,
 ) -> Axes:
     """One measured curve ``y(x)`` with a normal confidence band ``y +- z_level * se`` and an optional fit.
 
@@ -43,12 +52,12 @@ def convergence_curve(
             ``(rate, intercept)`` pair (all points). Skipped when its rate is NaN (too few points).
         ax: the axes to draw on; ``None`` makes a new figure.
         logy: logarithmic y axis (values below 1e-12 are drawn at 1e-12).
-        color: line colour; default the axes' next colour.
-        marker: marker of the measured points.
-        linestyle: line style of the measured curve.
         xlabel: x-axis label (kept if ``None``).
         ylabel: y-axis label (kept if ``None``).
         title: axes title (kept if ``None``).
+        **style: matplotlib ``Line2D`` properties of the measured curve (``color``, ``marker``, ``linestyle``,
+            ``ms``, ``lw``...); default ``marker="o", linestyle="-", ms=3`` and the axes' next colour. The band
+            and the fit take the curve's colour. An unknown property is a ``ValueError`` before anything is drawn.
 
     Returns:
         The axes drawn on.
@@ -60,6 +69,9 @@ def convergence_curve(
         >>> ax = convergence_curve(s, 2 * np.exp(-s), 0.01 * np.ones(5), fit=(1.0, np.log(2.0)))
         >>> len(ax.lines), len(ax.collections)    # curve and fit; the band
         (2, 1)
+        >>> ax = convergence_curve(s, np.exp(-s), color="C3", marker="s", ax=ax)
+        >>> ax.lines[-1].get_marker()
+        's'
     """
     xs = _vector(x, "x", finite=True)
     ys = _vector(y, "y", size=xs.size)
@@ -68,9 +80,10 @@ def convergence_curve(
         raise ValueError("`se` must be >= 0.")
     z = _z_value(level)
     _check_log(logy, "logy")
+    style = _line_style(style)
     ax = _axes(ax)
     shown = np.maximum(ys, _TINY) if logy else ys
-    (line,) = ax.plot(xs, shown, marker=marker, linestyle=linestyle, ms=3, color=color, label=label)
+    (line,) = ax.plot(xs, shown, label=label, **style)
     if ses is not None:
         lo, hi = ys - z * ses, ys + z * ses
         if logy:

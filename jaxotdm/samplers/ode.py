@@ -39,7 +39,7 @@ from jaxotdm import _validation as V
 from jaxotdm._pytree import pytree_dataclass
 from jaxotdm._status import Status
 from jaxotdm._types import Array, ArrayLike, Float
-from jaxotdm.flow import flow_map, probability_flow_velocity
+from jaxotdm.flow import ODESettings, flow_map, probability_flow_velocity
 from jaxotdm.samplers._core import (
     SampleResult,
     _check_score_schedule,
@@ -276,7 +276,8 @@ def adaptive_flow(
     outcome is read: with ``throw=True`` (default) a failed solve raises (see :func:`~jaxotdm.flow_map`);
     with ``throw=False`` it is returned in ``status``. Divergence is detected as for the fixed-step samplers.
     ``tol`` is the adaptive controller's relative and absolute tolerance (``rtol = atol = tol``; for other
-    controllers call :func:`~jaxotdm.flow_map` with a ``stepsize_controller``).
+    controllers call :func:`~jaxotdm.flow_map` with an :class:`~jaxotdm.ODESettings` holding a
+    ``stepsize_controller``).
 
     Example:
         >>> import jax, jax.numpy as jnp, jaxotdm as jo
@@ -291,8 +292,8 @@ def adaptive_flow(
     _check_times(schedule, t_start, t_end, dtype=_work_dtype(x, dtype))
     tol = V.positive_scalar(tol, "tol")
     x, _ = _initial_points(score, schedule, x, t_start, key, shape, dtype)
-    out = flow_map(score, schedule, x, t_start, t_end, solver=solver, rtol=tol, atol=tol, max_steps=max_steps,
-                   throw=V.check_bool(throw, "throw"))
+    ode = ODESettings(solver=solver, rtol=tol, atol=tol, max_steps=max_steps)
+    out = flow_map(score, schedule, x, t_start, t_end, ode=ode, throw=V.check_bool(throw, "throw"))
     times = jnp.asarray([t_start, t_end], x.dtype)
     d = x.shape[-1]
     radius, factor = _data_radius(score, d, x.dtype)

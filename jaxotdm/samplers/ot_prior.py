@@ -17,7 +17,7 @@ from jaxotdm import _validation as V
 from jaxotdm._pytree import pytree_dataclass, static_field
 from jaxotdm._status import ConvergenceWarning, combine, report_result
 from jaxotdm._types import Array, ArrayLike, Float, Int
-from jaxotdm.ot import Progress, SemidiscreteCertificate, SemidiscreteMap, semidiscrete_ot
+from jaxotdm.ot import Progress, SemidiscreteCertificate, SemidiscreteMap, SemidiscreteSampling, semidiscrete_ot
 from jaxotdm.samplers._core import sample
 from jaxotdm.samplers.class_scores import (
     _check_labelled,
@@ -294,7 +294,7 @@ def prepare_ot_prior(
     diffused = schedule.alpha(tt) * x[idx] + schedule.sigma(tt) * eps
     smap = semidiscrete_ot(
         diffused, w[idx] / noise_draws, key=k_ot, tol=ot_tol, solver=ot_solver,
-        certificate_samples=certificate_samples, progress=progress,
+        sampling=SemidiscreteSampling(certificate_samples=certificate_samples), progress=progress,
     )
     return OTPrior(smap, diffused, idx, tt, schedule)
 

@@ -14,6 +14,7 @@ from jaxotdm.verify.basins import BasinMap, basin_map
 from jaxotdm.verify.convergence import (
     ConvergenceResult,
     ExponentialFit,
+    OTResolution,
     convergence_to_brenier,
     fit_exponential,
 )
@@ -33,6 +34,7 @@ from jaxotdm.verify.prior import (
     OTCorrectionResult,
     PriorBracket,
     PriorErrorResult,
+    PriorEstimators,
     ot_correction,
     prior_error,
     prior_error_curve,
@@ -57,8 +59,10 @@ __all__ = [
     "FloorRow",
     "MonotoneControl",
     "OTCorrectionResult",
+    "OTResolution",
     "PriorBracket",
     "PriorErrorResult",
+    "PriorEstimators",
     "Thm311Study",
     "Thm311Verdict",
     "TransportCost",

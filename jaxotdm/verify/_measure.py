@@ -15,7 +15,7 @@ import numpy as np
 
 from jaxotdm import _linalg as L
 from jaxotdm._pytree import pytree_dataclass
-from jaxotdm.flow import flow_map
+from jaxotdm.flow import ODESettings, flow_map
 from jaxotdm.scores import exact_score
 from jaxotdm.verify.cost import TransportCost, transport_cost_gap
 
@@ -73,7 +73,7 @@ def _empty(k: int) -> dict:
 
 
 def _flow(score, schedule, x, t0, t1, rtol, out, i):
-    res = flow_map(score, schedule, x, t0, t1, rtol=rtol, atol=rtol)
+    res = flow_map(score, schedule, x, t0, t1, ode=ODESettings(rtol=rtol, atol=rtol))
     out["nfe"][i] = int(res.nfe)
     out["success"][i] = bool(res.success)
     return res

@@ -15,7 +15,7 @@ import numpy as np
 from jaxotdm._streaming import Streaming, top1
 from jaxotdm.flow import flow_map
 from jaxotdm.measures import EmpiricalMeasure
-from jaxotdm.ot import semidiscrete_ot, w2_gaussian_to_discrete
+from jaxotdm.ot import SemidiscreteSampling, semidiscrete_ot, w2_gaussian_to_discrete
 from jaxotdm.ot.w2 import w2_exact
 from jaxotdm.scores import exact_score
 from jaxotdm.verify._prior_results import CorrectedPrior, EndOfSampling, PriorBracket, PriorErrorResult
@@ -171,7 +171,7 @@ def sample_estimate(mu, schedule, T, key, *, sample_points, num_samples, ot_tol)
     s = schedule.prior_std(T)
     x = mu.sample_marginal(key, T, schedule, sample_points)
     k_solve, k_mc = jax.random.split(jax.random.fold_in(key, 1))
-    smap = semidiscrete_ot(x / s, key=k_solve, tol=ot_tol, certificate_samples=0)
+    smap = semidiscrete_ot(x / s, key=k_solve, tol=ot_tol, sampling=SemidiscreteSampling(certificate_samples=0))
     est = w2_gaussian_to_discrete(smap, key=k_mc, num_samples=num_samples)
     return s * est.value, s * est.standard_error
 
@@ -186,9 +186,9 @@ def sample_resolution(mu, schedule, T, key, n: int) -> float:
     return w2_exact(a, b) / math.sqrt(2.0)
 
 
-def flow_landing(score, schedule, x, T, eps, centers, rtol, atol):
+def flow_landing(score, schedule, x, T, eps, centers, ode):
     """Flows ``x`` from ``T`` to ``eps`` and returns (index of the nearest center per row, the FlowResult)."""
-    out = flow_map(score, schedule, x, T, eps, rtol=rtol, atol=atol)
+    out = flow_map(score, schedule, x, T, eps, ode=ode)
     return np.asarray(nearest(out.points, centers)), out
 
 
@@ -243,7 +243,7 @@ def empirical_result(measure, pts, w, schedule, T, key, smap, o):
     bracket = PriorBracket(**b)
     cert = smap.certificate
     nan = jnp.asarray(jnp.nan, dtype)
-    settings = {k: (repr(v) if k == "ot_solver" else v) for k, v in o.items()}
+    settings = {k: (repr(v) if k in ("ot_solver", "ode") else v) for k, v in o.items()}
     settings.update(measure="EmpiricalMeasure", schedule=type(schedule).__name__, T=float(T), dtype=str(jnp.dtype(dtype)),
                     support_size=int(pts.shape[0]), ot_solver_w2=float(sw2),
                     w2_definition="sample estimate clipped into [lower, upper]" if o["sample_points"] and informative
@@ -277,7 +277,7 @@ def end_and_corrected(mu, pts, w, schedule, T_arr, keys, bracket, o, settings):
         x0 = jnp.concatenate([z, targets])
     # one flow for the prior sample and the targets (the corrected prior outputs targets exactly, so
     # flowing each target once and weighting it is the same as flowing every corrected sample)
-    land, out = flow_landing(score, schedule, x0, T_arr, eps, centers, o["rtol"], o["atol"])
+    land, out = flow_landing(score, schedule, x0, T_arr, eps, centers, o["ode"])
     w_end = np.bincount(land[:num_samples], minlength=n) / num_samples
     val = w2_weights(pts, w, w_end)
     _, null_mean, null_up = null_w2(keys["null"], pts, w, num_samples, o["null_replicates"], o["null_quantile"])
@@ -293,7 +293,7 @@ def end_and_corrected(mu, pts, w, schedule, T_arr, keys, bracket, o, settings):
     tw = np.repeat(w / K, K)
     tw = tw / tw.sum()
     cmap = semidiscrete_ot(targets, jnp.asarray(tw, dtype), key=keys["cot"], tol=o["ot_tol"], solver=o["ot_solver"],
-                           certificate_samples=max(2**18, 64 * targets.shape[0]))
+                           sampling=SemidiscreteSampling(certificate_samples=max(2**18, 64 * targets.shape[0])))
     land_t = land[num_samples:]
     # pushforward of N(0, I) under the computed map: cell masses on a fresh sample (the certificate's)
     w_corr = np.bincount(land_t, weights=np.asarray(cmap.certificate.masses, np.float64), minlength=n)

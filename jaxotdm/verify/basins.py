@@ -21,7 +21,7 @@ import numpy as np
 
 from jaxotdm import _validation as V
 from jaxotdm._pytree import pytree_dataclass
-from jaxotdm.flow import flow_map
+from jaxotdm.flow import ODESettings, flow_map
 from jaxotdm.measures import EmpiricalMeasure
 from jaxotdm.schedules import Schedule
 from jaxotdm.scores import exact_score
@@ -154,8 +154,8 @@ def basin_map(
     flow_index = np.empty((len(times), *shape), np.int64)
     success = np.ones(len(times), bool)
     for i, s in enumerate(times):
-        res = flow_map(score, schedule, schedule.prior_std(jnp.asarray(s, dtype)) * zj, float(s), eps, rtol=rtol,
-                       atol=rtol, throw=False)
+        res = flow_map(score, schedule, schedule.prior_std(jnp.asarray(s, dtype)) * zj, float(s), eps,
+                       ode=ODESettings(rtol=rtol, atol=rtol), throw=False)
         success[i] = bool(res.success)
         flow_index[i] = np.asarray(score.posterior_mode(res.points, eps)).reshape(shape)
     dens = np.exp(-0.5 * (z**2).sum(1)).reshape(shape)

@@ -47,7 +47,7 @@ from jaxotdm.schedules import Schedule
 from jaxotdm.verify import _measure as M
 from jaxotdm.verify.cost import TransportCost
 
-__all__ = ["ConvergenceResult", "ExponentialFit", "convergence_to_brenier", "fit_exponential"]
+__all__ = ["ConvergenceResult", "ExponentialFit", "OTResolution", "convergence_to_brenier", "fit_exponential"]
 
 
 @pytree_dataclass
@@ -148,8 +148,38 @@ class ConvergenceResult:
     flow_success: np.ndarray | None = None
 
 
-def _validate(measure, schedule, times, num_samples, eps, direction, T0, ot_tol, ot_points, ot_mc_per_point,
-              rtol, ot_map, progress):
+@pytree_dataclass
+class OTResolution:
+    """How finely :func:`convergence_to_brenier` resolves the OT (Brenier) map it measures against (a PyTree,
+    static fields only).
+
+    Attributes:
+        tol: max relative cell-mass error requested from the semi-discrete solver, in ``(0, 1)``.
+        points: forward direction on data: samples of ``p_T0`` used as the targets of the Brenier map
+            (at least 2).
+        mc_per_point: forward direction on data: Monte Carlo samples per Laguerre cell for its barycentres.
+
+    Example:
+        >>> from jaxotdm.verify import OTResolution
+        >>> OTResolution(tol=0.05).points
+        2048
+        >>> OTResolution(tol=1.5)
+        Traceback (most recent call last):
+        ...
+        ValueError: `tol` must be in (0, 1), got 1.5.
+    """
+
+    tol: float = static_field(0.02)
+    points: int = static_field(2048)
+    mc_per_point: int = static_field(256)
+
+    def __post_init__(self):
+        V.fraction(self.tol, "tol")
+        V.check_positive_int(self.points, "points", minimum=2)
+        V.check_positive_int(self.mc_per_point, "mc_per_point")
+
+
+def _validate(measure, schedule, times, num_samples, eps, direction, T0, ot, rtol, ot_map, progress):
     if not isinstance(measure, (EmpiricalMeasure, GaussianMeasure)):
         raise ValueError(f"`measure` must be an EmpiricalMeasure or GaussianMeasure, got {type(measure).__name__}.")
     if not isinstance(schedule, Schedule):
@@ -173,9 +203,8 @@ def _validate(measure, schedule, times, num_samples, eps, direction, T0, ot_tol,
         V.check_time(T0, "T0", t_max=schedule.t_max)
         if not T0 < times[0]:
             raise ValueError(f"`T0` must be below every termination time, got T0 = {T0}, min time {times[0]}.")
-    V.fraction(ot_tol, "ot_tol")
-    V.check_positive_int(ot_points, "ot_points", minimum=2)
-    V.check_positive_int(ot_mc_per_point, "ot_mc_per_point")
+    if not isinstance(ot, OTResolution):
+        raise V.ArgumentTypeError(f"`ot` must be a jaxotdm.verify.OTResolution, got {type(ot).__name__}.")
     V.positive_scalar(rtol, "rtol")
     if ot_map is not None:
         from jaxotdm.ot import SemidiscreteMap
@@ -199,9 +228,7 @@ def convergence_to_brenier(
     direction: str = "backward",
     eps: float = 1e-3,
     T0: float | None = None,
-    ot_tol: float = 0.02,
-    ot_points: int = 2048,
-    ot_mc_per_point: int = 256,
+    ot: OTResolution | None = None,
     rtol: float = 1e-6,
     ot_map=None,
     progress=None,
@@ -217,10 +244,8 @@ def convergence_to_brenier(
         direction: ``"backward"`` (prior at ``s`` -> data) or ``"forward"`` (``p_T0 -> p_s``, Thm 3.11).
         eps: end time of the backward flow.
         T0: start time of the forward flow (default: half the smallest termination time).
-        ot_tol: max relative cell-mass error requested from the semi-discrete solver.
-        ot_points: forward direction on data: samples of ``p_T0`` used for the Brenier
-            map and Monte Carlo samples per Laguerre cell for its barycentres.
-        ot_mc_per_point: see ``ot_points``.
+        ot: how finely the OT map is resolved, an :class:`OTResolution` (solver tolerance; forward on data, the
+            ``p_T0`` sample size and Monte Carlo samples per cell); default ``OTResolution()``.
         rtol: flow solver tolerance (``atol`` equal).
         ot_map: a precomputed :class:`~jaxotdm.ot.SemidiscreteMap` ``N(0, I) -> measure`` (backward).
         progress: optional callback ``progress(i, total, message)`` (the CLI passes a progress bar).
@@ -240,12 +265,13 @@ def convergence_to_brenier(
     if T0 is None and direction == "forward":
         T0 = float(np.min(termination_times)) / 2
     V.check_key(key)
-    times = _validate(measure, schedule, termination_times, num_samples, eps, direction, T0, ot_tol, ot_points,
-                      ot_mc_per_point, rtol, ot_map, progress)
+    ot = OTResolution() if ot is None else ot
+    times = _validate(measure, schedule, termination_times, num_samples, eps, direction, T0, ot, rtol, ot_map,
+                      progress)
     is_gauss = isinstance(measure, GaussianMeasure)
     dtype = measure.mean.dtype if is_gauss else measure.points.dtype
-    m = _measure(measure, schedule, times, key, direction, num_samples, eps, T0, ot_tol, ot_points, ot_mc_per_point,
-                 rtol, ot_map, progress or (lambda i, n, msg: None))
+    m = _measure(measure, schedule, times, key, direction, num_samples, eps, T0, ot, rtol, ot_map,
+                 progress or (lambda i, n, msg: None))
     if not np.all(m.success):
         import warnings
 
@@ -255,15 +281,15 @@ def convergence_to_brenier(
         warnings.warn(f"convergence_to_brenier: the flow solver failed at s = {bad} (raise max_steps or rtol); "
                       "those rows are unreliable.", ConvergenceWarning, stacklevel=2)
     settings = {
-        "schedule": type(schedule).__name__, "num_samples": num_samples, "eps": eps, "T0": T0, "ot_tol": ot_tol,
+        "schedule": type(schedule).__name__, "num_samples": num_samples, "eps": eps, "T0": T0, "ot_tol": ot.tol,
         "rtol": rtol, "measure": type(measure).__name__, "dim": measure.dim,
         "num_points": None if is_gauss else int(measure.num_points), "dtype": str(jnp.dtype(dtype)),
     }
     return _summarise(direction, times, schedule, m, settings, rtol, num_samples, is_gauss)
 
 
-def _measure(measure, schedule, times, key, direction, num_samples, eps, T0, ot_tol, ot_points, ot_mc_per_point,
-             rtol, ot_map, progress) -> M.Measured:
+def _measure(measure, schedule, times, key, direction, num_samples, eps, T0, ot: OTResolution, rtol, ot_map,
+             progress) -> M.Measured:
     """Dispatches to the backward/forward x dataset/Gaussian measurement."""
     is_gauss = isinstance(measure, GaussianMeasure)
     dtype = measure.mean.dtype if is_gauss else measure.points.dtype
@@ -272,8 +298,8 @@ def _measure(measure, schedule, times, key, direction, num_samples, eps, T0, ot_
         if is_gauss:
             return M.forward_gaussian(measure, schedule, times, key=k_z, T0=T0, num_samples=num_samples, rtol=rtol,
                                       progress=progress)
-        return M.forward_dataset(measure, schedule, times, keys=(k_z, k_ot, k_b), T0=T0, ot_points=ot_points,
-                                 ot_mc_per_point=ot_mc_per_point, ot_tol=ot_tol, rtol=rtol, progress=progress)
+        return M.forward_dataset(measure, schedule, times, keys=(k_z, k_ot, k_b), T0=T0, ot_points=ot.points,
+                                 ot_mc_per_point=ot.mc_per_point, ot_tol=ot.tol, rtol=rtol, progress=progress)
     z = jax.random.normal(k_z, (num_samples, measure.dim), dtype)
     if is_gauss:
         return M.backward_gaussian(measure, schedule, times, z=z, eps=eps, rtol=rtol, progress=progress)
@@ -281,7 +307,7 @@ def _measure(measure, schedule, times, key, direction, num_samples, eps, T0, ot_
         from jaxotdm.ot import semidiscrete_ot
 
         progress(0, len(times), f"OT solve N(0, I) -> {measure.num_points} points")
-        ot_map = semidiscrete_ot(measure.points, measure.weights, key=k_ot, tol=ot_tol)
+        ot_map = semidiscrete_ot(measure.points, measure.weights, key=k_ot, tol=ot.tol)
     return M.backward_dataset(measure, schedule, times, z=z, eps=eps, rtol=rtol, smap=ot_map, key=k_b,
                               progress=progress)
 

@@ -29,7 +29,7 @@ from scipy import stats
 
 from jaxotdm import _validation as V
 from jaxotdm._pytree import pytree_dataclass, static_field
-from jaxotdm.flow import flow_map
+from jaxotdm.flow import ODESettings, flow_map
 from jaxotdm.measures import EmpiricalMeasure
 from jaxotdm.schedules import OU, Schedule
 from jaxotdm.scores import exact_score
@@ -299,7 +299,8 @@ def _one_cloud(cloud: Cloud, schedule, s, eps, z, key, ot_tol, rtol) -> FloorRow
         smap = semidiscrete_ot(mu.points, mu.weights, key=jax.random.fold_in(key, 0), tol=ot_tol)
         ot_tv = float(0.5 * np.abs(np.asarray(smap.certificate.masses, np.float64) - w).sum())
     score = exact_score(mu, schedule)
-    res = flow_map(score, schedule, schedule.prior_std(jnp.asarray(s, dtype)) * z, s, eps, rtol=rtol, atol=rtol)
+    res = flow_map(score, schedule, schedule.prior_std(jnp.asarray(s, dtype)) * z, s, eps,
+                   ode=ODESettings(rtol=rtol, atol=rtol))
     idx = np.asarray(score.posterior_mode(res.points, eps))
     idx_ot = np.asarray(smap.assign(z))
     yy = np.asarray(mu.points, np.float64)

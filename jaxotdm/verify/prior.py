@@ -72,6 +72,7 @@ corrected_set_w2`` is what the solver error adds.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -80,6 +81,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxotdm import _validation as V
+from jaxotdm._pytree import pytree_dataclass, static_field
+from jaxotdm.flow import ODESettings
 from jaxotdm.measures import EmpiricalMeasure, GaussianMeasure
 from jaxotdm.ot import SemidiscreteMap, cell_masses, semidiscrete_ot
 from jaxotdm.ot.w2 import w2_exact
@@ -99,6 +102,7 @@ __all__ = [
     "OTCorrectionResult",
     "PriorBracket",
     "PriorErrorResult",
+    "PriorEstimators",
     "ot_correction",
     "prior_error",
     "prior_error_curve",
@@ -133,18 +137,70 @@ def _check_quantile(q, name):
     V.fraction(q, name)
 
 
-def _check_prior_args(num_samples, num_kl_samples, sample_points, null_replicates, noise_draws, null_quantile,
-                      ot_tol, end_of_sampling, corrected):
+@pytree_dataclass
+class PriorEstimators:
+    """Which of :func:`prior_error`'s Monte Carlo estimators run, and their sizes (a PyTree, static fields only).
+
+    Attributes:
+        num_kl_samples: samples for the KL (Talagrand) bound.
+        sample_points: size ``n`` of the ``p_T``-sample of the direct estimate (``0`` skips it).
+        skip_uninformative: skip the direct estimate (one semi-discrete solve) when the bracket is narrower
+            than the ``n``-sample's own distance to ``p_T`` (``W2`` between two independent ``n``-samples over
+            ``sqrt 2``, an exact assignment): it is biased up by about that much and would be clipped to the
+            bracket anyway. ``w2`` is then the bracket's midpoint.
+        null_replicates: replicates of the null (two independent samples of the data) whose
+            ``null_quantile`` defines "beats it", at least 2.
+        null_quantile: see ``null_replicates``, in ``(0, 1)``.
+        corrected: with the end-of-sampling flow, also the OT-corrected prior.
+        noise_draws: forward-noise draws per data point for the OT-corrected prior (``None``:
+            ``ceil(num_samples / n)``, so that the noised set is as large as the flowed prior sample and the
+            two are compared against nulls of the same size).
+
+    Example:
+        >>> from jaxotdm.verify import PriorEstimators
+        >>> PriorEstimators(num_kl_samples=2**12, sample_points=0).sample_points
+        0
+        >>> PriorEstimators(null_quantile=1.5)
+        Traceback (most recent call last):
+        ...
+        ValueError: `null_quantile` must be in (0, 1), got 1.5.
+    """
+
+    num_kl_samples: int = static_field(2**15)
+    sample_points: int = static_field(512)
+    skip_uninformative: bool = static_field(False)
+    null_replicates: int = static_field(32)
+    null_quantile: float = static_field(0.95)
+    corrected: bool = static_field(True)
+    noise_draws: int | None = static_field(None)
+
+    def __post_init__(self):
+        V.check_positive_int(self.num_kl_samples, "num_kl_samples")
+        V.check_positive_int(self.sample_points, "sample_points", minimum=0)
+        V.check_bool(self.skip_uninformative, "skip_uninformative")
+        V.check_positive_int(self.null_replicates, "null_replicates", minimum=2)
+        _check_quantile(self.null_quantile, "null_quantile")
+        V.check_bool(self.corrected, "corrected")
+        if self.noise_draws is not None:
+            V.check_positive_int(self.noise_draws, "noise_draws")
+
+
+def _prior_options(num_samples, eps, estimators, end_of_sampling, ot_tol, ot_solver, ode) -> dict:
+    """The checked options of :func:`prior_error`, flat (the estimators' fields spelled out)."""
     V.check_positive_int(num_samples, "num_samples")
-    V.check_positive_int(num_kl_samples, "num_kl_samples")
-    V.check_positive_int(sample_points, "sample_points", minimum=0)
-    V.check_positive_int(null_replicates, "null_replicates", minimum=2)
-    if noise_draws is not None:
-        V.check_positive_int(noise_draws, "noise_draws")
-    _check_quantile(null_quantile, "null_quantile")
+    if estimators is None:
+        estimators = PriorEstimators()
+    elif not isinstance(estimators, PriorEstimators):
+        raise V.ArgumentTypeError(f"`estimators` must be a jaxotdm.verify.PriorEstimators, got "
+                                  f"{type(estimators).__name__}.")
+    if ode is None:
+        ode = ODESettings()
+    elif not isinstance(ode, ODESettings):
+        raise V.ArgumentTypeError(f"`ode` must be a jaxotdm.ODESettings, got {type(ode).__name__}.")
     V.fraction(ot_tol, "ot_tol")
     V.check_bool(end_of_sampling, "end_of_sampling")
-    V.check_bool(corrected, "corrected")
+    return dict(num_samples=num_samples, eps=eps, **dataclasses.asdict(estimators), end_of_sampling=end_of_sampling,
+                ot_tol=float(ot_tol), ot_solver=ot_solver, ode=ode)
 
 
 def _check_ot_map(ot_map, support: np.ndarray):
@@ -171,19 +227,12 @@ def prior_error(
     key,
     num_samples: int = 4096,
     eps: float = 1e-3,
-    num_kl_samples: int = 2**15,
-    sample_points: int = 512,
-    skip_uninformative: bool = False,
-    null_replicates: int = 32,
-    null_quantile: float = 0.95,
-    noise_draws: int | None = None,
+    estimators: PriorEstimators | None = None,
     end_of_sampling: bool = True,
-    corrected: bool = True,
     ot_tol: float = 0.1,
     ot_solver=None,
     ot_map: SemidiscreteMap | None = None,
-    rtol: float = 1e-6,
-    atol: float = 1e-6,
+    ode: ODESettings | None = None,
 ) -> PriorErrorResult:
     r"""Prior error ``W2(p_T, q_T)`` (bracket and estimate), and the end-of-sampling error it causes.
 
@@ -199,24 +248,15 @@ def prior_error(
         num_samples: Monte Carlo size of the coupling bound and of the flowed prior samples (the
             end-of-sampling statistic and its null use this sample size).
         eps: end time of sampling, ``0 < eps < T``.
-        num_kl_samples: samples for the KL (Talagrand) bound.
-        sample_points: size ``n`` of the ``p_T``-sample of the direct estimate (``0`` skips it).
-        skip_uninformative: skip the direct estimate (one semi-discrete solve) when the bracket is narrower
-            than the ``n``-sample's own distance to ``p_T`` (``W2`` between two independent ``n``-samples over
-            ``sqrt 2``, an exact assignment): it is biased up by about that much and would be clipped to the
-            bracket anyway. ``w2`` is then the bracket's midpoint.
-        null_replicates: replicates of the null and the quantile that defines "beats it".
-        null_quantile: see ``null_replicates``.
-        noise_draws: forward-noise draws per data point for the OT-corrected prior (default
-            ``ceil(num_samples / n)``, so that the noised set is as large as the flowed prior sample and the
-            two are compared against nulls of the same size).
-        end_of_sampling: also flow ``q_T`` to ``eps`` (Thm 3.2); corrected: also the OT-corrected prior.
+        estimators: a :class:`PriorEstimators`: which Monte Carlo estimators run and their sizes (KL bound,
+            direct estimate, null test, OT-corrected prior); default ``PriorEstimators()``.
+        end_of_sampling: also flow ``q_T`` to ``eps`` (Thm 3.2) (and, if ``estimators.corrected``, the
+            OT-corrected prior).
         ot_tol: semi-discrete solver tolerance (max relative cell-mass error).
         ot_solver: semi-discrete solver object (``None``: the default of :func:`~jaxotdm.ot.semidiscrete_ot`).
         ot_map: the semi-discrete map ``N(0, I) -> measure`` if already solved (it does not depend on ``T``;
             :func:`prior_error_curve` solves it once for all times).
-        rtol: probability-flow ODE tolerances.
-        atol: see ``rtol``.
+        ode: the probability-flow solve, an :class:`~jaxotdm.ODESettings` (default ``rtol = atol = 1e-6``).
 
     Returns:
         A :class:`PriorErrorResult`.
@@ -231,20 +271,11 @@ def prior_error(
     """
     _check_common(measure, schedule, T, key, eps if end_of_sampling else None)
     V.check_time(eps, "eps", t_max=schedule.t_max)  # checked even where it is not used
-    V.positive_scalar(rtol, "rtol")
-    V.positive_scalar(atol, "atol")
-    _check_prior_args(num_samples, num_kl_samples, sample_points, null_replicates, noise_draws, null_quantile,
-                      ot_tol, end_of_sampling, corrected)
+    opts = _prior_options(num_samples, eps, estimators, end_of_sampling, ot_tol, ot_solver, ode)
     if isinstance(measure, GaussianMeasure):
         return P.gaussian_result(measure, schedule, T, eps, end_of_sampling)
     pts, w = P.merge_support(np.asarray(measure.points, np.float64), np.asarray(measure.weights, np.float64))
     _check_ot_map(ot_map, pts)
-    V.check_bool(skip_uninformative, "skip_uninformative")
-    opts = dict(num_samples=num_samples, eps=eps, num_kl_samples=num_kl_samples, sample_points=sample_points,
-                skip_uninformative=skip_uninformative,
-                null_replicates=null_replicates, null_quantile=null_quantile, noise_draws=noise_draws,
-                end_of_sampling=end_of_sampling, corrected=corrected, ot_tol=float(ot_tol), ot_solver=ot_solver,
-                rtol=rtol, atol=atol)
     return P.empirical_result(measure, pts, w, schedule, T, key, ot_map, opts)[0]
 
 
@@ -268,7 +299,7 @@ def prior_error_curve(
         measure: the dataset. schedule: forward schedule. times: increasing termination times.
         key: PRNG key (the same sub-keys at every time: common random numbers).
         end_of_sampling_at: the times (a subset of ``times``) at which to also run the end-of-sampling
-            flow (Thm 3.2) and, if ``options["corrected"]``, the corrected prior.
+            flow (Thm 3.2) and, if ``estimators.corrected``, the corrected prior.
         progress: optional ``progress(i, total, message)`` callback.
         **options: any keyword argument of :func:`prior_error`.
 
@@ -277,10 +308,10 @@ def prior_error_curve(
 
     Example:
         >>> import jax, numpy as np, jaxotdm as jo
-        >>> from jaxotdm.verify import prior_error_curve
+        >>> from jaxotdm.verify import PriorEstimators, prior_error_curve
         >>> mu = jo.EmpiricalMeasure(np.array([[0.0, 1.0], [2.0, 1.0], [1.0, 3.0]]))
         >>> rs = prior_error_curve(mu, jo.OU(), [1.0, 2.0], key=jax.random.key(0), num_samples=512,
-        ...                        num_kl_samples=1024, sample_points=64)
+        ...                        estimators=PriorEstimators(num_kl_samples=1024, sample_points=64))
         >>> bool(rs[0].bracket.lower > rs[1].bracket.lower)
         True
     """
@@ -296,19 +327,14 @@ def prior_error_curve(
     if not eos <= {float(t) for t in ts}:
         raise ValueError(f"`end_of_sampling_at` must be a subset of `times`, got {sorted(eos)}.")
     ot_map = options.pop("ot_map", None)
-    opts = dict(num_samples=4096, eps=1e-3, num_kl_samples=2**15, sample_points=512, skip_uninformative=False,
-                null_replicates=32,
-                null_quantile=0.95, noise_draws=None, corrected=True, ot_tol=0.1, ot_solver=None, rtol=1e-6,
-                atol=1e-6)
-    unknown = set(options) - set(opts)
+    given = dict(num_samples=4096, eps=1e-3, estimators=None, ot_tol=0.1, ot_solver=None, ode=None)
+    unknown = set(options) - set(given)
     if unknown:
         raise ValueError(f"unknown option(s) {sorted(unknown)}; see prior_error's arguments.")
-    opts.update(options)
-    V.check_bool(opts["skip_uninformative"], "skip_uninformative")
+    given.update(options)
     for t in ts:
-        _check_common(measure, schedule, float(t), key, opts["eps"] if float(t) in eos else None)
-    _check_prior_args(opts["num_samples"], opts["num_kl_samples"], opts["sample_points"], opts["null_replicates"],
-                      opts["noise_draws"], opts["null_quantile"], opts["ot_tol"], True, opts["corrected"])
+        _check_common(measure, schedule, float(t), key, given["eps"] if float(t) in eos else None)
+    opts = _prior_options(end_of_sampling=True, **given)
     pts, w = P.merge_support(np.asarray(measure.points, np.float64), np.asarray(measure.weights, np.float64))
     _check_ot_map(ot_map, pts)
     progress = progress or (lambda i, n, msg: None)
@@ -343,6 +369,15 @@ def _check_correction_args(measure, schedule, T, key, taus, tau_scale, tolerance
     V.check_positive_int(floor_replicates, "floor_replicates", minimum=2)
     _check_quantile(floor_quantile, "floor_quantile")
     return taus_np, tols
+
+
+def _setting(name, value):
+    """A ``prior_kwargs`` entry as recorded in the settings (plain values)."""
+    if name == "ot_map":
+        return "given"
+    if isinstance(value, PriorEstimators):
+        return dataclasses.asdict(value)
+    return repr(value) if isinstance(value, ODESettings) else value
 
 
 def ot_correction(
@@ -391,8 +426,9 @@ def ot_correction(
         num_tau_samples: smoothed-map outputs per tau.
         floor_replicates: replicates and quantile of the Monte Carlo floors.
         floor_quantile: see ``floor_replicates``.
-        prior_kwargs: extra keyword arguments for the :func:`prior_error` call (end of sampling is off;
-            pass ``ot_map`` there to reuse a solved map ``N(0, I) -> measure``).
+        prior_kwargs: extra keyword arguments for the :func:`prior_error` call (end of sampling is off; the
+            default ``estimators`` is ``PriorEstimators(sample_points=0)``; pass ``ot_map`` there to reuse a
+            solved map ``N(0, I) -> measure``).
 
     Returns:
         An :class:`OTCorrectionResult`.
@@ -419,9 +455,11 @@ def ot_correction(
     smap = sweep["map"]
     tau_w2 = _tau_sweep(smap, taus_np * tau_scale, k_tau, num_tau_samples, x_np, w_np)
     _, tf_mean, tf_up = P.null_w2(k_tfloor, x_np, w_np, num_tau_samples, floor_replicates, floor_quantile)
-    pk: dict[str, Any] = {"num_samples": 4096, "sample_points": 0}
+    pk: dict[str, Any] = {"num_samples": 4096, "estimators": PriorEstimators(sample_points=0)}
     pk.update(prior_kwargs or {})
-    pk.update(end_of_sampling=False, corrected=False)
+    if isinstance(pk["estimators"], PriorEstimators):
+        pk["estimators"] = pk["estimators"].replace(corrected=False)
+    pk.update(end_of_sampling=False)
     unc = prior_error(measure, schedule, T, key=k_prior, **pk)
     settings = {
         "schedule": type(schedule).__name__, "T": float(T), "num_points": n, "dim": int(measure.dim),
@@ -429,7 +467,7 @@ def ot_correction(
         "num_tau_samples": num_tau_samples, "floor_replicates": floor_replicates, "floor_quantile": floor_quantile,
         "noise_draws": 1, "initial_heights": "-|x_i|^2/2 (Voronoi of targets)", "solver": smap.diagnostics.solver,
         "tau_estimator": "exact LP between num_tau_samples smoothed-map outputs and the n weighted points",
-        "dtype": str(jnp.dtype(dtype)), "prior_kwargs": {k: (v if k != "ot_map" else "given") for k, v in pk.items()},
+        "dtype": str(jnp.dtype(dtype)), "prior_kwargs": {k: _setting(k, v) for k, v in pk.items()},
     }
     return OTCorrectionResult(
         T=T_arr, num_points=n, tolerances=jnp.asarray(np.concatenate([[np.inf], tols]), dtype),

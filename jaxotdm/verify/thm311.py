@@ -29,7 +29,7 @@ from scipy import stats
 from jaxotdm import _validation as V
 from jaxotdm._pytree import pytree_dataclass, static_field
 from jaxotdm._status import Status
-from jaxotdm.flow import flow_map
+from jaxotdm.flow import ODESettings, flow_map
 from jaxotdm.measures import EmpiricalMeasure
 from jaxotdm.schedules import Schedule
 from jaxotdm.scores import exact_score
@@ -340,7 +340,7 @@ def thm311_study(
         finals = []
         for j, s in enumerate(times):
             progress(i, kn, f"n = {n}: forward flow to s = {s:g}")
-            res = flow_map(score, schedule, x0, T0, float(s), rtol=rtol, atol=rtol, throw=False)
+            res = flow_map(score, schedule, x0, T0, float(s), ode=ODESettings(rtol=rtol, atol=rtol), throw=False)
             success[i, j], nfe[i, j] = bool(res.success), int(res.nfe)
             y = np.asarray(res.points, np.float64) / float(schedule.prior_std(float(s)))
             l2[i, j], l2_se[i, j] = M.l2_and_se(((y - bary) ** 2).sum(1))

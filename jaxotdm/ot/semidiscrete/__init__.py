@@ -55,7 +55,7 @@ from jaxotdm.ot.semidiscrete.problem import (
 )
 from jaxotdm.ot.semidiscrete.problem import make_problem as _make_problem  # noqa: F401 (tests, benchmarks)
 from jaxotdm.ot.semidiscrete.problem import zscore as _zscore  # noqa: F401
-from jaxotdm.ot.semidiscrete.solve import semidiscrete_ot
+from jaxotdm.ot.semidiscrete.solve import SemidiscreteSampling, semidiscrete_ot
 
 __all__ = [
     "AdamSolver",
@@ -73,6 +73,7 @@ __all__ = [
     "SemidiscreteHistory",
     "SemidiscreteMap",
     "SemidiscreteProblem",
+    "SemidiscreteSampling",
     "SemidiscreteSolver",
     "cell_masses",
     "certificate",

@@ -1,4 +1,5 @@
-"""The entry point :func:`semidiscrete_ot`: validate, solve through the driver, certify, report."""
+"""The entry point :func:`semidiscrete_ot`: validate, solve through the driver, certify, report; and its Monte Carlo
+sample sizes, :class:`SemidiscreteSampling`."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxotdm import _validation as V
+from jaxotdm._pytree import pytree_dataclass, static_field
+from jaxotdm._streaming import Streaming
 from jaxotdm._status import Status, report, status_array
 from jaxotdm._types import ArrayLike, Float
 from jaxotdm.ot.semidiscrete.driver import (
@@ -30,7 +33,41 @@ from jaxotdm.ot.semidiscrete.problem import (
     check_targets,
     make_problem,
 )
-from jaxotdm.sharding import PointSharding, check_sharding
+from jaxotdm.sharding import check_sharding
+
+__all__ = ["SemidiscreteSampling", "semidiscrete_ot"]
+
+
+@pytree_dataclass
+class SemidiscreteSampling:
+    """The Monte Carlo sample sizes of :func:`semidiscrete_ot` (a PyTree with static fields only).
+
+    Attributes:
+        batch_size: source samples per streamed batch (each batch is regenerated from its key; memory
+            ``O(batch x chunk)``); default 4096.
+        certificate_samples: fresh source samples for the certificate (``None``: the solver's final sample
+            size, at least ``2^18``; ``0`` skips the certificate).
+
+    Example:
+        >>> import jax, jax.numpy as jnp, jaxotdm as jo
+        >>> x = jnp.array([[-1.0, 0.0], [1.0, 0.0], [0.0, 2.0]])
+        >>> smap = jo.semidiscrete_ot(x, key=jax.random.key(0), tol=0.2,
+        ...                           sampling=jo.SemidiscreteSampling(certificate_samples=0))
+        >>> smap.certificate is None
+        True
+        >>> jo.SemidiscreteSampling(batch_size=0)
+        Traceback (most recent call last):
+        ...
+        ValueError: `batch_size` must be an integer >= 1, got 0.
+    """
+
+    batch_size: int = static_field(DEFAULT_BATCH)
+    certificate_samples: int | None = static_field(None)
+
+    def __post_init__(self):
+        V.check_positive_int(self.batch_size, "batch_size")
+        if self.certificate_samples is not None:
+            V.check_int(self.certificate_samples, "certificate_samples", minimum=0)
 
 
 def _check_solver(solver):
@@ -45,10 +82,13 @@ def _check_solver(solver):
     return solver
 
 
-def _check_certificate_samples(n):
-    if n is None:
-        return None
-    return V.check_int(n, "certificate_samples", minimum=0)
+def _check_setting(value, name: str, cls):
+    """``cls()`` for ``None``, else ``value`` if it is a ``cls``."""
+    if value is None:
+        return cls()
+    if not isinstance(value, cls):
+        raise V.ArgumentTypeError(f"`{name}` must be a jaxotdm.{cls.__name__}, got {type(value).__name__}.")
+    return value
 
 
 def semidiscrete_ot(
@@ -60,10 +100,8 @@ def semidiscrete_ot(
     solver=None,
     source=None,
     init_heights: Float[ArrayLike, " n"] | None = None,
-    certificate_samples: int | None = None,
-    batch_size: int = DEFAULT_BATCH,
-    chunk_size: int | None = None,
-    sharding: PointSharding | None = None,
+    sampling: SemidiscreteSampling | None = None,
+    streaming: Streaming | None = None,
     progress: Callable[[Progress], object] | None = None,
     warn: bool = True,
     throw: bool = False,
@@ -81,8 +119,8 @@ def semidiscrete_ot(
     per pass. Memory is ``O(batch x chunk + n x d)`` (plus ``n^2`` for the dense Newton solve, ``n <= 2048``, and
     the Newton solver's stored candidates, ``8 K`` bytes per sample of its final sample: 0.26 GB in that example).
 
-    Under ``jax.jit``: the call traces when the sizes are concrete (``targets``' shape, ``tol``,
-    ``batch_size``, ``certificate_samples``: Python values or closed over) and the weights are ``None``
+    Under ``jax.jit``: the call traces when the sizes are concrete (``targets``' shape, ``tol`` and ``sampling``:
+    Python values or closed over) and the weights are ``None``
     (uniform) or concrete (closed over): the solvers plan their sample sizes on the host from ``min(weights)``,
     so traced ``weights`` raise a ``ValueError`` saying so. Traced targets, ``key`` and ``init_heights`` are
     fine. Inside ``jit`` the distinct-targets check is skipped (values unknown), ``progress`` is refused
@@ -102,12 +140,12 @@ def semidiscrete_ot(
         source: ``None`` (standard Gaussian), a :class:`~jaxotdm.GaussianMeasure`, or a jit-traceable
             ``sampler(key, num_samples) -> (num_samples, d)``.
         init_heights: optional warm start (paper convention).
-        certificate_samples: fresh samples for the certificate (default: the solver's final sample size,
-            at least ``2^18``); ``0`` skips it.
-        batch_size: source samples per streamed batch. chunk_size: targets per streamed chunk (``None``: the
-            streaming layer's default for the backend).
-        sharding: optional :class:`~jaxotdm.PointSharding` splitting the targets across devices (for the
-            solve, the certificate and the returned map); results equal the single-device ones.
+        sampling: the Monte Carlo sizes, a :class:`SemidiscreteSampling` (source samples per streamed batch,
+            certificate samples; default ``SemidiscreteSampling()``).
+        streaming: a :class:`~jaxotdm.Streaming`: targets per streamed chunk, samples scored at once, and an
+            optional :class:`~jaxotdm.PointSharding` splitting the targets across devices (for the solve, the
+            certificate and the returned map; results equal the single-device ones). Default: the streaming
+            layer's sizes for the backend, one device.
         progress: optional host callback, called after every solver iteration with a
             :class:`~jaxotdm.ot.semidiscrete.Progress` (iteration, sample size, current error estimate,
             samples scored so far); the solve stays one compiled loop.
@@ -134,14 +172,14 @@ def semidiscrete_ot(
     if not isinstance(tol, float):
         raise ValueError("`tol` must be a concrete number in (0, 1).")
     solver = _check_solver(solver)
-    V.check_positive_int(batch_size, "batch_size")
-    if chunk_size is not None:
-        V.check_positive_int(chunk_size, "chunk_size")
-    certificate_samples = _check_certificate_samples(certificate_samples)
+    sampling = _check_setting(sampling, "sampling", SemidiscreteSampling)
+    streaming = _check_setting(streaming, "streaming", Streaming)
+    batch_size, certificate_samples = sampling.batch_size, sampling.certificate_samples
+    chunk_size = streaming.chunk_size
     if progress is not None and not callable(progress):
         raise ValueError(f"`progress` must be None or a callable, got {type(progress).__name__}.")
     warn, throw = V.check_bool(warn, "warn"), V.check_bool(throw, "throw")
-    sharding = check_sharding(sharding)
+    sharding = check_sharding(streaming.sharding)
     k_solve, k_cert = jax.random.split(key)
     source = check_source(source, x.shape[1], k_cert)
     # the solvers plan sample sizes on the host from min(weights): known for uniform or concrete weights,
@@ -152,7 +190,8 @@ def semidiscrete_ot(
         weights_min = float(np.min(np.asarray(weights, np.float64)))
     else:
         weights_min = None
-    prob = make_problem(x, w, source, batch_size, chunk_size, sharding, weights_min=weights_min)
+    prob = make_problem(x, w, source, batch_size, chunk_size, sharding, query_block=streaming.query_block,
+                        weights_min=weights_min)
     h0 = None if init_heights is None else check_heights(init_heights, x.shape[0], x.dtype, "init_heights")
     if x.shape[0] == 1:
         h = jnp.zeros((1,), x.dtype)
