@@ -29,7 +29,6 @@ from scipy import stats
 from jaxotdm import _validation as V
 from jaxotdm._pytree import pytree_dataclass, static_field
 from jaxotdm._status import Status
-from jaxotdm.flow import ODESettings, flow_map
 from jaxotdm.measures import EmpiricalMeasure
 from jaxotdm.schedules import Schedule
 from jaxotdm.scores import exact_score
@@ -338,11 +337,11 @@ def thm311_study(
         mass_err[i] = cert["max_relative_mass_error"] if cert["max_relative_mass_error"] is not None else np.nan
         iters[i] = int(smap.diagnostics.iterations) if smap.diagnostics is not None else 0
         finals = []
+        chain = M.forward_chain(score, schedule, x0, T0, times, rtol, throw=False)
         for j, s in enumerate(times):
             progress(i, kn, f"n = {n}: forward flow to s = {s:g}")
-            res = flow_map(score, schedule, x0, T0, float(s), ode=ODESettings(rtol=rtol, atol=rtol), throw=False)
-            success[i, j], nfe[i, j] = bool(res.success), int(res.nfe)
-            y = np.asarray(res.points, np.float64) / float(schedule.prior_std(float(s)))
+            _, points, nfe[i, j], success[i, j] = next(chain)
+            y = np.asarray(points, np.float64) / float(schedule.prior_std(float(s)))
             l2[i, j], l2_se[i, j] = M.l2_and_se(((y - bary) ** 2).sum(1))
             finals.append(y)
         selfc[i] = [math.sqrt(float(np.mean(((f - finals[-1]) ** 2).sum(1)))) for f in finals]
