@@ -234,20 +234,26 @@ def _run_main(cfg) -> int:
     bar = _Progress(cfg.progress, n_tasks)
     report = {"settings": {**cfg.args, "num_samples_used": cfg.num_samples, "quick": cfg.quick},
               "datasets": {n: d for n, _, d in cfg.datasets}, "convergence": [], "forward": []}
-    # The forward task (one large OT solve) runs beside the others: XLA:CPU runs most of this job's kernels
-    # on one core, so on a 2-core machine this overlaps the two (results do not depend on the order: every
-    # task has its own key).
+    # The forward task (one large OT solve) runs beside the others, and the prior-error task after it on the same
+    # side thread: XLA:CPU runs most of this job's kernels on one core, so on a 2-core machine this overlaps the
+    # two (results do not depend on the order: every task has its own key).
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         forward = pool.submit(_forward, cfg, key, bar) if cfg.defaults and (os.cpu_count() or 1) > 1 else None
+        prior = []  # the prior-error task joins the side thread's queue once its OT map exists
+
+        def on_map(name, maps):
+            if forward is not None and _prior_set(cfg) is not None and name == _prior_set(cfg)[0]:
+                prior.append(pool.submit(_prior, cfg, key, bar, dict(maps)))
+
         try:
-            maps = _backward(cfg, key, bar, report)
+            maps = _backward(cfg, key, bar, report, on_map=on_map)
             report["control_1d"], control = _control(cfg, key, bar)
             basins = _basins(cfg, key, bar, maps, control)
             report["basins"] = [R.basin_summary(label, bm) for label, bm in basins]
             if cfg.defaults:
-                report["prior"] = _prior(cfg, key, bar, maps)
+                report["prior"] = prior[0].result() if prior else _prior(cfg, key, bar, maps)
                 study = forward.result() if forward is not None else _forward(cfg, key, bar)
                 report["thm311_study"] = study
                 report["forward"] = study["rows"] if study else []
@@ -257,8 +263,9 @@ def _run_main(cfg) -> int:
                 report["skipped"] = ("the forward direction (Thm 3.11) and the prior-error section use the built-in "
                                      "2-D sets: add --with-defaults to run them beside your data")
         finally:
-            if forward is not None:
-                forward.cancel()
+            for task in [forward, *prior]:
+                if task is not None:
+                    task.cancel()
             bar.close()
     full = cfg.out / "thm311.json"
     if full.is_file():  # a --study thm311 run in the same folder: its decision joins the verdicts
@@ -299,8 +306,9 @@ def _weights_for(name, n):
     return np.array([0.7, 0.3], np.float32) if name == "two_points" and n == 2 else None
 
 
-def _backward(cfg, key, bar, report) -> dict:
-    """Backward direction per dataset and schedule; returns the OT map of each dataset (reused later)."""
+def _backward(cfg, key, bar, report, on_map=None) -> dict:
+    """Backward direction per dataset and schedule; returns the OT map of each dataset (reused later).
+    ``on_map(name, maps)`` is called as soon as a dataset's map is solved (the prior-error task starts then)."""
     import jax
 
     import jaxotdm as jo
@@ -318,6 +326,8 @@ def _backward(cfg, key, bar, report) -> dict:
         smap = semidiscrete_ot(mu.points, mu.weights, key=jax.random.fold_in(key, 1000 + di), tol=cfg.ot_tol)
         bar.done(cb, count=False)  # part of the dataset's first task
         maps[dname] = smap
+        if on_map is not None:
+            on_map(dname, maps)
         for si, sname in enumerate(cfg.schedules):
             cb = bar.task(f"{dname}/{sname}")
             res = convergence_to_brenier(
