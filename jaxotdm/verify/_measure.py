@@ -84,14 +84,14 @@ def forward_chain(score, schedule, x0, T0, times, rtol, *, throw: bool = True):
     """The forward flow maps ``M^{T0,s}(x0)`` at every ``s`` of ``times`` (increasing), as one chain
     ``M^{s_{j-1},s_j} o ... o M^{T0,s_1}``: each segment starts where the previous one ended, so the flow is
     integrated once over ``[T0, max s]`` instead of once per ``s`` (the flow maps compose exactly; every
-    segment is solved to ``rtol``). Yields ``(j, points, nfe, success)`` with ``nfe`` and ``success``
+    segment is solved to ``rtol``). Yields ``(points, nfe, success)`` per ``s``, with ``nfe`` and ``success``
     cumulative over the segments (the cost and status of ``M^{T0,s_j}``)."""
     x, t, nfe, ok = x0, T0, 0, True
-    for j, s in enumerate(times):
+    for s in times:
         res = flow_map(score, schedule, x, t, float(s), ode=ODESettings(rtol=rtol, atol=rtol), throw=throw)
         nfe, ok = nfe + int(res.nfe), ok and bool(res.success)
         x, t = res.points, float(s)
-        yield j, res.points, nfe, ok
+        yield res.points, nfe, ok
 
 
 def certificate_summary(smap) -> dict:
@@ -222,7 +222,7 @@ def _forward_loop(score, schedule, times, x0, T0, rtol, *, brenier, ot_res, prog
     chain = forward_chain(score, schedule, x0, T0, times, rtol)
     for i, s in enumerate(times):
         progress(i, k, f"forward flow to s = {s:g}")
-        _, points, out["nfe"][i], out["success"][i] = next(chain)
+        points, out["nfe"][i], out["success"][i] = next(chain)
         yv = np.asarray(points, np.float64) / float(schedule.prior_std(s))
         out["l2"][i], out["l2_se"][i] = l2_and_se(((yv - brenier) ** 2).sum(1))
         if c0 is not None:

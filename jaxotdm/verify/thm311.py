@@ -340,7 +340,7 @@ def thm311_study(
         chain = M.forward_chain(score, schedule, x0, T0, times, rtol, throw=False)
         for j, s in enumerate(times):
             progress(i, kn, f"n = {n}: forward flow to s = {s:g}")
-            _, points, nfe[i, j], success[i, j] = next(chain)
+            points, nfe[i, j], success[i, j] = next(chain)
             y = np.asarray(points, np.float64) / float(schedule.prior_std(float(s)))
             l2[i, j], l2_se[i, j] = M.l2_and_se(((y - bary) ** 2).sum(1))
             finals.append(y)
