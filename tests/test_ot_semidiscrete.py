@@ -626,10 +626,20 @@ def _diffused_2d_set(n=1000):
 
 
 @pytest.mark.slow
-def test_default_newton_converges_on_a_diffused_2d_set():
-    """1,000 points of the moons diffused to VPLinear t = 0.1 (Algorithm 2's target in 2-D) at tol 0.1."""
-    smap = semidiscrete_ot(_diffused_2d_set(), key=jax.random.key(1), tol=0.1)
-    assert bool(smap.diagnostics.converged) and float(smap.certificate.max_relative_error) <= 0.1
+def test_hybrid_newton_converges_on_a_diffused_2d_set():
+    """1,000 points of the moons diffused to VPLinear t = 0.1 (Algorithm 2's target in 2-D) at tol 0.1, with the
+    Monte Carlo hybrid (the default in the plane is now the exact PlanarNewtonSolver: tests/test_ot_planar.py).
+
+    The check is a certificate on 2^25 fresh samples (noise floor 0.021): the default certificate (the solver's
+    final sample size, noise floor 0.099 = tol) cannot resolve an error of tol, and read 0.13 here for heights
+    whose error on 2^25 samples is 0.09. Pass: within tol plus that certificate's own noise floor (the status
+    rule of ``semidiscrete_ot``)."""
+    smap = semidiscrete_ot(_diffused_2d_set(), key=jax.random.key(1), tol=0.1, solver=HybridNewtonSolver(),
+                           sampling=jo.SemidiscreteSampling(certificate_samples=2**25))
+    cert = smap.certificate
+    assert bool(smap.diagnostics.converged) and float(cert.noise_floor) < 0.025
+    assert float(cert.max_relative_error) <= 0.1 + float(cert.noise_floor)
+    assert jo.Status(int(smap.diagnostics.status)) == jo.Status.SUCCESS
 
 
 @pytest.mark.slow

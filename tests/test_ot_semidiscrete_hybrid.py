@@ -24,10 +24,14 @@ def _certified(smap, tol):
     assert float(c.max_relative_error) <= tol + float(c.noise_floor), (float(c.max_relative_error), float(c.noise_floor))
 
 
-def test_hybrid_is_the_default_and_a_solver():
+def test_hybrid_is_the_default_outside_the_plane_and_a_solver():
     assert isinstance(HybridNewtonSolver(), SemidiscreteSolver)
-    smap = semidiscrete_ot(np.array([[-1.0, 0.0], [1.0, 0.0], [0.0, 2.0]]), key=jax.random.key(0), tol=0.1)
+    smap = semidiscrete_ot(np.array([[-1.0, 0.0, 0.0], [1.0, 0.0, 0.5], [0.0, 2.0, -0.5]]), key=jax.random.key(0),
+                           tol=0.1)
     assert smap.diagnostics.solver == HybridNewtonSolver.name == "newton-hybrid"
+    # in the plane (standard Gaussian source) the default is the exact solver
+    smap = semidiscrete_ot(np.array([[-1.0, 0.0], [1.0, 0.0], [0.0, 2.0]]), key=jax.random.key(0), tol=0.1)
+    assert smap.diagnostics.solver == jo.PlanarNewtonSolver.name == "newton-planar"
     assert "CandidateNewtonSolver" not in jo.ot.__all__  # experimental: importable, not public
 
 

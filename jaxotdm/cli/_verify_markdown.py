@@ -154,8 +154,9 @@ def _forward_md(report) -> list[str]:
         L += [f"### {f['dataset']}, Brenier estimate from n = {res['ot_points']} samples of p_T0 (T0 = "
               f"{f['settings']['T0']})", "",
               f"Inverse of the semi-discrete map N(0, I) -> n samples (Laguerre-cell barycentres): certificate (max "
-              f"relative mass error) {_f(res.get('max_relative_mass_error'))}, barycentre Monte Carlo error "
-              f"{_f(res['barycentre_mc_se'])}, discretisation scale n^(-1/d) = "
+              f"relative mass error) {_f(res.get('max_relative_mass_error'))}, barycentres "
+              f"{res.get('barycentres', 'Monte Carlo')} (Monte Carlo error {_f(res['barycentre_mc_se'])}), "
+              "discretisation scale n^(-1/d) = "
               f"{_f(res['discretisation_scale_n^(-1/d)'])}.", "",
               "| s | l2 to Brenier | self | NFE |", "|---|---|---|---|"]
         L += [f"| {t:g} | {_pm(f['l2_to_ot'][i], f['l2_to_ot_se'][i])} | {_f(f['self_convergence'][i])} | "

@@ -8,6 +8,7 @@ from jaxotdm.ot.semidiscrete import (
     HybridNewtonSolver,
     NewtonSolver,
     OTTSolver,
+    PlanarNewtonSolver,
     Progress,
     SemidiscreteCertificate,
     SemidiscreteDiagnostics,
@@ -17,6 +18,7 @@ from jaxotdm.ot.semidiscrete import (
     SemidiscreteSampling,
     SemidiscreteSolver,
     cell_masses,
+    planar_cells,
     semidiscrete_ot,
 )
 from jaxotdm.ot.w2 import (
@@ -34,6 +36,7 @@ __all__ = [
     "HybridNewtonSolver",
     "NewtonSolver",
     "OTTSolver",
+    "PlanarNewtonSolver",
     "Progress",
     "SemidiscreteCertificate",
     "SemidiscreteDiagnostics",
@@ -46,6 +49,7 @@ __all__ = [
     "bures_w2",
     "cell_masses",
     "gaussian_ot_map",
+    "planar_cells",
     "pushforward_w2",
     "semidiscrete_ot",
     "sinkhorn",

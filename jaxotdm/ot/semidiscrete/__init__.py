@@ -13,8 +13,10 @@ Layout (one concept per module):
 * :mod:`~jaxotdm.ot.semidiscrete.driver`: the solver protocol (``init``/``step``), the one
   ``lax.while_loop`` driver with progress reports, and the diagnostics type;
 * one module per solver, each a subclass of :class:`SemidiscreteSolver`:
-  :mod:`~jaxotdm.ot.semidiscrete.hybrid` (:class:`HybridNewtonSolver`, ours, the default: the candidate Newton
-  with a detected-stall fallback to the resampling Newton), :mod:`~jaxotdm.ot.semidiscrete.newton`
+  :mod:`~jaxotdm.ot.semidiscrete.planar` (:class:`PlanarNewtonSolver`, ours, the default in the plane: exact
+  masses from the power diagram, nothing sampled), :mod:`~jaxotdm.ot.semidiscrete.hybrid`
+  (:class:`HybridNewtonSolver`, ours, the default elsewhere: the candidate Newton with a detected-stall
+  fallback to the resampling Newton), :mod:`~jaxotdm.ot.semidiscrete.newton`
   (:class:`NewtonSolver`, ours: resampling Newton, robust), :mod:`~jaxotdm.ot.semidiscrete.newton_candidates`
   (``CandidateNewtonSolver``, ours, experimental and outside ``__all__``: Newton on stored top-K candidates,
   fast in high dimension, stalls on some 2-D problems; the hybrid's first phase),
@@ -46,6 +48,7 @@ from jaxotdm.ot.semidiscrete.map import SemidiscreteCertificate, SemidiscreteMap
 from jaxotdm.ot.semidiscrete.newton import NewtonSchedule, NewtonSolver, NewtonState
 from jaxotdm.ot.semidiscrete.newton_candidates import CandidateNewtonSolver  # noqa: F401 (experimental)
 from jaxotdm.ot.semidiscrete.ott import OTTSolver, OTTState
+from jaxotdm.ot.semidiscrete.planar import PlanarNewtonSolver, PlanarNewtonState, planar_cells
 from jaxotdm.ot.semidiscrete.problem import (
     DEFAULT_BATCH,  # noqa: F401
     SemidiscreteProblem,
@@ -67,6 +70,8 @@ __all__ = [
     "NewtonState",
     "OTTSolver",
     "OTTState",
+    "PlanarNewtonSolver",
+    "PlanarNewtonState",
     "Progress",
     "SemidiscreteCertificate",
     "SemidiscreteDiagnostics",
@@ -79,6 +84,7 @@ __all__ = [
     "certificate",
     "certificate_unit",
     "diagnostics",
+    "planar_cells",
     "required_samples",
     "run",
     "semidiscrete_ot",

@@ -100,7 +100,7 @@ class HybridNewtonState:
 
 @pytree_dataclass
 class HybridNewtonSolver(SemidiscreteSolver):
-    """Candidate Newton with a detected-stall fallback to the resampling Newton (ours; the default).
+    """Candidate Newton with a detected-stall fallback to the resampling Newton (ours; the default outside the plane).
 
     See :mod:`jaxotdm.ot.semidiscrete.hybrid`. Run it through :func:`~jaxotdm.semidiscrete_ot`, or drive
     ``init``/``step`` yourself.

@@ -25,6 +25,7 @@ from jaxotdm.ot.semidiscrete.driver import (
 )
 from jaxotdm.ot.semidiscrete.hybrid import HybridNewtonSolver
 from jaxotdm.ot.semidiscrete.map import SemidiscreteMap, certificate
+from jaxotdm.ot.semidiscrete.planar import PlanarNewtonSolver, is_planar
 from jaxotdm.ot.semidiscrete.problem import (
     DEFAULT_BATCH,
     certificate_unit,
@@ -46,7 +47,8 @@ class SemidiscreteSampling:
         batch_size: source samples per streamed batch (each batch is regenerated from its key; memory
             ``O(batch x chunk)``); default 4096.
         certificate_samples: fresh source samples for the certificate (``None``: the solver's final sample
-            size, at least ``2^18``; ``0`` skips the certificate).
+            size, or the certificate unit ``16 / (tol^2 min nu)`` for an exact solver that samples nothing, at
+            least ``2^18``; ``0`` skips the certificate).
 
     Example:
         >>> import jax, jax.numpy as jnp, jaxotdm as jo
@@ -71,15 +73,20 @@ class SemidiscreteSampling:
 
 
 def _check_solver(solver):
-    """The solver object (default :class:`HybridNewtonSolver`)."""
-    if solver is None:
-        return HybridNewtonSolver()
-    if not isinstance(solver, SemidiscreteSolver):
+    """The solver object (``None``: the default, chosen once the problem is known: :func:`default_solver`)."""
+    if solver is not None and not isinstance(solver, SemidiscreteSolver):
         raise ValueError(
-            "`solver` must be a solver object: HybridNewtonSolver() (the default), NewtonSolver(), AdamSolver() or "
-            f"OTTSolver() (or an instance of a SemidiscreteSolver subclass); got {solver!r:.80}."
+            "`solver` must be a solver object: PlanarNewtonSolver() or HybridNewtonSolver() (the defaults), "
+            "NewtonSolver(), AdamSolver() or OTTSolver() (or an instance of a SemidiscreteSolver subclass); got "
+            f"{solver!r:.80}."
         )
     return solver
+
+
+def default_solver(prob) -> SemidiscreteSolver:
+    """:class:`PlanarNewtonSolver` (exact masses, nothing sampled) for the standard Gaussian source and targets
+    spanning a plane; :class:`HybridNewtonSolver` otherwise."""
+    return PlanarNewtonSolver() if is_planar(prob) else HybridNewtonSolver()
 
 
 def _check_setting(value, name: str, cls):
@@ -115,7 +122,9 @@ def semidiscrete_ot(
     uniform weights) each scored against all ``n`` targets, ``n x (r + 1)`` multiply-adds per sample with
     ``r = min(n, d)``. The default :class:`HybridNewtonSolver` costs two to three such passes where its
     candidate phase converges; the certificate itself one to
-    three. For ``n = 1797`` targets in ``d = 64`` at ``tol = 0.1`` that is ``2.9e6`` samples and ``0.7`` TFLOP
+    three. In the plane (``d = 2`` or targets spanning a plane, standard Gaussian source) the default is
+    :class:`PlanarNewtonSolver`: exact masses from the power diagram, no sampling, milliseconds per Newton step;
+    only the certificate samples (one certificate pass). For ``n = 1797`` targets in ``d = 64`` at ``tol = 0.1`` that is ``2.9e6`` samples and ``0.7`` TFLOP
     per pass. Memory is ``O(batch x chunk + n x d)`` (plus ``n^2`` for the dense Newton solve, ``n <= 2048``, and
     the Newton solver's stored candidates, ``8 K`` bytes per sample of its final sample: 0.26 GB in that example).
 
@@ -133,8 +142,10 @@ def semidiscrete_ot(
         weights: ``(n,)`` positive weights summing to one (uniform if omitted).
         key: PRNG key (split internally: one part for the solve, an independent one for the certificate).
         tol: requested max relative cell-mass error, in ``(0, 1)``.
-        solver: a :class:`SemidiscreteSolver`: :class:`HybridNewtonSolver` (default: Newton on stored
-            candidates, falling back to the resampling Newton when it stalls), :class:`NewtonSolver`,
+        solver: a :class:`SemidiscreteSolver`. Default (``None``): :class:`PlanarNewtonSolver` (exact masses in
+            the plane) for the standard Gaussian source and targets spanning a plane, else
+            :class:`HybridNewtonSolver` (Newton on stored candidates, falling back to the resampling Newton when
+            it stalls). Others: :class:`NewtonSolver`,
             :class:`AdamSolver` (the paper's Algorithm 1) or :class:`OTTSolver` (ott-jax); all run through the
             same driver and diagnostics.
         source: ``None`` (standard Gaussian), a :class:`~jaxotdm.GaussianMeasure`, or a jit-traceable
@@ -193,6 +204,7 @@ def semidiscrete_ot(
     prob = make_problem(x, w, source, batch_size, chunk_size, sharding, query_block=streaming.query_block,
                         weights_min=weights_min)
     h0 = None if init_heights is None else check_heights(init_heights, x.shape[0], x.dtype, "init_heights")
+    solver = default_solver(prob) if solver is None else solver
     if x.shape[0] == 1:
         h = jnp.zeros((1,), x.dtype)
         diag = SemidiscreteDiagnostics(jnp.asarray(0), jnp.asarray(True), jnp.zeros((), x.dtype), jnp.asarray(0),
@@ -206,9 +218,9 @@ def semidiscrete_ot(
         h = state.heights
     cert = None
     if certificate_samples is None:
-        if V.is_concrete(diag.final_samples):
+        if V.is_concrete(diag.final_samples) and int(diag.final_samples) > 0:
             certificate_samples = max(int(diag.final_samples), 2**18)
-        else:  # under jit the solver's final sample size is traced: the certificate unit instead
+        else:  # traced (under jit) or 0 (an exact solver): the certificate unit
             certificate_samples = max(certificate_unit(prob.min_weight(solver.name), tol), 2**18)
     if certificate_samples:
         cert = certificate(prob, h, k_cert, int(certificate_samples))
@@ -221,5 +233,8 @@ def semidiscrete_ot(
     if cert is not None:
         detail += (f", certificate {float(cert.max_relative_error):.3g} (noise floor {float(cert.noise_floor):.3g},"
                    f" {int(cert.num_samples)} samples)")
+    if solver.name == PlanarNewtonSolver.name and x.dtype != jnp.float64 and int(diag.status) != Status.SUCCESS:
+        detail += (f"; the exact solve's heights are rounded to {x.dtype}, whose spacing bounds the cell-mass error "
+                   "attainable with many small cells: pass float64 targets (jax_enable_x64) for more")
     report(diag.status, what="semidiscrete_ot", throw=throw, warn=warn, detail=detail)
     return SemidiscreteMap(x, w, h, cert, diag, chunk_size, batch_size, sharding)
