@@ -169,6 +169,11 @@ case("jaxotdm.samplers.adaptive_flow", "tol=inf",
      lambda: jo.samplers.adaptive_flow(_score(), jo.OU(), X, t_start=2.0, t_end=0.1, tol=float("inf")), "`tol`")
 case("jaxotdm.sample", "method class", lambda: jo.sample(jo.samplers.Heun, _score(), jo.OU(), X, t_start=2.0,
                                                           t_end=0.1, num_steps=2), "`method`")
+case("jaxotdm.sample", "shape of int dtype",
+     lambda: jo.sample(jo.samplers.Heun(), _score(), jo.OU(), t_start=2.0, t_end=0.1, num_steps=2, key=KEY,
+                       shape=jax.ShapeDtypeStruct((4, 2), np.int32)), "`shape`")
+case("jaxotdm.sample", "throw string", lambda: jo.sample(jo.samplers.Heun(), _score(), jo.OU(), X, t_start=2.0,
+                                                          t_end=0.1, num_steps=2, throw="yes"), "`throw`")
 for _cls in ("Euler", "Heun", "DDIM", "DPMSolver2", "DPMSolver3", "DPMSolverPP2M", "AncestralDDPM", "EulerMaruyama"):
     case(f"jaxotdm.samplers.{_cls}", "grid increasing",
          lambda c=_cls: jo.sample(getattr(jo.samplers, c)(), _score(), jo.OU(), X, t_start=2.0, t_end=0.1,
@@ -224,6 +229,7 @@ case("jaxotdm.SemidiscreteMap", "transport wrong dimension",
      lambda: jo.semidiscrete_ot(Y, key=KEY, tol=0.3).transport(np.zeros((2, 3))), "`z`")
 case("jaxotdm.semidiscrete_ot", "weights='uniform'", lambda: jo.semidiscrete_ot(Y, "uniform", key=KEY), "`weights`")
 case("jaxotdm.semidiscrete_ot", "weights dict", lambda: jo.semidiscrete_ot(Y, {"w": 1.0}, key=KEY), "`weights`")
+case("jaxotdm.semidiscrete_ot", "throw string", lambda: jo.semidiscrete_ot(Y, key=KEY, throw="yes"), "`throw`")
 case("jaxotdm.SemidiscreteMap", "weights='uniform'", lambda: jo.SemidiscreteMap(Y, "uniform", np.zeros(3)), "`weights`")
 case("jaxotdm.SemidiscreteMap", "weights None", lambda: jo.SemidiscreteMap(Y, None, np.zeros(3)), "`weights`")
 case("jaxotdm.SemidiscreteMap", "weights dict", lambda: jo.SemidiscreteMap(Y, {"w": 1.0}, np.zeros(3)), "`weights`")

@@ -77,7 +77,7 @@ def test_generate_writes_data_units(model_dir, tmp_path):
     # the same draw in the model's space, mapped by 8 (x + 1): the data's 0-16 pixel scale
     score = load_score(model_dir)
     ref = SM.sample(SM.DPMSolverPP2M(), score, score.schedule, t_start=1.0, t_end=1e-3, nfe=6, grid="log_snr",
-                    key=jax.random.key(4), shape=(12, 64), dtype=jnp.float32)
+                    key=jax.random.key(4), shape=jax.ShapeDtypeStruct((12, 64), jnp.float32))
     np.testing.assert_allclose(x, 8.0 * (np.asarray(ref.points) + 1.0), rtol=1e-4, atol=1e-3)
     # --clip keeps pixels in the data's range
     clipped = tmp_path / "c.npy"

@@ -82,8 +82,8 @@ def test_one_dimension_spread_targets_known_failure():
     x = np.sort(np.random.default_rng(6).standard_normal((50, 1)), axis=0) * 2.0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        ref = semidiscrete_ot(x, key=jax.random.key(2), tol=0.1, solver=NewtonSolver())
-        smap = semidiscrete_ot(x, key=jax.random.key(2), tol=0.1)
+        ref = semidiscrete_ot(x, key=jax.random.key(2), tol=0.1, solver=NewtonSolver(), throw=False)
+        smap = semidiscrete_ot(x, key=jax.random.key(2), tol=0.1, throw=False)
     assert bool(ref.diagnostics.converged) or bool(smap.diagnostics.converged)
 
 

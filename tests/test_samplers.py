@@ -387,15 +387,17 @@ def test_default_grid_is_the_log_snr_grid(gauss):
         np.testing.assert_allclose(out.times, S.time_grid(sched, T0, T1, 6, "log_snr"), rtol=1e-12)
 
 
-def test_divergence_is_flagged_and_warned(toy):
-    """Equal steps in t with 10 NFE: the run leaves the data scale; the result says so and a warning is
-    raised (eagerly); under jit the status still says so."""
+def test_divergence_is_flagged_and_raised(toy):
+    """Equal steps in t with 10 NFE: the run leaves the data scale; eagerly it raises (the default) or, with
+    ``throw=False``, warns and says so in the result; under jit the status says so."""
     mu, radius = toy
     sched = jo.OU()
     score = jo.exact_score(mu, sched)
     kw = dict(t_start=8.0, t_end=1e-3, nfe=10, grid="uniform", key=jax.random.key(1), shape=(256, 2))
+    with pytest.raises(RuntimeError, match=r"sample \(Heun\): .*diverg.*grid=None"):
+        S.sample(S.Heun(), score, sched, **kw)
     with pytest.warns(ConvergenceWarning, match="diverg"):
-        out = S.sample(S.Heun(), score, sched, **kw)
+        out = S.sample(S.Heun(), score, sched, **kw, throw=False)
     assert Status(int(out.status)) == Status.DIVERGED
     assert float(out.scale_ratio) > 5.0
     assert float(jnp.max(jnp.linalg.norm(out.points, axis=-1))) > 3 * radius
@@ -415,8 +417,10 @@ def test_divergence_reference_uses_the_measure_radius_and_the_start(gauss):
 def test_nonfinite_score_is_flagged(gauss):
     _, sched, score = gauss
     bad = lambda x, t: jnp.where(t < 0.5, jnp.nan, 1.0) * score(x, t)
+    with pytest.raises(RuntimeError, match=r"sample \(Euler\): a non-finite value"):
+        S.sample(S.Euler(), bad, sched, np.zeros((3, 2)), t_start=T0, t_end=T1, num_steps=4)
     with pytest.warns(ConvergenceWarning, match="non-finite"):
-        out = S.sample(S.Euler(), bad, sched, np.zeros((3, 2)), t_start=T0, t_end=T1, num_steps=4)
+        out = S.sample(S.Euler(), bad, sched, np.zeros((3, 2)), t_start=T0, t_end=T1, num_steps=4, throw=False)
     assert Status(int(out.status)) == Status.NONFINITE
 
 
@@ -425,7 +429,8 @@ def test_adaptive_flow_reads_the_solver_status(gauss):
     x = np.zeros((3, 2))
     with pytest.raises(RuntimeError, match="flow_map: the iteration budget ran out"):
         S.adaptive_flow(score, sched, x, t_start=T0, t_end=T1, max_steps=2)
-    out = S.adaptive_flow(score, sched, x, t_start=T0, t_end=T1, max_steps=2, throw=False)
+    with pytest.warns(ConvergenceWarning, match="adaptive_flow: the iteration budget ran out"):
+        out = S.adaptive_flow(score, sched, x, t_start=T0, t_end=T1, max_steps=2, throw=False)
     assert Status(int(out.status)) == Status.MAX_ITERATIONS
     ok = S.adaptive_flow(score, sched, x, t_start=T0, t_end=T1)
     assert Status(int(ok.status)) == Status.SUCCESS
@@ -494,8 +499,9 @@ def test_sampler_parameters_are_validated():
         S.PredictorCorrector(corrector_scale=-1.0)
     with pytest.raises(ValueError, match="`method`"):
         S.sample(S.Heun, lambda x, t: x, jo.OU(), np.zeros((2, 1)), t_start=1.0, t_end=0.1, num_steps=2)
-    with pytest.raises(ValueError, match="`dtype`"):
-        S.sample(S.Euler(), lambda x, t: x, jo.OU(), np.zeros((2, 1)), t_start=1.0, t_end=0.1, num_steps=2, dtype=np.int32)
+    with pytest.raises(ValueError, match="`shape`.*ShapeDtypeStruct with a floating dtype.*int32"):
+        S.sample(S.Euler(), lambda x, t: x, jo.OU(), t_start=1.0, t_end=0.1, num_steps=2, key=jax.random.key(0),
+                 shape=jax.ShapeDtypeStruct((2, 1), np.int32))
 
 
 def test_t_below_float32_resolution_is_rejected_before_the_run(gauss):
@@ -541,7 +547,7 @@ def test_far_start_in_float32_is_finite_and_lands_on_the_data_scale(toy, method)
     mu32 = jo.EmpiricalMeasure(np.asarray(mu.points, np.float32))
     for sched, t0 in FAR_STARTS:
         out = S.sample(method, jo.exact_score(mu32, sched), sched, t_start=t0, t_end=1e-3, nfe=10,
-                       key=jax.random.key(3), shape=(256, 2), dtype=np.float32)
+                       key=jax.random.key(3), shape=jax.ShapeDtypeStruct((256, 2), np.float32))
         assert out.points.dtype == np.float32 and bool(jnp.all(jnp.isfinite(out.points)))
         reach = float(jnp.max(jnp.linalg.norm(out.points, axis=-1)))
         assert reach <= 1.5 * radius, (type(method).__name__, type(sched).__name__, reach / radius)
@@ -551,7 +557,8 @@ def test_far_start_in_float32_is_finite_and_lands_on_the_data_scale(toy, method)
 
 def test_far_start_never_returns_nan_unflagged(toy):
     """Methods whose coarse steps can still overshoot after the prior regime (DPM-Solver-2/3 in noise
-    prediction, Euler-Maruyama) return finite samples, and a divergence is in the status and warned."""
+    prediction, Euler-Maruyama) return finite samples, and a divergence is in the status and warned
+    (``throw=False``)."""
     mu, _ = toy
     mu32 = jo.EmpiricalMeasure(np.asarray(mu.points, np.float32))
     sched = jo.VPLinear()
@@ -560,7 +567,7 @@ def test_far_start_never_returns_nan_unflagged(toy):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             out = S.sample(method, jo.exact_score(mu32, sched), sched, t_start=5.0, t_end=1e-3, nfe=n,
-                           key=jax.random.key(4), shape=(64, 2), dtype=np.float32)
+                           key=jax.random.key(4), shape=jax.ShapeDtypeStruct((64, 2), np.float32), throw=False)
         assert bool(jnp.all(jnp.isfinite(out.points))), type(method).__name__
         status = Status(int(out.status))
         assert status in (Status.SUCCESS, Status.DIVERGED)
@@ -577,7 +584,7 @@ def test_a_run_ending_several_data_radii_out_is_not_a_success():
         with warnings.catch_warnings(record=True):
             warnings.simplefilter("always")
             out = S.sample(method, jo.exact_score(mu, sched), sched, t_start=5.0, t_end=1e-3, nfe=10,
-                           key=jax.random.key(0), shape=(128, 2), dtype=np.float64)
+                           key=jax.random.key(0), shape=jax.ShapeDtypeStruct((128, 2), np.float64), throw=False)
         reach = float(jnp.max(jnp.linalg.norm(out.points, axis=-1))) / radius
         assert reach <= 3.0 or Status(int(out.status)) == Status.DIVERGED, (type(method).__name__, reach)
 

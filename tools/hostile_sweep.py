@@ -397,7 +397,8 @@ def build_cases(mode: str) -> list[Case]:  # noqa: C901 - one long table of case
             "error" if k > 1 else "ok", ("nfe",), check=finite)
         add(g, "shape_and_x", lambda fn=fn, kw=kw: fn(**{**kw, "shape": (4, 2)}), "error", ("shape",))
         add(g, "shape_bad", lambda fn=fn, kw=kw: fn(**{**kw, "x": None, "shape": (4, -2)}), "error", ("shape",))
-        add(g, "dtype_bad", lambda fn=fn, kw=kw: fn(**{**kw, "dtype": np.int32}), "error", ("dtype",))
+        add(g, "dtype_bad", lambda fn=fn, kw=kw: fn(**{**kw, "x": None, "shape": jax.ShapeDtypeStruct((4, 2), np.int32)}),
+            "error", ("shape",))
         add(g, "prior_key_missing", lambda fn=fn, kw=kw: fn(**{**kw, "x": None, "key": None, "shape": (4, 2)}),
             "error", ("key",))
         add(g, "bad_key", lambda fn=fn, kw=kw: fn(**{**kw, "x": None, "key": 0, "shape": (4, 2)}), "error", ("key",))
@@ -409,8 +410,8 @@ def build_cases(mode: str) -> list[Case]:  # noqa: C901 - one long table of case
                 n_ok = nfe - nfe % k
                 add(f"{g}.default_grid", f"{sname}.nfe{nfe}",
                     lambda fn=fn, sched=sched, t0=t0, t1=t1, n=n_ok: fn(
-                        jo.exact_score(mu(), sched), sched, t_start=t0, t_end=t1, nfe=n, key=KEY, shape=(128, 2),
-                        dtype=DT),
+                        jo.exact_score(mu(), sched), sched, t_start=t0, t_end=t1, nfe=n, key=KEY,
+                        shape=jax.ShapeDtypeStruct((128, 2), DT)),
                     "ok", check=within(3.0 * R + 0.5), timeout=180)
     pc = {"score": score(), "schedule": jo.OU(), "x": X, "t_start": 2.0, "t_end": 0.01, "num_steps": 4, "key": KEY}
     sweep("samplers.predictor_corrector", pc_fn, pc, "snr",

@@ -326,8 +326,9 @@ def quality_report(
     if classifier is None and train_labels is not None:
         classifier = train_classifier(train, train_labels, key=k_clf, num_steps=2000)
     d = train.shape[1]
+    # throw=False: a diverged run still gets its report (and warns; the report carries no status)
     out = sample(DPMSolverPP2M(), score, schedule, t_start=t_start, t_end=t_end, nfe=nfe, grid="log_snr",
-                 key=k_sample, shape=(num_samples, d), dtype=train.dtype)
+                 key=k_sample, shape=jax.ShapeDtypeStruct((num_samples, d), train.dtype), throw=False)
     ref = train[jax.random.permutation(k_ref, train.shape[0])[:num_samples]]
     q = sample_quality(out.points, train, heldout, classifier=classifier, value_range=value_range)
     r = sample_quality(ref, train, heldout, classifier=classifier, value_range=value_range)
@@ -360,8 +361,8 @@ def quality_report(
         classes = np.unique(np.asarray(train_labels))
         per = max(1, num_samples // len(classes))
         pts = [sample(DPMSolverPP2M(), class_score(int(c), guidance), schedule, t_start=t_start, t_end=t_end,
-                      nfe=nfe, grid="log_snr", key=jax.random.fold_in(k_cond, int(c)), shape=(per, d),
-                      dtype=train.dtype).points for c in classes]
+                      nfe=nfe, grid="log_snr", key=jax.random.fold_in(k_cond, int(c)),
+                      shape=jax.ShapeDtypeStruct((per, d), train.dtype), throw=False).points for c in classes]
         requested = np.repeat(classes, per)
         qc = sample_quality(jnp.concatenate(pts), train, heldout, classifier=classifier, requested_labels=requested,
                             value_range=value_range)

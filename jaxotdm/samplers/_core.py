@@ -16,7 +16,9 @@ that time, ``ref(t) = alpha_t R + sigma_t (sqrt(d) + 4)`` (``R`` the data radius
 when the score exposes its measure, else ``sqrt(d)``, data in ``[-1, 1]^d``). If at ``t_end`` the ratio
 exceeds :data:`DIVERGENCE_FACTOR` times its value at the start (or 1; :data:`DIVERGENCE_FACTOR_GUESSED_RADIUS`
 where ``R`` is the ``sqrt(d)`` guess), the result's ``status`` is
-``Status.DIVERGED`` (``NONFINITE`` for NaN/inf) and an eager call warns (:class:`ConvergenceWarning`).
+``Status.DIVERGED`` (``NONFINITE`` for NaN/inf), and an eager call raises a ``RuntimeError`` (``throw=True``,
+the default) or warns (:class:`ConvergenceWarning`, ``throw=False``): the status contract of
+:mod:`jaxotdm._status`.
 The largest ratio over the whole run is returned as ``scale_ratio``: coarse stochastic steps often
 overshoot mid-run (by up to ~15x with 5 Euler-Maruyama steps on VE) and recover by the end, so the
 status judges the samples that are returned.
@@ -43,7 +45,7 @@ import numpy as np
 
 from jaxotdm import _validation as V
 from jaxotdm._pytree import pytree_dataclass
-from jaxotdm._status import Status, report
+from jaxotdm._status import Status, report_result
 from jaxotdm._types import Array, ArrayLike, Float, Int
 from jaxotdm.samplers._grid import LOG_SNR_FLOOR, check_times, time_grid
 from jaxotdm.schedules import Schedule
@@ -188,14 +190,18 @@ def _drive(method_type, method, score, schedule, x, times, noise_key, noises):
     return SampleResult(points, nfe, jnp.asarray(num_steps, jnp.int32), times, status, scale_ratio)
 
 
-def _warn(result: SampleResult, what: str) -> SampleResult:
-    """Eagerly: a ConvergenceWarning when the run diverged or went non-finite (inside jit: status only)."""
+def _report(result: SampleResult, what: str, throw: bool, advice: str) -> SampleResult:
+    """The status contract at a sampler's end (:func:`~jaxotdm._status.report_result`): eagerly, a status
+    other than ``SUCCESS`` raises (``throw=True``) or warns (``throw=False``), saying how far the samples went
+    and ``advice``; inside ``jit`` the status travels in the result."""
     if isinstance(result.status, jax.core.Tracer):
         return result
-    report(result.status, what=what, warn=True,
-           detail=f"samples reached {float(result.scale_ratio):.3g} times their expected scale; use more steps or "
-                  "the method's default grid (grid=None)")
-    return result
+    detail = advice
+    if Status(int(result.status)) in (Status.DIVERGED, Status.NONFINITE):
+        detail = f"samples reached {float(result.scale_ratio):.3g} times their expected scale; {advice}"
+    if throw:
+        detail += "; pass throw=False to get the result with its status"
+    return report_result(result, what=what, throw=throw, detail=detail)
 
 
 def _check_method(method):
@@ -205,6 +211,28 @@ def _check_method(method):
             "`method` must be a sampler method object such as jaxotdm.samplers.Heun() (with init/step/points), "
             f"got {method!r}."
         )
+
+
+def _prior_shape(shape):
+    """``(dims, dtype)`` of the prior draw: ``shape`` is a tuple of positive ints (``dtype`` ``None``: the
+    default float) or a ``jax.ShapeDtypeStruct`` with a floating dtype (canonicalised: float64 -> float32
+    without x64); ``(None, None)`` for ``None``."""
+    if shape is None:
+        return None, None
+    what = "a tuple of positive ints (..., d) or a jax.ShapeDtypeStruct with a floating dtype"
+    dims, dtype = shape, None
+    if isinstance(shape, jax.ShapeDtypeStruct):
+        if not jnp.issubdtype(shape.dtype, jnp.floating):
+            raise V.ArgumentTypeError(f"`shape` must be {what}, got {shape!r}.")
+        dims, dtype = shape.shape, jax.dtypes.canonicalize_dtype(shape.dtype)
+    try:
+        dims = tuple(dims)
+    except TypeError as exc:
+        raise V.ArgumentTypeError(f"`shape` must be {what}, got {shape!r}.") from exc
+    if len(dims) < 1 or not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 1
+                                for n in dims):
+        raise ValueError(f"`shape` must be {what}, got {shape!r}.")
+    return tuple(int(n) for n in dims), dtype
 
 
 def _work_dtype(x, dtype):
@@ -303,8 +331,8 @@ def sample(
     nfe: int | None = None,
     grid=None,
     key=None,
-    shape: tuple[int, ...] | None = None,
-    dtype=None,
+    shape: tuple[int, ...] | jax.ShapeDtypeStruct | None = None,
+    throw: bool = True,
 ) -> SampleResult:
     """Runs a fixed-step sampler ``method`` from ``t_start`` down to ``t_end`` in one ``lax.scan``.
 
@@ -313,7 +341,8 @@ def sample(
         score: ``score(x, t)`` for ``x`` of shape ``(..., d)`` and scalar ``t`` (exact or learned).
         schedule: the forward schedule the score belongs to.
         x: initial points at ``t_start``, shape ``(..., d)``; or ``None`` to draw ``shape`` points from
-            the schedule's prior ``q_{t_start}`` (needs ``key``).
+            the schedule's prior ``q_{t_start}`` (needs ``key``). The run's dtype is that of ``x`` (an integer
+            ``x`` becomes the default float).
         t_start: ``0 < t_end < t_start < schedule.t_max``.
         t_end: see ``t_start``.
         num_steps: exactly one: the number of steps, or the score-evaluation budget (a multiple of
@@ -323,12 +352,16 @@ def sample(
             the exponential integrators, Karras ``rho = 7`` for the others); a name in
             :data:`~jaxotdm.samplers.GRIDS`, a grid object or an explicit array of times.
         key: PRNG key; required for the prior draw and for stochastic methods.
-        shape: shape of the prior draw when ``x`` is ``None``.
-        dtype: floating dtype (default: that of ``x``, or the default float).
+        shape: the prior draw when ``x`` is ``None``: a tuple ``(..., d)`` (in the default float), or a
+            ``jax.ShapeDtypeStruct`` whose floating dtype is the run's (e.g.
+            ``jax.ShapeDtypeStruct((256, 2), jnp.float32)``).
+        throw: the status contract (:mod:`jaxotdm._status`): called eagerly, a diverged or non-finite run
+            raises a ``RuntimeError``; with ``throw=False`` it is returned and warns
+            (:class:`~jaxotdm.ConvergenceWarning`). Under ``jit`` the status travels in the result.
 
     Returns:
         A :class:`SampleResult` (points at ``t_end``, exact ``nfe``, ``num_steps``, ``times``, ``status``,
-        ``scale_ratio``). A diverged or non-finite run warns (eagerly) and says so in ``status``.
+        ``scale_ratio``); ``status`` says whether the run diverged or went non-finite.
 
     Example:
         >>> import jax, jax.numpy as jnp, jaxotdm as jo
@@ -337,23 +370,29 @@ def sample(
         >>> sched = jo.OU()
         >>> out = sample(Heun(), jo.exact_score(mu, sched), sched, t_start=6.0, t_end=1e-2, nfe=20,
         ...              key=jax.random.key(0), shape=(8, 1))
-        >>> int(out.nfe), out.points.shape
-        (20, (8, 1))
+        >>> int(out.nfe), out.points.shape, jo.Status(int(out.status)).name
+        (20, (8, 1), 'SUCCESS')
+        >>> f32 = jax.ShapeDtypeStruct((8, 1), jnp.float32)  # the prior draw's shape and dtype
+        >>> sample(Heun(), jo.exact_score(mu, sched), sched, t_start=6.0, t_end=1e-2, nfe=20,
+        ...        key=jax.random.key(0), shape=f32).points.dtype
+        dtype('float32')
     """
     _check_method(method)
     _check_score_schedule(score, schedule)
-    work = _work_dtype(x, dtype)
-    _check_times(schedule, t_start, t_end, dtype=work)
+    shape, prior_dtype = _prior_shape(shape)
+    throw = V.check_bool(throw, "throw")
+    _check_times(schedule, t_start, t_end, dtype=_work_dtype(x, None if x is not None else prior_dtype))
     k = _num_steps(method, num_steps, nfe)
     if method.stochastic or x is None:
         V.check_key(key)
-    x, key = _initial_points(score, schedule, x, t_start, key, shape, dtype)
+    x, key = _initial_points(score, schedule, x, t_start, key, shape, prior_dtype)
     if grid is None:
         grid = method.default_grid(schedule) if hasattr(method, "default_grid") else "log_snr"
     times = time_grid(schedule, t_start, t_end, k, grid, dtype=x.dtype)
     noise_key = key if method.stochastic else None
     out = _drive(type(method), method, score, schedule, x, times, noise_key, None)
-    return _warn(out, f"sample ({type(method).__name__})")
+    return _report(out, f"sample ({type(method).__name__})", throw,
+                   "use more steps or the method's default grid (grid=None)")
 
 
 def _sample_with_noise(method, score, schedule, x, times, noises) -> SampleResult:

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import jax
 import jax.numpy as jnp
 
 from jaxotdm import _validation as V
@@ -48,8 +47,8 @@ from jaxotdm.samplers._core import (
     _divergence_status,
     _initial_points,
     _ratio,
+    _report,
     _scale,
-    _warn,
     _work_dtype,
 )
 from jaxotdm.samplers._grid import UniformLogSNR
@@ -273,8 +272,12 @@ def adaptive_flow(
 
     Same starting conventions as the fixed-step samplers; ``nfe`` and ``num_steps`` are diffrax's exact
     counts (attempted steps, including rejected ones) and ``times`` holds the two endpoints. The solver's
-    outcome is read: with ``throw=True`` (default) a failed solve raises (see :func:`~jaxotdm.flow_map`);
-    with ``throw=False`` it is returned in ``status``. Divergence is detected as for the fixed-step samplers.
+    outcome and the samples' scale are read (divergence is detected as for the fixed-step samplers), and the
+    status contract of :mod:`jaxotdm._status` applies: called eagerly, a failed solve or a diverged run raises
+    a ``RuntimeError`` with ``throw=True`` (default; a failed solve inside ``jit`` raises through
+    :func:`~jaxotdm.flow_map`'s run-time check); with ``throw=False`` the result is returned with its
+    ``status`` and warns (:class:`~jaxotdm.ConvergenceWarning`). Under ``jit`` the status travels in the
+    result.
     ``tol`` is the adaptive controller's relative and absolute tolerance (``rtol = atol = tol``; for other
     controllers call :func:`~jaxotdm.flow_map` with an :class:`~jaxotdm.ODESettings` holding a
     ``stepsize_controller``).
@@ -291,9 +294,10 @@ def adaptive_flow(
     _check_score_schedule(score, schedule)
     _check_times(schedule, t_start, t_end, dtype=_work_dtype(x, dtype))
     tol = V.positive_scalar(tol, "tol")
+    throw = V.check_bool(throw, "throw")
     x, _ = _initial_points(score, schedule, x, t_start, key, shape, dtype)
     ode = ODESettings(solver=solver, rtol=tol, atol=tol, max_steps=max_steps)
-    out = flow_map(score, schedule, x, t_start, t_end, ode=ode, throw=V.check_bool(throw, "throw"))
+    out = flow_map(score, schedule, x, t_start, t_end, ode=ode, throw=throw)
     times = jnp.asarray([t_start, t_end], x.dtype)
     d = x.shape[-1]
     radius, factor = _data_radius(score, d, x.dtype)
@@ -302,6 +306,4 @@ def adaptive_flow(
     status, scale_ratio = _divergence_status(ratio0, ratio1, jnp.maximum(ratio0, ratio1), out.points, factor)
     status = jnp.where(out.status != Status.SUCCESS, out.status, status).astype(jnp.int32)
     result = SampleResult(out.points, out.nfe, out.num_steps, times, status, scale_ratio)
-    if isinstance(status, jax.core.Tracer) or int(out.status) == Status.SUCCESS:
-        return _warn(result, "adaptive_flow")
-    return result  # a solver failure with throw=False: reported in ``status``, as flow_map does
+    return _report(result, "adaptive_flow", throw, "tighten `tol` (or raise `max_steps` if the budget ran out)")

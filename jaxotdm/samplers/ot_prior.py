@@ -262,7 +262,9 @@ def prepare_ot_prior(
             :class:`~jaxotdm.ot.Progress` (a driver's progress bar; the library itself prints nothing).
 
     Returns:
-        An :class:`OTPrior`.
+        An :class:`OTPrior`. An OT solve that misses ``ot_tol`` does not raise here: it warns
+        (:class:`~jaxotdm.ConvergenceWarning`) and its status stays in ``ot_map.diagnostics.status``, which
+        :meth:`OTPrior.sample` reports (``ot_status``; raising by default).
 
     Example:
         >>> import jax, jax.numpy as jnp, jaxotdm as jo
@@ -295,6 +297,7 @@ def prepare_ot_prior(
     smap = semidiscrete_ot(
         diffused, w[idx] / noise_draws, key=k_ot, tol=ot_tol, solver=ot_solver,
         sampling=SemidiscreteSampling(certificate_samples=certificate_samples), progress=progress,
+        throw=False,  # a failed solve warns and travels in the map's status (OTSampleResult.ot_status)
     )
     return OTPrior(smap, diffused, idx, tt, schedule)
 
@@ -377,7 +380,7 @@ def ot_accelerated_step(
     z = jax.random.normal(k_prior, (num_samples, prior.dim), prior.diffused.dtype)
     x0, cell = ot_prior_points(prior, z, tau)
     out = sample(sampler, score, schedule, x0, t_start=prior.t_prime, t_end=t_end, num_steps=num_steps,
-                 grid=grid, key=k_chain)
+                 grid=grid, key=k_chain, throw=False)  # its status is combined with the OT solve's below
     diag = prior.ot_map.diagnostics
     ot_status = combine(None if diag is None else diag.status)
     return OTSampleResult(out.points, out.nfe, out.num_steps, out.times, x0, cell, prior.certificate, prior,

@@ -138,7 +138,7 @@ def basin_map(
         from jaxotdm.ot import semidiscrete_ot
 
         V.fraction(ot_tol, "ot_tol")
-        ot_map = semidiscrete_ot(measure.points, measure.weights, key=key, tol=ot_tol)
+        ot_map = semidiscrete_ot(measure.points, measure.weights, key=key, tol=ot_tol, throw=False)  # warns
     d, dtype = measure.dim, measure.points.dtype
     axis = np.linspace(-extent, extent, grid_size)
     if d == 1:

@@ -307,7 +307,7 @@ def _measure(measure, schedule, times, key, direction, num_samples, eps, T0, ot:
         from jaxotdm.ot import semidiscrete_ot
 
         progress(0, len(times), f"OT solve N(0, I) -> {measure.num_points} points")
-        ot_map = semidiscrete_ot(measure.points, measure.weights, key=k_ot, tol=ot.tol)
+        ot_map = semidiscrete_ot(measure.points, measure.weights, key=k_ot, tol=ot.tol, throw=False)  # warns
     return M.backward_dataset(measure, schedule, times, z=z, eps=eps, rtol=rtol, smap=ot_map, key=k_b,
                               progress=progress)
 

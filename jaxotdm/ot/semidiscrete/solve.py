@@ -110,8 +110,7 @@ def semidiscrete_ot(
     sampling: SemidiscreteSampling | None = None,
     streaming: Streaming | None = None,
     progress: Callable[[Progress], object] | None = None,
-    warn: bool = True,
-    throw: bool = False,
+    throw: bool = True,
 ) -> SemidiscreteMap:
     r"""Semi-discrete OT from ``source`` (default ``N(0, I_d)``) to ``sum_i nu_i delta_{x_i}``.
 
@@ -134,8 +133,9 @@ def semidiscrete_ot(
     so traced ``weights`` raise a ``ValueError`` saying so. Traced targets, ``key`` and ``init_heights`` are
     fine. Inside ``jit`` the distinct-targets check is skipped (values unknown), ``progress`` is refused
     (host callbacks report from eager calls only), the default ``certificate_samples`` is the certificate
-    unit ``16 / (tol^2 min nu)`` (at least ``2^18``) instead of the solver's final sample size, no warning is
-    emitted (the status travels in ``diagnostics.status``) and ``throw=True`` becomes a runtime check.
+    unit ``16 / (tol^2 min nu)`` (at least ``2^18``) instead of the solver's final sample size, the status
+    travels in ``diagnostics.status`` (no warning) and ``throw=True`` becomes an ``equinox`` run-time check
+    (the compiled call raises when the status is not ``SUCCESS``; pass ``throw=False`` to read the status).
 
     Args:
         targets: ``(n, d)`` distinct target points ``x_i``.
@@ -160,9 +160,10 @@ def semidiscrete_ot(
         progress: optional host callback, called after every solver iteration with a
             :class:`~jaxotdm.ot.semidiscrete.Progress` (iteration, sample size, current error estimate,
             samples scored so far); the solve stays one compiled loop.
-        warn: warn (:class:`~jaxotdm.ConvergenceWarning`) when the status is not ``SUCCESS``: the solver did
-            not converge, or the certificate exceeds ``tol`` by more than its noise floor.
-        throw: raise a ``RuntimeError`` instead.
+        throw: the status contract (:mod:`jaxotdm._status`): called eagerly, a status other than ``SUCCESS``
+            (the solver did not converge, or the certificate exceeds ``tol`` by more than its noise floor)
+            raises a ``RuntimeError`` naming ``semidiscrete_ot``; with ``throw=False`` the map is returned and
+            warns (:class:`~jaxotdm.ConvergenceWarning`), its status in ``diagnostics.status``.
 
     Returns:
         A :class:`SemidiscreteMap` with mean-zero ``heights``, a :class:`SemidiscreteCertificate` and
@@ -189,7 +190,7 @@ def semidiscrete_ot(
     chunk_size = streaming.chunk_size
     if progress is not None and not callable(progress):
         raise ValueError(f"`progress` must be None or a callable, got {type(progress).__name__}.")
-    warn, throw = V.check_bool(warn, "warn"), V.check_bool(throw, "throw")
+    throw = V.check_bool(throw, "throw")
     sharding = check_sharding(streaming.sharding)
     k_solve, k_cert = jax.random.split(key)
     source = check_source(source, x.shape[1], k_cert)
@@ -227,7 +228,7 @@ def semidiscrete_ot(
         off = (diag.status == Status.SUCCESS) & (cert.max_relative_error > tol + cert.noise_floor)
         diag = diag.replace(status=jnp.where(off, status_array(Status.TOLERANCE_NOT_CERTIFIED), diag.status))
     if not V.is_concrete(diag.status):  # under jit: the status travels in the result (``throw`` still checks)
-        diag = diag.replace(status=report(diag.status, what="semidiscrete_ot", throw=throw, warn=warn))
+        diag = diag.replace(status=report(diag.status, what="semidiscrete_ot", throw=throw, warn=False))
         return SemidiscreteMap(x, w, h, cert, diag, chunk_size, batch_size, sharding)
     detail = f"tol {tol:g}, solver {solver.name}, {int(diag.iterations)} iterations"
     if cert is not None:
@@ -236,5 +237,7 @@ def semidiscrete_ot(
     if solver.name == PlanarNewtonSolver.name and x.dtype != jnp.float64 and int(diag.status) != Status.SUCCESS:
         detail += (f"; the exact solve's heights are rounded to {x.dtype}, whose spacing bounds the cell-mass error "
                    "attainable with many small cells: pass float64 targets (jax_enable_x64) for more")
-    report(diag.status, what="semidiscrete_ot", throw=throw, warn=warn, detail=detail)
+    if throw:
+        detail += "; pass throw=False to get the map with its status"
+    report(diag.status, what="semidiscrete_ot", throw=throw, warn=True, detail=detail)  # report_result's rule 2
     return SemidiscreteMap(x, w, h, cert, diag, chunk_size, batch_size, sharding)
