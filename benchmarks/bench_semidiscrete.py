@@ -20,7 +20,8 @@ Rows: (a) the 1,797 digits noised to T' = 0.05 (VPLinear), d = 64, tol 0.1; (b) 
 targets, d = 16, tol 0.1; (c) the 5,000-image MNIST subset noised to T' = 0.05, d = 784, to a total variation
 <= 0.01 (solved at max relative tol 0.1, whose final sample resolves the total variation to about 0.008);
 (d, ``--gpu`` only by default) CIFAR-shaped synthetic: 50,000 points of 100 clustered Gaussians in d = 3,072,
-tol 0.1.
+tol 0.1; (p) the plane: 1,000 points of the moons diffused to VPLinear t = 0.1, tol 0.1, where the default is the
+exact ``PlanarNewtonSolver`` and the Monte Carlo ``HybridNewtonSolver`` runs as one more peer.
 
 ``--kernel``: the certificate pass's FLOP rate (``2 x samples x n x (r + 1)``, RNG included) as a fraction of a
 2048^2 float32 matmul timed in the same run (interleaved rounds, minimum), at d = 16, 64, 784 (target >= 0.4 at
@@ -29,6 +30,7 @@ d = 64).
     python -m benchmarks.bench_semidiscrete --kernel           # certificate-pass fractions only (minutes)
     python -m benchmarks.bench_semidiscrete --rows a,b         # rows a and b with peers (about an hour on 2 CPUs)
     python -m benchmarks.bench_semidiscrete --rows c --no-peers
+    python -m benchmarks.bench_semidiscrete --rows p               # the plane: exact solver vs peers (minutes)
     python -m benchmarks.bench_semidiscrete --gpu              # accelerator sizes: rows a, b, c, kernel
     python -m benchmarks.bench_semidiscrete --dry-run          # tiny end-to-end run (CPU, seconds)
 """
@@ -50,6 +52,7 @@ from jaxotdm.ot.semidiscrete import (
     AdamSolver,
     HybridNewtonSolver,
     OTTSolver,
+    PlanarNewtonSolver,
     _make_problem,
     certificate_unit,
     zscore,
@@ -86,6 +89,13 @@ def row_targets(name: str, dry: bool, size: int | None = None):
         if size and size < x.shape[0]:
             return x[:size], f"MNIST-{size} (REDUCED from 5,000) noised to T'=0.05 (VPLinear), d=784"
         return x, "MNIST-5000 noised to T'=0.05 (VPLinear), d=784"
+    if name == "p":
+        n = 100 if dry else 1000
+        y = D.toy_2d("moons", n, seed=0)
+        sch = jo.VPLinear()
+        a, s = float(sch.alpha(0.1)), float(sch.sigma(0.1))
+        x = (a * y + s * np.random.default_rng(0).normal(size=y.shape)).astype(np.float32)
+        return x, f"moons-{n} diffused to VPLinear t = 0.1 (Algorithm 2's 2-D target), d=2"
     if name == "d":
         n, d, k = (200, 48, 10) if dry else (size or 50_000, 3072, 100)
         return cifar_shaped(n, d, k), f"CIFAR-shaped synthetic: {n} points of {k} clustered Gaussians, d={d}"
@@ -101,7 +111,7 @@ def cifar_shaped(n, d, k, seed=2):
     return (centres[label] + 0.5 * rng.standard_normal((n, d)).astype(np.float32)).astype(np.float32)
 
 
-ROW_TOL = {"a": 0.1, "b": 0.1, "c": 0.1, "d": 0.1}
+ROW_TOL = {"a": 0.1, "b": 0.1, "c": 0.1, "d": 0.1, "p": 0.1}
 ROW_TV = {"c": 0.01}
 
 
@@ -213,6 +223,7 @@ PEERS = {
     "ott_tuned": (method_peer(lambda it: OTTSolver(num_iterations=it)), 4000),
     "algorithm1": (method_peer(lambda it: AdamSolver(max_iterations=it)), 200),
     "pot": (pot_peer, 10000),
+    "hybrid": (method_peer(lambda it: HybridNewtonSolver()), 100),  # row p only: the Monte Carlo default elsewhere
 }
 
 
@@ -244,12 +255,13 @@ def bench_row(name, args):
     key = jax.random.key(0)
     row = {"row": name, "problem": label, "n": n, "d": d, "tol": tol, "tv_target": tv, "load_start": load_average()}
     print(f"[{name}] {label}: n={n}, d={d}, tol={tol}", flush=True)
-    solver = HybridNewtonSolver()
+    solver = PlanarNewtonSolver() if name == "p" else HybridNewtonSolver()  # semidiscrete_ot's default for the row
     state, ours_s, compile_s = timed_solve(solver, x, tol, key)
     h = np.asarray(state.heights)
     cert_s, mc = certificate_seconds(x, state.heights, tol)
     row.update(ours_s=ours_s, ours_compile_s=compile_s, ours_iterations=int(state.iteration),
-               ours_converged=bool(state.converged), ours_fell_back=bool(state.fell_back),
+               ours_converged=bool(state.converged), ours_fell_back=bool(getattr(state, "fell_back", False)),
+               ours_solver=solver.name,
                ours_evaluations=float(state.evaluations),
                ours_final_samples=int(state.num_samples), certificate_s=cert_s, certificate_samples=mc,
                ratio=ours_s / cert_s, evaluations_per_certificate=float(state.evaluations) / mc,
@@ -267,7 +279,7 @@ def bench_row(name, args):
           f"{v['max_rel']:.4f}, TV {v['tv']:.4f} -> {'OK' if row['ours_ok'] else 'FAILED'}", flush=True)
     best = None
     for peer in ([] if args.no_peers else [p for p in PEERS if p not in args.skip]):
-        if args.gpu and peer == "pot":
+        if (args.gpu and peer == "pot") or (peer == "hybrid" and name != "p"):
             continue
         budget = max(args.peer_budget * ours_s, args.min_peer_budget)
         r = run_peer(peer, x, tol, tv, key, verify, budget)
@@ -368,7 +380,7 @@ def kernel_headlines(rows):
 # ------------------------------------------------------------------------------------------------- main
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rows", default=None, help="comma-separated rows among a,b,c,d (default a,b; --gpu: a,b,c,d)")
+    ap.add_argument("--rows", default=None, help="comma-separated rows among a,b,c,d,p (default a,b; --gpu: a,b,c,d)")
     ap.add_argument("--kernel", action="store_true", help="certificate-pass fractions of the matmul rate only")
     ap.add_argument("--with-kernel", action="store_true", help="rows and the kernel fractions")
     ap.add_argument("--no-peers", action="store_true")
@@ -390,7 +402,7 @@ def main(argv=None):
     names = [] if args.kernel else [r.strip() for r in rows_arg.split(",") if r.strip()]
     bad = [r for r in names if r not in ROW_TOL]
     if bad:
-        ap.error(f"--rows: unknown rows {bad}; choose among a, b, c, d")
+        ap.error(f"--rows: unknown rows {bad}; choose among a, b, c, d, p")
     if args.quick:
         args.no_peers = True
     do_kernel = args.kernel or args.with_kernel or args.gpu or args.quick or args.dry_run
@@ -403,7 +415,7 @@ def main(argv=None):
         rows = [bench_row(r, args) for r in names]
         cols = ["row", "n", "d", "tol", "ours_s", "certificate_s", "ratio", "ratio_cpu", "ours_max_rel", "ours_tv", "ours_ok",
                 "verify_samples", "verify_floor", "ours_iterations", "evaluations_per_certificate", "ott_tuned_s",
-                "algorithm1_s", "pot_s", "ours_compile_s", "load_start", "load_end", "peak_rss_gib"]
+                "algorithm1_s", "pot_s", "hybrid_s", "ours_solver", "ours_compile_s", "load_start", "load_end", "peak_rss_gib"]
         notes = [
             "ratio = ours_s / certificate_s: our solve (run time, compile excluded) over one streamed-argmax pass over "
             "16 n / tol^2 fresh samples, timed in the same run. ratio_cpu: the same with the process's CPU seconds "

@@ -50,6 +50,30 @@ def test_an_interval_reaching_zero_from_a_misfit_or_two_resolutions_supports_not
     assert v.verdict == "inconclusive" and v.n_needed == 4 * 8192
 
 
+def test_log_corrected_rate_recovers_its_limit():
+    fit = extrapolate_floor(NS, 0.01 + 0.7 * np.sqrt(np.log(NS) / NS), [1e-3] * 3, dim=2, log_factor=True)
+    assert fit.limit == pytest.approx(0.01, abs=1e-9) and fit.coefficient == pytest.approx(0.7, rel=1e-9)
+    assert fit.log_factor and "sqrt(log n)" in fit.model
+
+
+def test_a_verdict_that_depends_on_the_rate_model_is_inconclusive():
+    """A floor vanishing like sqrt(log n / n) (the 2-D empirical rate) looks bounded away from 0 under the pure
+    n^(-1/2) model; with the log-corrected fit as the alternative the rule refuses to decide."""
+    ns = np.array([2048, 8192, 32768, 131072])
+    floors = 1.5 * np.sqrt(np.log(ns) / ns)
+    se = np.array([6.3e-3, 2.0e-3, 1.7e-3, 3.7e-4])  # the sizes the study measures: the pure model fits (p 0.7)
+    pure = extrapolate_floor(ns, floors, se, dim=2)
+    logf = extrapolate_floor(ns, floors, se, dim=2, log_factor=True)
+    assert pure.limit_ci[0] > 0 and pure.fit_p_value > 0.05 and logf.limit_ci[0] <= 0 <= logf.limit_ci[1]
+    v = thm311_verdict(pure, 0.0, alternative=logf)
+    assert v.verdict == "inconclusive" and "rate model" in v.reason and v.n_needed == 4 * 131072
+    # a floor that both models bound away from 0 stays "not supported"
+    real = 0.05 + floors
+    v = thm311_verdict(extrapolate_floor(ns, real, se, dim=2), 0.0,
+                       alternative=extrapolate_floor(ns, real, se, dim=2, log_factor=True))
+    assert v.verdict == "not supported" and "the same under" in v.reason
+
+
 def test_an_unconverged_ot_solve_decides_nothing():
     fit = extrapolate_floor(NS, 0.08 + 1.0 / np.sqrt(NS), [1e-3] * 3, dim=2)
     assert thm311_verdict(fit, 1e-3, ot_converged=False).verdict == "inconclusive"

@@ -178,7 +178,8 @@ def thm311_floor_md(st) -> list[str]:
          "independent draws per n). Rule: **supported** if the extrapolated floor's 95% interval reaches 0, **not "
          "supported** if it is bounded away from 0, each only with adequate resolution: at least three n and the "
          "model consistent with the data (chi2 p >= 0.05), and for 'not supported' also the barycentres' Monte Carlo "
-         "error below a third of the interval's lower end; else **inconclusive**, with the resolution needed.", "",
+         "error below a third of the interval's lower end; in 2-D the verdict must also be the same under the "
+         "sqrt(log n)-corrected rate; else **inconclusive**, with the resolution needed.", "",
          "| n | floor | n^(-1/d) | barycentre MC error | max rel. mass error | OT iterations | OT converged |",
          "|---|---|---|---|---|---|---|"]
     for r in sorted(st["rows"], key=lambda r: r["ot_resolution"]["ot_points"]):
@@ -190,6 +191,11 @@ def thm311_floor_md(st) -> list[str]:
     L += ["", f"- extrapolated floor (n -> infinity): {_f(f['limit'])} [{_f(lo)}, {_f(hi)}]; c = {_f(f['coefficient'])}; "
           f"chi2 {_f(f['chi2'])} on {f['dof']} dof (p = {_f(f['fit_p_value'], 2)}); free log-log slope "
           f"{_f(f['loglog_slope'])}.",
+          *([] if not st.get("fit_log") else [
+              f"- robustness, {st['fit_log']['model']} (the empirical measure's transport rate in 2-D carries a "
+              f"sqrt(log n) factor; the verdict must hold under both models): limit {_f(st['fit_log']['limit'])} "
+              f"[{_f(st['fit_log']['limit_ci'][0])}, {_f(st['fit_log']['limit_ci'][1])}]; chi2 "
+              f"{_f(st['fit_log']['chi2'])} on {st['fit_log']['dof']} dof (p = {_f(st['fit_log']['fit_p_value'], 2)})."]),
           f"- verdict: **{st['verdict']}**: {st['reason']}." + (
               f" Needed: n >= {st['n_needed']:,}." if st.get("n_needed") else "") + (
               f" Needed: {st['mc_samples_factor']:.2g}x the Monte Carlo draws per cell."
