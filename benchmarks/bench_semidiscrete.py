@@ -21,7 +21,7 @@ targets, d = 16, tol 0.1; (c) the 5,000-image MNIST subset noised to T' = 0.05, 
 <= 0.01 (solved at max relative tol 0.1, whose final sample resolves the total variation to about 0.008);
 (d, ``--gpu`` only by default) CIFAR-shaped synthetic: 50,000 points of 100 clustered Gaussians in d = 3,072,
 tol 0.1; (p) the plane: 1,000 points of the moons diffused to VPLinear t = 0.1, tol 0.1, where the default is the
-exact ``PlanarNewtonSolver`` and the Monte Carlo ``HybridNewtonSolver`` runs as one more peer.
+exact ``ExactNewtonSolver`` and the Monte Carlo ``HybridNewtonSolver`` runs as one more peer.
 
 ``--kernel``: the certificate pass's FLOP rate (``2 x samples x n x (r + 1)``, RNG included) as a fraction of a
 2048^2 float32 matmul timed in the same run (interleaved rounds, minimum), at d = 16, 64, 784 (target >= 0.4 at
@@ -52,7 +52,7 @@ from jaxotdm.ot.semidiscrete import (
     AdamSolver,
     HybridNewtonSolver,
     OTTSolver,
-    PlanarNewtonSolver,
+    ExactNewtonSolver,
     _make_problem,
     certificate_unit,
     zscore,
@@ -255,7 +255,7 @@ def bench_row(name, args):
     key = jax.random.key(0)
     row = {"row": name, "problem": label, "n": n, "d": d, "tol": tol, "tv_target": tv, "load_start": load_average()}
     print(f"[{name}] {label}: n={n}, d={d}, tol={tol}", flush=True)
-    solver = PlanarNewtonSolver() if name == "p" else HybridNewtonSolver()  # semidiscrete_ot's default for the row
+    solver = ExactNewtonSolver() if name == "p" else HybridNewtonSolver()  # semidiscrete_ot's default for the row
     state, ours_s, compile_s = timed_solve(solver, x, tol, key)
     h = np.asarray(state.heights)
     cert_s, mc = certificate_seconds(x, state.heights, tol)

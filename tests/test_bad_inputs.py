@@ -243,16 +243,16 @@ case("jaxotdm.ot.SemidiscreteProblem", "weights sum",
      lambda: jo.ot.SemidiscreteProblem(jnp.asarray(Y), jnp.ones(3)), "`weights`")
 case("jaxotdm.HybridNewtonSolver", "fallback of the wrong kind",
      lambda: jo.HybridNewtonSolver(fallback=jo.AdamSolver()), "`fallback`")
-case("jaxotdm.PlanarNewtonSolver", "tol_fraction=0", lambda: jo.PlanarNewtonSolver(tol_fraction=0.0), "`tol_fraction`")
-case("jaxotdm.PlanarNewtonSolver", "a non-Gaussian source",
-     lambda: jo.semidiscrete_ot(Y[:, :2], key=KEY, tol=0.3, solver=jo.PlanarNewtonSolver(),
-                                source=lambda k, n: jax.random.uniform(k, (n, 2))), "PlanarNewtonSolver needs")
-case("jaxotdm.ot.planar_cells", "points of dimension 3",
-     lambda: jo.ot.planar_cells(np.ones((4, 3)), np.zeros(4)), "`points`")
-case("jaxotdm.ot.planar_cells", "heights nan",
-     lambda: jo.ot.planar_cells(np.eye(3)[:, :2], np.array([0.0, np.nan, 0.0])), "`heights`")
-case("jaxotdm.ot.planar_cells", "heights of the wrong length",
-     lambda: jo.ot.planar_cells(np.eye(3)[:, :2], np.zeros(4)), "`heights`")
+case("jaxotdm.ExactNewtonSolver", "tol_fraction=0", lambda: jo.ExactNewtonSolver(tol_fraction=0.0), "`tol_fraction`")
+case("jaxotdm.ExactNewtonSolver", "a non-Gaussian source",
+     lambda: jo.semidiscrete_ot(Y[:, :2], key=KEY, tol=0.3, solver=jo.ExactNewtonSolver(),
+                                source=lambda k, n: jax.random.uniform(k, (n, 2))), "ExactNewtonSolver needs")
+case("jaxotdm.ot.exact_cells", "points of dimension 3",
+     lambda: jo.ot.exact_cells(np.ones((4, 3)), np.zeros(4)), "`points`")
+case("jaxotdm.ot.exact_cells", "heights nan",
+     lambda: jo.ot.exact_cells(np.eye(3)[:, :2], np.array([0.0, np.nan, 0.0])), "`heights`")
+case("jaxotdm.ot.exact_cells", "heights of the wrong length",
+     lambda: jo.ot.exact_cells(np.eye(3)[:, :2], np.zeros(4)), "`heights`")
 case("jaxotdm.NewtonSolver", "growth=0", lambda: jo.semidiscrete_ot(Y, key=KEY, tol=0.3, solver=jo.NewtonSolver(growth=0)),
      "`growth`")
 case("jaxotdm.AdamSolver", "learning_rate=inf",

@@ -632,7 +632,7 @@ def _diffused_2d_set(n=1000):
 @pytest.mark.slow
 def test_hybrid_newton_converges_on_a_diffused_2d_set():
     """1,000 points of the moons diffused to VPLinear t = 0.1 (Algorithm 2's target in 2-D) at tol 0.1, with the
-    Monte Carlo hybrid (the default in the plane is now the exact PlanarNewtonSolver: tests/test_ot_planar.py).
+    Monte Carlo hybrid (the default in the plane is now the exact ExactNewtonSolver: tests/test_ot_planar.py).
 
     The check is a certificate on 2^25 fresh samples (noise floor 0.021): the default certificate (the solver's
     final sample size, noise floor 0.099 = tol) cannot resolve an error of tol, and read 0.13 here for heights

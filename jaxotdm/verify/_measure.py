@@ -17,7 +17,7 @@ import numpy as np
 from jaxotdm import _linalg as L
 from jaxotdm._pytree import pytree_dataclass
 from jaxotdm.flow import ODESettings, flow_map
-from jaxotdm.ot import planar_cells
+from jaxotdm.ot import exact_cells
 from jaxotdm.scores import exact_score
 from jaxotdm.verify.cost import TransportCost, transport_cost_gap
 
@@ -97,13 +97,13 @@ def forward_chain(score, schedule, x0, T0, times, rtol, *, throw: bool = True):
 
 def exact_masses(smap):
     """The map's cell masses under ``N(0, I)`` in closed form where the diagram is planar (``d = 2``, targets not
-    collinear; :func:`jaxotdm.ot.semidiscrete.planar_cells`), else ``None``."""
+    collinear; :func:`jaxotdm.ot.semidiscrete.exact_cells`), else ``None``."""
     x = np.asarray(smap.targets, np.float64)
     if x.ndim != 2 or x.shape[1] != 2 or x.shape[0] < 3:
         return None
     w = np.asarray(smap.weights, np.float64)
     try:
-        return planar_cells(x - w @ x, np.asarray(smap.heights, np.float64))[0]
+        return exact_cells(x - w @ x, np.asarray(smap.heights, np.float64))[0]
     except ValueError:  # collinear targets
         return None
 
@@ -276,7 +276,7 @@ def cell_barycentres(smap, key, total: int, d: int, dtype, batch: int = 65_536, 
     exact)``.
 
     In the plane (``d = 2``, targets not collinear) they are exact: the cells' closed-form Gaussian first moments
-    and masses over the power diagram (:func:`jaxotdm.ot.semidiscrete.planar_cells`), Monte Carlo error 0.
+    and masses over the power diagram (:func:`jaxotdm.ot.semidiscrete.exact_cells`), Monte Carlo error 0.
     Elsewhere they are Monte Carlo estimates from ``total`` draws (segment sums over batches): ``masses`` are the
     cells' sample fractions and ``mc_se`` the RMS standard error of the barycentres.
     """
@@ -285,7 +285,7 @@ def cell_barycentres(smap, key, total: int, d: int, dtype, batch: int = 65_536, 
         x = np.asarray(smap.targets, np.float64)
         w = np.asarray(smap.weights, np.float64)
         try:
-            m, mom, _ = planar_cells(x - w @ x, np.asarray(smap.heights, np.float64))
+            m, mom, _ = exact_cells(x - w @ x, np.asarray(smap.heights, np.float64))
         except ValueError:  # collinear targets: no planar diagram
             pass
         else:

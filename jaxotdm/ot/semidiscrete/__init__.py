@@ -13,7 +13,7 @@ Layout (one concept per module):
 * :mod:`~jaxotdm.ot.semidiscrete.driver`: the solver protocol (``init``/``step``), the one
   ``lax.while_loop`` driver with progress reports, and the diagnostics type;
 * one module per solver, each a subclass of :class:`SemidiscreteSolver`:
-  :mod:`~jaxotdm.ot.semidiscrete.planar` (:class:`PlanarNewtonSolver`, ours, the default in the plane: exact
+  :mod:`~jaxotdm.ot.semidiscrete.exact` (:class:`ExactNewtonSolver`, ours, the default in 1-D and 2-D: exact
   masses from the power diagram, nothing sampled), :mod:`~jaxotdm.ot.semidiscrete.hybrid`
   (:class:`HybridNewtonSolver`, ours, the default elsewhere: the candidate Newton with a detected-stall
   fallback to the resampling Newton), :mod:`~jaxotdm.ot.semidiscrete.newton`
@@ -48,7 +48,7 @@ from jaxotdm.ot.semidiscrete.map import SemidiscreteCertificate, SemidiscreteMap
 from jaxotdm.ot.semidiscrete.newton import NewtonSchedule, NewtonSolver, NewtonState
 from jaxotdm.ot.semidiscrete.newton_candidates import CandidateNewtonSolver  # noqa: F401 (experimental)
 from jaxotdm.ot.semidiscrete.ott import OTTSolver, OTTState
-from jaxotdm.ot.semidiscrete.planar import PlanarNewtonSolver, PlanarNewtonState, planar_cells
+from jaxotdm.ot.semidiscrete.exact import ExactNewtonSolver, ExactNewtonState, exact_cells
 from jaxotdm.ot.semidiscrete.problem import (
     DEFAULT_BATCH,  # noqa: F401
     SemidiscreteProblem,
@@ -70,8 +70,8 @@ __all__ = [
     "NewtonState",
     "OTTSolver",
     "OTTState",
-    "PlanarNewtonSolver",
-    "PlanarNewtonState",
+    "ExactNewtonSolver",
+    "ExactNewtonState",
     "Progress",
     "SemidiscreteCertificate",
     "SemidiscreteDiagnostics",
@@ -84,7 +84,7 @@ __all__ = [
     "certificate",
     "certificate_unit",
     "diagnostics",
-    "planar_cells",
+    "exact_cells",
     "required_samples",
     "run",
     "semidiscrete_ot",

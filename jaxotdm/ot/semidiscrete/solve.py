@@ -25,7 +25,7 @@ from jaxotdm.ot.semidiscrete.driver import (
 )
 from jaxotdm.ot.semidiscrete.hybrid import HybridNewtonSolver
 from jaxotdm.ot.semidiscrete.map import SemidiscreteMap, certificate
-from jaxotdm.ot.semidiscrete.planar import PlanarNewtonSolver, is_planar
+from jaxotdm.ot.semidiscrete.exact import ExactNewtonSolver, has_exact_cells
 from jaxotdm.ot.semidiscrete.problem import (
     DEFAULT_BATCH,
     certificate_unit,
@@ -76,7 +76,7 @@ def _check_solver(solver):
     """The solver object (``None``: the default, chosen once the problem is known: :func:`default_solver`)."""
     if solver is not None and not isinstance(solver, SemidiscreteSolver):
         raise ValueError(
-            "`solver` must be a solver object: PlanarNewtonSolver() or HybridNewtonSolver() (the defaults), "
+            "`solver` must be a solver object: ExactNewtonSolver() or HybridNewtonSolver() (the defaults), "
             "NewtonSolver(), AdamSolver() or OTTSolver() (or an instance of a SemidiscreteSolver subclass); got "
             f"{solver!r:.80}."
         )
@@ -84,9 +84,9 @@ def _check_solver(solver):
 
 
 def default_solver(prob) -> SemidiscreteSolver:
-    """:class:`PlanarNewtonSolver` (exact masses, nothing sampled) for the standard Gaussian source and targets
-    spanning a plane; :class:`HybridNewtonSolver` otherwise."""
-    return PlanarNewtonSolver() if is_planar(prob) else HybridNewtonSolver()
+    """:class:`ExactNewtonSolver` (exact masses, nothing sampled) for the standard Gaussian source and targets on a
+    line or spanning a plane; :class:`HybridNewtonSolver` otherwise."""
+    return ExactNewtonSolver() if has_exact_cells(prob) else HybridNewtonSolver()
 
 
 def _check_setting(value, name: str, cls):
@@ -120,11 +120,11 @@ def semidiscrete_ot(
     Cost: the unit is one *certificate pass*, ``16 / (tol^2 min nu)`` source samples (``16 n / tol^2`` for
     uniform weights) each scored against all ``n`` targets, ``n x (r + 1)`` multiply-adds per sample with
     ``r = min(n, d)``. The default :class:`HybridNewtonSolver` costs two to three such passes where its
-    candidate phase converges; the certificate itself one to
-    three. In the plane (``d = 2`` or targets spanning a plane, standard Gaussian source) the default is
-    :class:`PlanarNewtonSolver`: exact masses from the power diagram, no sampling, milliseconds per Newton step;
-    only the certificate samples (one certificate pass). For ``n = 1797`` targets in ``d = 64`` at ``tol = 0.1`` that is ``2.9e6`` samples and ``0.7`` TFLOP
-    per pass. Memory is ``O(batch x chunk + n x d)`` (plus ``n^2`` for the dense Newton solve, ``n <= 2048``, and
+    candidate phase converges; the certificate itself one to three. For ``n = 1797`` targets in ``d = 64`` at
+    ``tol = 0.1`` that is ``2.9e6`` samples and ``0.7`` TFLOP
+    per pass. On a line or in the plane (targets spanning at most two dimensions, standard Gaussian source) the
+    default is :class:`ExactNewtonSolver`: exact masses, nothing sampled, milliseconds per Newton step at
+    ``n = 2,048``; only the certificate samples. Memory is ``O(batch x chunk + n x d)`` (plus ``n^2`` for the dense Newton solve, ``n <= 2048``, and
     the Newton solver's stored candidates, ``8 K`` bytes per sample of its final sample: 0.26 GB in that example).
 
     Under ``jax.jit``: the call traces when the sizes are concrete (``targets``' shape, ``tol`` and ``sampling``:
@@ -142,7 +142,7 @@ def semidiscrete_ot(
         weights: ``(n,)`` positive weights summing to one (uniform if omitted).
         key: PRNG key (split internally: one part for the solve, an independent one for the certificate).
         tol: requested max relative cell-mass error, in ``(0, 1)``.
-        solver: a :class:`SemidiscreteSolver`. Default (``None``): :class:`PlanarNewtonSolver` (exact masses in
+        solver: a :class:`SemidiscreteSolver`. Default (``None``): :class:`ExactNewtonSolver` (exact masses in
             the plane) for the standard Gaussian source and targets spanning a plane, else
             :class:`HybridNewtonSolver` (Newton on stored candidates, falling back to the resampling Newton when
             it stalls). Others: :class:`NewtonSolver`,
@@ -234,7 +234,7 @@ def semidiscrete_ot(
     if cert is not None:
         detail += (f", certificate {float(cert.max_relative_error):.3g} (noise floor {float(cert.noise_floor):.3g},"
                    f" {int(cert.num_samples)} samples)")
-    if solver.name == PlanarNewtonSolver.name and x.dtype != jnp.float64 and int(diag.status) != Status.SUCCESS:
+    if solver.name == ExactNewtonSolver.name and x.dtype != jnp.float64 and int(diag.status) != Status.SUCCESS:
         detail += (f"; the exact solve's heights are rounded to {x.dtype}, whose spacing bounds the cell-mass error "
                    "attainable with many small cells: pass float64 targets (jax_enable_x64) for more")
     if throw:

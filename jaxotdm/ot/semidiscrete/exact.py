@@ -1,6 +1,9 @@
-r"""Exact semi-discrete OT from the standard Gaussian in the plane: power diagrams and closed-form cell masses.
+r"""Exact semi-discrete OT from the standard Gaussian on a line and in the plane: closed-form cell masses.
 
-In two dimensions nothing needs to be sampled. The Laguerre cells ``W_i = {z : <z, y_i> + h_i >= <z, y_j> + h_j}``
+In one and two dimensions nothing needs to be sampled. On a line the cells are intervals between the
+breakpoints of the upper envelope of the lines ``g -> y_i g + h_i`` (found in one sorted pass), with masses
+``Phi(b) - Phi(a)``, first moments ``phi(a) - phi(b)`` and Jacobian weights ``phi(b) / |y_i - y_j|`` at each
+shared breakpoint. In the plane the Laguerre cells ``W_i = {z : <z, y_i> + h_i >= <z, y_j> + h_j}``
 are convex polygons (some unbounded); they are the projection of the lower convex hull of the lifted points
 ``(y_i, -h_i)`` (a regular triangulation, found by Qhull): a lower facet through ``i, j, k`` is the diagram's
 vertex ``a`` where ``f_i = f_j = f_k`` (``f_i(z) = <z, y_i> + h_i``), an edge shared by two lower facets is the
@@ -19,7 +22,7 @@ and the first moments ``int_W z phi = -sum_e n_e int_e phi`` (so ``grad phi = -z
 barycentres and the exact semi-dual energy. Every quantity is closed-form (``erf`` and Owen's ``T``) in
 float64: to about 1e-14 absolute.
 
-:class:`PlanarNewtonSolver` runs the damped Newton method of Kitagawa, Merigot and Thibert (J. Eur. Math. Soc.
+:class:`ExactNewtonSolver` runs the damped Newton method of Kitagawa, Merigot and Thibert (J. Eur. Math. Soc.
 2019) on these exact masses: step ``tau`` halves until no cell shrinks below half the smallest initial or
 target mass and the L1 residual drops by ``tau / 2``; it converges globally and, near the solution,
 quadratically. Cost per iteration: one Qhull call (``O(n log n)``), ``O(n)`` special functions and one sparse
@@ -44,7 +47,7 @@ from jaxotdm._types import Array
 from jaxotdm.ot.semidiscrete.driver import SemidiscreteHistory, SemidiscreteSolver
 from jaxotdm.ot.semidiscrete.problem import SemidiscreteProblem, check_settings
 
-__all__ = ["PlanarNewtonSolver", "PlanarNewtonState", "is_planar", "planar_cells"]
+__all__ = ["ExactNewtonSolver", "ExactNewtonState", "has_exact_cells", "exact_cells"]
 
 _SQRT_2PI = math.sqrt(2.0 * math.pi)
 
@@ -182,15 +185,16 @@ def _origin_cell(y, h) -> int:
     return int(top[np.argmax(y[top] @ _V)])
 
 
-def planar_cells(points, heights):
-    """Exact Gaussian masses, first moments and Jacobian weights of the Laguerre cells in the plane (host, float64).
+def exact_cells(points, heights):
+    """Exact Gaussian masses, first moments and Jacobian weights of the Laguerre cells on a line or in the plane
+    (host, float64).
 
     Args:
-        points: ``(n, 2)`` targets ``y_i`` (the problem's centred coordinates).
+        points: ``(n, 1)`` or ``(n, 2)`` targets ``y_i`` (the problem's centred coordinates).
         heights: ``(n,)`` heights ``h_i``.
 
     Returns:
-        ``(masses (n,), moments (n, 2), (i, j, w))``: ``m_i = P(z in W_i)``, ``int_{W_i} z phi(z) dz``, and the
+        ``(masses (n,), moments (n, d), (i, j, w))``: ``m_i = P(z in W_i)``, ``int_{W_i} z phi(z) dz``, and the
         diagram's edges with ``w_ij = int_{e_ij} phi / |y_i - y_j|`` (``dm_i/dh_j = -w_ij``).
 
     Raises:
@@ -200,25 +204,59 @@ def planar_cells(points, heights):
     Example:
         >>> import numpy as np
         >>> ang = 2 * np.pi * np.arange(3) / 3
-        >>> m, mom, _ = planar_cells(np.c_[np.cos(ang), np.sin(ang)], np.zeros(3))
+        >>> m, mom, _ = exact_cells(np.c_[np.cos(ang), np.sin(ang)], np.zeros(3))
         >>> bool(np.allclose(m, 1 / 3, atol=1e-14))  # three 120-degree wedges
         True
         >>> bool(np.allclose(mom[0], [np.sqrt(3) / (2 * np.sqrt(2 * np.pi)), 0.0], atol=1e-14))
         True
     """
     y = V.np_real(points, "points").astype(np.float64)
-    if y.ndim != 2 or y.shape[1] != 2 or y.shape[0] < 2:
-        raise ValueError(f"`points` must have shape (n, 2) with n >= 2, got {y.shape}.")
+    if y.ndim != 2 or y.shape[1] not in (1, 2) or y.shape[0] < 2:
+        raise ValueError(f"`points` must have shape (n, 1) or (n, 2) with n >= 2, got {y.shape}.")
     h = V.np_real(heights, "heights").astype(np.float64)
     if h.shape != (y.shape[0],):
         raise ValueError(f"`heights` must have shape ({y.shape[0]},), got {h.shape}.")
     for a, name in ((y, "points"), (h, "heights")):
         if not np.all(np.isfinite(a)):
             raise ValueError(f"`{name}` has non-finite entries (NaN or inf).")
-    return _planar_cells(y, h)
+    return _exact_cells(y, h)
 
 
-def _planar_cells(y, h):
+def _line_cells(y, h):
+    """:func:`exact_cells` on a line: the upper envelope of ``g -> s_i g + h_i`` (slopes sorted; ties in slope keep
+    the higher line), its breakpoints and the intervals between them."""
+    *_, ndtr, _, _, _ = _scipy()
+    s = y[:, 0]
+    n = s.shape[0]
+    order = np.lexsort((h, s))  # by slope, then height
+    hull: list[int] = []
+    for c in order.tolist():
+        if hull and s[hull[-1]] == s[c]:  # equal slopes: only the higher line can be on top
+            hull.pop()
+        while len(hull) >= 2:
+            a, b = hull[-2], hull[-1]
+            # b is never strictly on top once a and c cross at or before where a and b cross
+            if (h[a] - h[b]) * (s[c] - s[b]) >= (h[b] - h[c]) * (s[b] - s[a]):
+                hull.pop()
+            else:
+                break
+        hull.append(c)
+    idx = np.asarray(hull)
+    brk = (h[idx[:-1]] - h[idx[1:]]) / (s[idx[1:]] - s[idx[:-1]])  # where consecutive envelope lines cross
+    lo = np.concatenate([[-np.inf], brk])
+    hi = np.concatenate([brk, [np.inf]])
+    m = np.zeros(n)
+    m[idx] = np.where(lo > 0, ndtr(-lo) - ndtr(-hi), ndtr(hi) - ndtr(lo))
+    pdf = np.exp(-0.5 * brk * brk) / _SQRT_2PI
+    dens = np.concatenate([[0.0], pdf, [0.0]])
+    mom = np.zeros((n, 1))
+    mom[idx, 0] = dens[:-1] - dens[1:]
+    return m, mom, (idx[:-1], idx[1:], pdf / np.abs(s[idx[1:]] - s[idx[:-1]]))
+
+
+def _exact_cells(y, h):
+    if y.shape[1] == 1:
+        return _line_cells(y, h)
     n = y.shape[0]
     i, j, g, line, nrm, dn = _edge_integrals(y, h)
     m = np.bincount(i, g, n) - np.bincount(j, g, n)
@@ -235,13 +273,13 @@ _CACHE_LOCK = threading.Lock()
 
 
 def _cells(y, h):
-    """:func:`planar_cells`, memoised on the exact bytes of ``(y, h)`` (a few entries; thread-safe)."""
+    """:func:`exact_cells`, memoised on the exact bytes of ``(y, h)`` (a few entries; thread-safe)."""
     key = hashlib.blake2b(y.tobytes() + h.tobytes(), digest_size=16).digest()
     with _CACHE_LOCK:
         hit = _CACHE.get(key)
     if hit is not None:
         return hit
-    out = _planar_cells(y, h)
+    out = _exact_cells(y, h)
     with _CACHE_LOCK:
         if len(_CACHE) >= 8:
             _CACHE.pop(next(iter(_CACHE)))
@@ -255,10 +293,14 @@ def _energy(y, h, nu, cells):
     return float(nu @ h - np.sum(mom * y) - m @ h)
 
 
-def is_planar(prob: SemidiscreteProblem) -> bool:
-    """Whether :class:`PlanarNewtonSolver` applies: standard Gaussian source, targets spanning a plane (``r = 2``,
-    at least three not collinear; traced targets are assumed to)."""
-    if prob.source is not None or prob.points.ndim != 2 or prob.points.shape[1] != 2 or prob.points.shape[0] < 3:
+def has_exact_cells(prob: SemidiscreteProblem) -> bool:
+    """Whether :class:`ExactNewtonSolver` applies: the standard Gaussian source and targets on a line (``r = 1``,
+    at least two) or spanning a plane (``r = 2``, at least three not collinear; traced targets are assumed to)."""
+    if prob.source is not None or prob.points.ndim != 2 or prob.points.shape[1] not in (1, 2):
+        return False
+    if prob.points.shape[1] == 1:
+        return prob.points.shape[0] >= 2
+    if prob.points.shape[0] < 3:
         return False
     if isinstance(prob.points, jax.core.Tracer):
         return True
@@ -269,8 +311,8 @@ def is_planar(prob: SemidiscreteProblem) -> bool:
 
 # ------------------------------------------------------------------------------------------ the solver
 @pytree_dataclass
-class PlanarNewtonState:
-    """State of :class:`PlanarNewtonSolver` (the common fields of :mod:`jaxotdm.ot.semidiscrete.driver`).
+class ExactNewtonState:
+    """State of :class:`ExactNewtonSolver` (the common fields of :mod:`jaxotdm.ot.semidiscrete.driver`).
 
     ``heights`` is the iterate rounded to the problem's dtype and ``heights_low`` the rounding remainder, so the
     host iterates keep float64 precision when JAX runs in float32. ``num_samples`` and ``evaluations`` are 0:
@@ -357,14 +399,14 @@ def _host_step(solver, y, nu, hi, lo, floor, tol, last):
 
 
 @pytree_dataclass
-class PlanarNewtonSolver(SemidiscreteSolver):
-    """Damped Newton on exact cell masses for the standard Gaussian in two dimensions (ours; the default there).
+class ExactNewtonSolver(SemidiscreteSolver):
+    """Damped Newton on exact cell masses for the standard Gaussian in one and two dimensions (ours; the default there).
 
-    See :mod:`jaxotdm.ot.semidiscrete.planar`. Nothing is sampled: masses, Jacobian and energy are closed-form
+    See :mod:`jaxotdm.ot.semidiscrete.exact`. Nothing is sampled: masses, Jacobian and energy are closed-form
     (Owen's T and ``erf`` over the power diagram's edges) in float64 on the host, called from the compiled
     loop through ``jax.pure_callback`` (so the solve also runs under ``jax.jit``). It needs the standard Gaussian
-    source and targets spanning a plane (:func:`is_planar`); :func:`~jaxotdm.semidiscrete_ot` picks it by default
-    there.
+    source and targets on a line or spanning a plane (:func:`has_exact_cells`); :func:`~jaxotdm.semidiscrete_ot`
+    picks it by default there.
 
     Attributes:
         tol_fraction: iterate until the exact max relative error is at most ``tol_fraction * tol`` (the last
@@ -376,7 +418,7 @@ class PlanarNewtonSolver(SemidiscreteSolver):
     Example:
         >>> import jax, jax.numpy as jnp, jaxotdm as jo
         >>> x = jnp.array([[0.0, 1.0], [1.0, -0.5], [-1.0, -0.5], [0.3, 0.2]])
-        >>> smap = jo.semidiscrete_ot(x, key=jax.random.key(0), tol=0.01, solver=jo.ot.PlanarNewtonSolver())
+        >>> smap = jo.semidiscrete_ot(x, key=jax.random.key(0), tol=0.01, solver=jo.ot.ExactNewtonSolver())
         >>> bool(smap.diagnostics.insample_error < 1e-4), int(smap.diagnostics.final_samples)
         (True, 0)
     """
@@ -385,24 +427,24 @@ class PlanarNewtonSolver(SemidiscreteSolver):
     max_iterations: int = static_field(100)
     max_backtracks: int = static_field(30)
 
-    name = "newton-planar"
+    name = "newton-exact"
 
     def __post_init__(self):
         check_settings(self, ints={"max_iterations": 1, "max_backtracks": 0}, positive=("tol_fraction",))
         if not self.tol_fraction <= 1.0:
             raise ValueError(f"`tol_fraction` must be in (0, 1], got {self.tol_fraction!r}.")
 
-    def init(self, prob: SemidiscreteProblem, *, tol: float, key=None, init_heights=None) -> PlanarNewtonState:
+    def init(self, prob: SemidiscreteProblem, *, tol: float, key=None, init_heights=None) -> ExactNewtonState:
         """The starting heights (the Voronoi heights of :meth:`SemidiscreteProblem.voronoi_init`, or
         ``init_heights``, centred). A warm start with empty cells is replaced by the Voronoi heights."""
         del key
-        if not is_planar(prob):
-            raise ValueError("PlanarNewtonSolver needs the standard Gaussian source (source=None) and targets "
-                             "spanning a plane (d = 2, at least three points not on one line).")
+        if not has_exact_cells(prob):
+            raise ValueError("ExactNewtonSolver needs the standard Gaussian source (source=None) and targets on a "
+                             "line (d = 1) or spanning a plane (d = 2, at least three points not on one line).")
         h = prob.voronoi_init() if init_heights is None else init_heights - jnp.mean(init_heights)
         dtype = prob.points.dtype
         h = h.astype(dtype)
-        return PlanarNewtonState(
+        return ExactNewtonState(
             heights=h, heights_low=jnp.zeros_like(h), min_mass=jnp.asarray(jnp.nan, dtype),
             tol=jnp.asarray(tol, dtype), iteration=jnp.asarray(0, jnp.int32), error=jnp.asarray(jnp.inf, dtype),
             done=jnp.asarray(False), converged=jnp.asarray(False), failed=jnp.asarray(False),
@@ -410,7 +452,7 @@ class PlanarNewtonSolver(SemidiscreteSolver):
             num_samples=jnp.asarray(0, jnp.int32), evaluations=jnp.zeros((), dtype),
         )
 
-    def step(self, prob: SemidiscreteProblem, state: PlanarNewtonState) -> PlanarNewtonState:
+    def step(self, prob: SemidiscreteProblem, state: ExactNewtonState) -> ExactNewtonState:
         """One damped Newton step (a host callback); ``done`` once the exact error is below
         ``tol_fraction * tol``, no step is acceptable, or the budget is spent."""
         s = state
