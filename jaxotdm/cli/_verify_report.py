@@ -318,8 +318,8 @@ def thm311_verdict_row(study: dict, source: str) -> dict:
                   f"size {max(hi, 1e-6):.3g} needs the interval's half-width below it (more n, or more draws per n)")
     elif study["verdict"] == "not supported":
         change = (f"an interval reaching 0: the lower end {lo:.3g} would have to move down by {lo:.3g}, i.e. a "
-                  "discretisation term that does not follow n^(-1/d), or a systematic error of the Brenier estimate "
-                  "of that size")
+                  "discretisation term that follows neither n^(-1/d) nor sqrt(log n) n^(-1/d), or a systematic error "
+                  "of the Brenier estimate of that size")
     else:
         need = []
         if study["n_needed"]:

@@ -219,14 +219,14 @@ def _one_model_verdict(fit: FloorExtrapolation, mc_se: float, min_p_value: float
     if lo <= 0:
         if problems:
             return Thm311Verdict("inconclusive", f"{ci}: the interval reaches 0 but {'; '.join(problems)}", n_needed)
-        return Thm311Verdict("supported", f"{ci}: the interval reaches 0; n^(-1/{d}) model consistent (p = "
+        return Thm311Verdict("supported", f"{ci}: the interval reaches 0; model consistent (p = "
                              f"{fit.fit_p_value:.2g})")
     if mc_se > lo / 3:
         factor = (3 * mc_se / lo) ** 2
         problems.append(f"the barycentre Monte Carlo error {mc_se:.3g} exceeds a third of the lower end")
     if problems:
         return Thm311Verdict("inconclusive", f"{ci}: bounded away from 0 but {'; '.join(problems)}", n_needed, factor)
-    return Thm311Verdict("not supported", f"{ci}: bounded away from 0; n^(-1/{d}) model consistent (p = "
+    return Thm311Verdict("not supported", f"{ci}: bounded away from 0; model consistent (p = "
                          f"{fit.fit_p_value:.2g}), barycentre Monte Carlo error {mc_se:.3g} < a third of {lo:.3g}")
 
 
