@@ -50,9 +50,9 @@ import jaxotdm as jo
 from benchmarks._harness import headline, interleaved, load_average, peak_rss_gib, write_results
 from jaxotdm.ot.semidiscrete import (
     AdamSolver,
+    ExactNewtonSolver,
     HybridNewtonSolver,
     OTTSolver,
-    ExactNewtonSolver,
     _make_problem,
     certificate_unit,
     zscore,

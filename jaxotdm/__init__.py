@@ -171,10 +171,10 @@ if TYPE_CHECKING:  # for type checkers and IDEs
     from jaxotdm.networks import MLP, LearnedScore, ScoreModel, UNet, load_score
     from jaxotdm.ot import (
         AdamSolver,
+        ExactNewtonSolver,
         HybridNewtonSolver,
         NewtonSolver,
         OTTSolver,
-        ExactNewtonSolver,
         SemidiscreteCertificate,
         SemidiscreteMap,
         SemidiscreteSampling,

@@ -280,7 +280,7 @@ def flow_map(
         throw: as in diffrax: if the solve fails (``max_steps`` ran out, diffrax reported a failure, or
             the points are not finite) raise a ``RuntimeError`` (eagerly; inside ``jit`` through an
             ``equinox`` run-time check attached to ``points``). With ``throw=False`` the result is returned
-            and ``success``/``status`` say what happened.
+            and ``success``/``status`` say what happened (eagerly a failure also warns, ``ConvergenceWarning``).
 
     Returns:
         A :class:`FlowResult` with ``points``, exact ``nfe``, step diagnostics and a ``status``.
@@ -336,19 +336,21 @@ def flow_map(
             f"`adjoint=diffrax.ForwardMode()`; the adjoint in use ({type(adjoint).__name__}) supports reverse mode "
             "(jax.grad, jax.jacrev, jax.vjp) only."
         ) from None
-    if not throw:
-        return out
-    if isinstance(out.status, jax.core.Tracer):
-        return _checked(out)
-    report(out.status, what="flow_map", throw=True, detail=_failure_advice(out, max_steps))
+    if isinstance(out.status, jax.core.Tracer):  # under jit: the status travels in the result (and the check)
+        return _checked(out) if throw else out
+    # eagerly: raise (throw=True) or warn (throw=False), the status contract's rule 2
+    report(out.status, what="flow_map", throw=throw, warn=True, detail=_failure_advice(out, max_steps, throw))
     return out
 
 
-def _failure_advice(out: FlowResult, max_steps: int) -> str:
+def _failure_advice(out: FlowResult, max_steps: int, throw: bool = True) -> str:
+    if Status(int(out.status)) == Status.SUCCESS:
+        return ""
     code = Status(int(out.status))
+    tail = " (or pass throw=False to get the result with its status)" if throw else ""
     if code == Status.MAX_ITERATIONS:
-        return (f"all max_steps={max_steps} steps used; raise ODESettings `max_steps`, loosen `rtol`/`atol`, or pass "
-                "throw=False to get the unfinished result with its status")
+        return (f"all max_steps={max_steps} steps used; raise ODESettings `max_steps` or loosen `rtol`/`atol`"
+                + tail)
     if code == Status.NONFINITE:
         return "the score returned NaN or inf along the way; check the score and the times"
-    return "pass throw=False to get the result with its status"
+    return "see the result's status" + tail

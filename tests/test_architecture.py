@@ -17,8 +17,6 @@ import collections
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "jaxotdm"
 

@@ -168,7 +168,9 @@ def test_accepts_diffrax_solver_instances():
 def test_max_steps_exhaustion_is_reported_not_raised():
     mu = jo.EmpiricalMeasure(np.array([[-1.0], [1.0]]))
     s = jo.OU()
-    out = jo.flow_map(jo.exact_score(mu, s), s, jnp.ones((2, 1)), 3.0, 1e-4, ode=jo.ODESettings(max_steps=3), throw=False)
+    with pytest.warns(jo.ConvergenceWarning, match="flow_map"):  # throw=False warns eagerly (status contract)
+        out = jo.flow_map(jo.exact_score(mu, s), s, jnp.ones((2, 1)), 3.0, 1e-4, ode=jo.ODESettings(max_steps=3),
+                          throw=False)
     assert not bool(out.success)
 
 
@@ -222,7 +224,8 @@ def test_failure_raises_by_default_and_is_reported_with_throw_false():
     x = jnp.ones((2, 1))
     with pytest.raises(RuntimeError, match="flow_map: the iteration budget ran out.*max_steps=3"):
         jo.flow_map(sc, s, x, 3.0, 1e-4, ode=jo.ODESettings(max_steps=3))
-    out = jo.flow_map(sc, s, x, 3.0, 1e-4, ode=jo.ODESettings(max_steps=3), throw=False)
+    with pytest.warns(jo.ConvergenceWarning, match="max_steps"):
+        out = jo.flow_map(sc, s, x, 3.0, 1e-4, ode=jo.ODESettings(max_steps=3), throw=False)
     assert Status(int(out.status)) == Status.MAX_ITERATIONS and not bool(out.success)
     ok = jo.flow_map(sc, s, x, 3.0, 1e-4)
     assert Status(int(ok.status)) == Status.SUCCESS and bool(ok.success)
@@ -242,7 +245,9 @@ def test_failure_raises_inside_jit_through_the_points():
 def test_nonfinite_score_is_a_failure():
     sc, s = _two_points()
     bad = lambda x, t: jnp.where(t < 1.0, jnp.inf, 1.0) * sc(x, t)
-    out = jo.flow_map(bad, s, jnp.ones((2, 1)), 3.0, 0.1, ode=jo.ODESettings(solver="heun", num_steps=4), throw=False)
+    with pytest.warns(jo.ConvergenceWarning, match="non-finite"):
+        out = jo.flow_map(bad, s, jnp.ones((2, 1)), 3.0, 0.1, ode=jo.ODESettings(solver="heun", num_steps=4),
+                          throw=False)
     assert Status(int(out.status)) == Status.NONFINITE
     with pytest.raises(RuntimeError, match="non-finite"):
         jo.flow_map(bad, s, jnp.ones((2, 1)), 3.0, 0.1, ode=jo.ODESettings(solver="heun", num_steps=4))

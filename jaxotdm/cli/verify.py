@@ -444,13 +444,12 @@ def _forward(cfg, key, bar) -> dict | None:
 # ------------------------------------------------------------------------------------------ Thm 3.11 study
 def _run_thm311(cfg) -> int:
     import jax
+    import numpy as np
 
     import jaxotdm as jo
     from jaxotdm.cli import _verify_markdown as _markdown
     from jaxotdm.cli import _verify_report as R
     from jaxotdm.verify import thm311_study
-
-    import numpy as np
 
     # float64 throughout: at n = 131,072 float32 heights cannot hold the OT map (the cells' masses move by up to
     # 100% under float32 rounding of the heights); the exact planar solver then reaches ~1e-8

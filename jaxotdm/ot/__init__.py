@@ -5,10 +5,10 @@ from jaxotdm.ot.entropic import EntropicResult, sinkhorn, sinkhorn_divergence
 from jaxotdm.ot.semidiscrete import (
     AdamSolver,
     CandidateNewtonSolver,  # noqa: F401 (experimental: outside __all__)
+    ExactNewtonSolver,
     HybridNewtonSolver,
     NewtonSolver,
     OTTSolver,
-    ExactNewtonSolver,
     Progress,
     SemidiscreteCertificate,
     SemidiscreteDiagnostics,

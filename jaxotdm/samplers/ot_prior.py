@@ -17,7 +17,13 @@ from jaxotdm import _validation as V
 from jaxotdm._pytree import pytree_dataclass, static_field
 from jaxotdm._status import ConvergenceWarning, combine, report_result
 from jaxotdm._types import Array, ArrayLike, Float, Int
-from jaxotdm.ot import Progress, SemidiscreteCertificate, SemidiscreteMap, SemidiscreteSampling, semidiscrete_ot
+from jaxotdm.ot import (
+    Progress,
+    SemidiscreteCertificate,
+    SemidiscreteMap,
+    SemidiscreteSampling,
+    semidiscrete_ot,
+)
 from jaxotdm.samplers._core import sample
 from jaxotdm.samplers.class_scores import (
     _check_labelled,

@@ -43,12 +43,12 @@ from jaxotdm.ot.semidiscrete.driver import (
     diagnostics,
     run,
 )
+from jaxotdm.ot.semidiscrete.exact import ExactNewtonSolver, ExactNewtonState, exact_cells
 from jaxotdm.ot.semidiscrete.hybrid import HybridNewtonSolver, HybridNewtonState
 from jaxotdm.ot.semidiscrete.map import SemidiscreteCertificate, SemidiscreteMap, cell_masses, certificate
 from jaxotdm.ot.semidiscrete.newton import NewtonSchedule, NewtonSolver, NewtonState
 from jaxotdm.ot.semidiscrete.newton_candidates import CandidateNewtonSolver  # noqa: F401 (experimental)
 from jaxotdm.ot.semidiscrete.ott import OTTSolver, OTTState
-from jaxotdm.ot.semidiscrete.exact import ExactNewtonSolver, ExactNewtonState, exact_cells
 from jaxotdm.ot.semidiscrete.problem import (
     DEFAULT_BATCH,  # noqa: F401
     SemidiscreteProblem,

@@ -12,8 +12,8 @@ import numpy as np
 
 from jaxotdm import _validation as V
 from jaxotdm._pytree import pytree_dataclass, static_field
-from jaxotdm._streaming import Streaming
 from jaxotdm._status import Status, report, status_array
+from jaxotdm._streaming import Streaming
 from jaxotdm._types import ArrayLike, Float
 from jaxotdm.ot.semidiscrete.driver import (
     Progress,
@@ -23,9 +23,9 @@ from jaxotdm.ot.semidiscrete.driver import (
     diagnostics,
     run,
 )
+from jaxotdm.ot.semidiscrete.exact import ExactNewtonSolver, has_exact_cells
 from jaxotdm.ot.semidiscrete.hybrid import HybridNewtonSolver
 from jaxotdm.ot.semidiscrete.map import SemidiscreteMap, certificate
-from jaxotdm.ot.semidiscrete.exact import ExactNewtonSolver, has_exact_cells
 from jaxotdm.ot.semidiscrete.problem import (
     DEFAULT_BATCH,
     certificate_unit,
