@@ -7,12 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.slow  # minutes: the verify step (jaxotdm verify --quick at tiny sizes) dominates
+# about 100 s on 2 cores (verify, the semi-discrete rows a-d, the score and training steps at tiny sizes, ~30 s
+# each): in the default run so the suite cannot rot before a GPU is lent (issue 22)
 def test_gpu_suite_dry_run_writes_one_results_folder(tmp_path):
     out = tmp_path / "suite"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu"}

@@ -152,7 +152,7 @@ def test_progress_reports_every_newton_step():
     assert all(p.solver == "newton-exact" and p.num_samples == 0 for p in seen)
 
 
-def test_outside_the_plane_the_default_is_the_hybrid_and_the_planar_solver_refuses():
+def test_outside_line_and_plane_the_default_is_the_hybrid_and_the_exact_solver_refuses():
     line = np.c_[np.linspace(-1, 1, 20), np.linspace(-1, 1, 20) * 0.5]
     smap = jo.semidiscrete_ot(line, key=jax.random.key(0), tol=0.2,
                               sampling=jo.SemidiscreteSampling(certificate_samples=0))
