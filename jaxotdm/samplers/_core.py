@@ -272,14 +272,8 @@ def _initial_points(score, schedule, x, t_start, key, shape, dtype):
     if x is None:
         if shape is None:
             raise ValueError("pass the initial points `x`, or `shape` (and `key`) to draw them from the prior.")
-        try:
-            shape = tuple(shape)
-        except TypeError as exc:
-            raise V.ArgumentTypeError(f"`shape` must be a tuple of positive ints (..., d), got {shape!r}.") from exc
-        if len(shape) < 1 or not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 1
-                                     for n in shape):
-            raise ValueError(f"`shape` must be a tuple of positive ints (..., d), got {shape!r}.")
-        shape = tuple(int(n) for n in shape)
+        shape, shape_dtype = _prior_shape(shape)
+        dtype = shape_dtype if dtype is None else dtype
         V.check_key(key)
         key, k_prior = jax.random.split(key)
         dtype = jnp.result_type(float) if dtype is None else dtype
