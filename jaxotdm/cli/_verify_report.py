@@ -337,6 +337,9 @@ def _forward_verdicts(report) -> list[dict]:
     out = []
     if report.get("thm311_study"):
         row = thm311_verdict_row(report["thm311_study"], "main job")
+        if row["verdict"] == "inconclusive" and not report.get("thm311_full"):
+            row["to_change"] += ("; `jaxotdm verify --study thm311` with the same --out (about 6 minutes on 2 cores: n "
+                                 "up to 131,072 in float64 with the exact planar OT) adds its decision to this report")
         t = report.get("thm_3_11", {})
         if t.get("evaluated"):
             kn = t["K_needed"]
