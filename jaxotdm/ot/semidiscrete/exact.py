@@ -162,7 +162,14 @@ def _edge_integrals(y, h):
     sa = np.sum(tan * A, axis=1)
     sb = np.where(ray, np.where(np.sum(tan * u, axis=1) > 0, np.inf, -np.inf), np.sum(tan * B, axis=1))
     lo, hi = np.minimum(sa, sb), np.maximum(sa, sb)
-    on_line = p == 0.0
+    # heights equal up to rounding count as equal (the origin is then on the edge's line; see _V); on such an
+    # edge an endpoint within rounding of the origin is the origin (three tied cells meet there)
+    tie = _height_tie(h)
+    on_line = np.abs(h[i] - h[j]) <= tie
+    p = np.where(on_line, 0.0, p)
+    near = 8.0 * tie / dn
+    lo = np.where(on_line & (np.abs(lo) <= near), 0.0, lo)
+    hi = np.where(on_line & (np.abs(hi) <= near), 0.0, hi)
     ap = np.where(on_line, 1.0, np.abs(p))
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         g = -np.sign(p) * (owens_t(ap, hi / ap) - owens_t(ap, lo / ap))
@@ -179,9 +186,15 @@ def _edge_integrals(y, h):
     return i, j, g, line, nrm, dn
 
 
+def _height_tie(h) -> float:
+    """Heights closer than this are equal up to the rounding of the arithmetic that made them."""
+    return 64.0 * np.finfo(np.float64).eps * max(1.0, float(np.max(np.abs(h))))
+
+
 def _origin_cell(y, h) -> int:
-    """The cell holding the origin, ``argmax_i f_i(0) = argmax h``, ties broken by ``<v, y_i>`` (see ``_V``)."""
-    top = np.flatnonzero(h == h.max())
+    """The cell holding the origin, ``argmax_i f_i(0) = argmax h``, ties (up to rounding) broken by ``<v, y_i>``
+    (see ``_V``)."""
+    top = np.flatnonzero(h >= h.max() - _height_tie(h))
     return int(top[np.argmax(y[top] @ _V)])
 
 
