@@ -84,7 +84,7 @@ from jaxotdm import _validation as V
 from jaxotdm._pytree import pytree_dataclass, static_field
 from jaxotdm.flow import ODESettings
 from jaxotdm.measures import EmpiricalMeasure, GaussianMeasure
-from jaxotdm.ot import SemidiscreteMap, cell_masses, semidiscrete_ot
+from jaxotdm.ot import ExactNewtonSolver, SemidiscreteMap, cell_masses, semidiscrete_ot
 from jaxotdm.ot.w2 import w2_exact
 from jaxotdm.schedules import Schedule
 from jaxotdm.verify import _prior_parts as P
@@ -501,6 +501,17 @@ def _tau_sweep(smap, taus, key, num, x_np, w_np) -> list[float]:
     return out
 
 
+def _stop_at_tol_solver(x_np):
+    """The sweep measures the map *at* each tolerance: on a line or a plane the exact solver stops at the first
+    iterate within tol (by default it runs to 1e-3 tol, which would put every tolerance at the floor); elsewhere
+    the default Monte Carlo solver, which stops near tol anyway."""
+    d = x_np.shape[1]
+    centred = x_np - x_np.mean(0)
+    if d <= 2 and x_np.shape[0] >= 3 and np.linalg.matrix_rank(centred) == d:
+        return ExactNewtonSolver(tol_fraction=1.0)
+    return None
+
+
 def _solver_sweep(x, w, x_np, w_np, tols, k_solve, k_mass, num_samples) -> dict:
     """W2 of the pushforward at the initial (Voronoi) heights and after each warm-started solve."""
     h0 = -0.5 * jnp.sum(x * x, -1)
@@ -509,9 +520,10 @@ def _solver_sweep(x, w, x_np, w_np, tols, k_solve, k_mass, num_samples) -> dict:
     certs = [float(np.max(np.abs(np.asarray(m0) - w_np) / w_np))]
     iters = [0]
     smap, heights = None, None
+    solver = _stop_at_tol_solver(x_np)
     for i, tol in enumerate(tols):
         smap = semidiscrete_ot(x, w, key=jax.random.fold_in(k_solve, i), tol=float(tol), init_heights=heights,
-                               throw=False)  # a solve short of tol warns; its certificate is recorded
+                               solver=solver, throw=False)  # a solve short of tol warns; its certificate is recorded
         heights = smap.heights
         m = smap.cell_masses(key=jax.random.fold_in(k_mass, i + 1), num_samples=num_samples)
         w2s.append(P.w2_weights(x_np, w_np, np.asarray(m)))
